@@ -1,0 +1,30 @@
+"""Azure Functions app (Python v2 model): relays the Azure OpenAI Responses stream as SSE.
+
+Routes and wiring only; the logic lives in the `responses_relay` package.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+from azurefunctions.extensions.http.fastapi import Request, Response
+
+from responses_relay.service import ChatService
+from responses_relay.settings import load_settings
+
+
+def create_app(service: ChatService | None = None) -> func.FunctionApp:
+    chat_service = service or ChatService(load_settings())
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+    @app.route(route="chat", methods=[func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
+    async def chat(req: Request) -> Response:
+        return await chat_service.chat(req)
+
+    @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
+    async def health(req: Request) -> Response:
+        return chat_service.health()
+
+    return app
+
+
+app = create_app()

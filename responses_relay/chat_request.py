@@ -1,0 +1,129 @@
+"""The caller's request to POST /api/chat: reading it within limits, and validating it.
+
+Validation errors name the field, so the caller can fix the request. Model,
+instructions and token limits are not the caller's to choose: they come from settings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from .errors import HttpError
+from .settings import Settings
+
+ROLES = ("user", "assistant")
+_FIELDS = {"input", "previous_response_id"}
+_MESSAGE_FIELDS = {"role", "content", "type"}
+_RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9_-]{1,250}")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    input: str | list[dict[str, str]]
+    previous_response_id: str | None = None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes `limit` (never read whole first)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def check_content_type(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise HttpError(415, "unsupported_media_type", "Content-Type must be application/json")
+
+
+def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise HttpError(400, "invalid_json", "The body is not valid UTF-8 JSON") from None
+    if not isinstance(document, dict):
+        raise _invalid("The body must be a JSON object", None)
+    for name in document:
+        if name not in _FIELDS:
+            raise _invalid(
+                f"Unknown field {_quote(name)}: only 'input' and 'previous_response_id' are accepted"
+                " (model, instructions and limits are set by the server)",
+                name,
+            )
+    if "input" not in document:
+        raise _invalid("'input' is required: a string, or a list of {role, content} messages", "input")
+    return ChatRequest(
+        input=_parse_input(document["input"], settings),
+        previous_response_id=_parse_response_id(document.get("previous_response_id")),
+    )
+
+
+def _parse_input(value: Any, settings: Settings) -> str | list[dict[str, str]]:
+    if isinstance(value, str):
+        return _parse_text(value, "input", settings)
+    if not isinstance(value, list):
+        raise _invalid("'input' must be a string or a list of messages", "input")
+    if not value:
+        raise _invalid("'input' must not be empty", "input")
+    if len(value) > settings.max_messages:
+        raise _invalid(f"'input' has {len(value)} messages; at most {settings.max_messages} are allowed", "input")
+    return [_parse_message(item, f"input[{index}]", settings) for index, item in enumerate(value)]
+
+
+def _parse_message(value: Any, where: str, settings: Settings) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _invalid(f"'{where}' must be an object with 'role' and 'content'", where)
+    for name in value:
+        if name not in _MESSAGE_FIELDS:
+            raise _invalid(f"Unknown field {_quote(name)} in '{where}'", f"{where}.{name}")
+    if value.get("type", "message") != "message":
+        raise _invalid(f"'{where}.type' must be 'message'", f"{where}.type")
+    role = value.get("role")
+    if role not in ROLES:
+        raise _invalid(f"'{where}.role' must be 'user' or 'assistant'", f"{where}.role")
+    content = value.get("content")
+    if not isinstance(content, str):
+        raise _invalid(f"'{where}.content' must be a string", f"{where}.content")
+    return {"role": role, "content": _parse_text(content, f"{where}.content", settings)}
+
+
+def _parse_text(text: str, where: str, settings: Settings) -> str:
+    if not text.strip():
+        raise _invalid(f"'{where}' must not be empty", where)
+    if len(text) > settings.max_message_chars:
+        raise _invalid(f"'{where}' has {len(text)} characters; at most {settings.max_message_chars} are allowed", where)
+    return text
+
+
+def _parse_response_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _RESPONSE_ID.fullmatch(value):
+        raise _invalid("'previous_response_id' must be a response id such as 'resp_abc123'", "previous_response_id")
+    return value
+
+
+def _quote(name: str) -> str:
+    """A caller-chosen name, shortened and escaped so it cannot break a message or log line."""
+    return repr(name[:40])
+
+
+def _invalid(message: str, param: str | None) -> HttpError:
+    if param is not None:
+        param = param[:100] if param.isprintable() else None
+    return HttpError(400, "invalid_request", message, param=param)
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, "body_too_large", f"The body is larger than {limit} bytes")

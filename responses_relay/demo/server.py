@@ -1,0 +1,272 @@
+"""The demo upstream: a real HTTP server on 127.0.0.1 speaking the Responses stream.
+
+It runs uvicorn on its own event loop in a daemon thread, so the relay reaches it
+through the real openai SDK exactly as it would reach Azure. A `Scenario` turns
+it into a fault injector for the tests: an HTTP error before the stream, an error
+event (flat or nested), `response.failed`, `response.incomplete`, a cut
+connection, a stall, or a stream that just stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+import uvicorn
+from starlette.types import Message, Receive, Scope, Send
+
+from .answers import answer_for, split_deltas
+from .wire import ResponseEvents, error_body, sse
+
+Ending = Literal[
+    "completed", "incomplete", "failed", "error_flat", "error_nested", "cut", "stall", "silent_end", "bad_json"
+]
+
+_STATUS_ERRORS = {
+    400: ("content_filter", "The response was filtered due to the prompt triggering the content management policy."),
+    401: ("401", "Access denied due to invalid subscription key or wrong API endpoint."),
+    403: ("403", "Public access is disabled. Please configure private endpoint."),
+    404: ("DeploymentNotFound", "The API deployment for this resource does not exist."),
+    429: ("429", "Requests to the Responses API have exceeded the rate limit."),
+    500: ("server_error", "The server had an error while processing your request."),
+    503: ("server_error", "The service is temporarily unable to process your request."),
+}
+
+
+@dataclass
+class Scenario:
+    """What the next responses look like. The defaults give a normal, paced answer."""
+
+    text: str | None = None  # None: the canned answer for the question
+    status: int | None = None  # answer with this HTTP error instead of a stream
+    error_code: str | None = None  # overrides the error body's code
+    retry_after: str | None = None  # Retry-After header with `status`
+    delta_seconds: float | None = None  # None: the server's pacing
+    ending: Ending = "completed"
+    after_deltas: int | None = None  # how many deltas come before `ending` (None: all)
+    incomplete_reason: str = "max_output_tokens"
+    hold_headers: bool = False  # send nothing until `release()` (or the client leaves)
+    split_utf8: bool = False  # write each event in two pieces, split inside a character
+
+
+@dataclass
+class StreamRecord:
+    """What the upstream saw of one request, for tests to assert on."""
+
+    request: dict[str, Any]
+    authorization: str | None
+    opened_at: float = field(default_factory=time.monotonic)
+    ended_at: float | None = None
+    client_left: bool = False  # the relay closed the connection before the body ended
+    ended: threading.Event = field(default_factory=threading.Event)
+
+
+class CutConnection(Exception):
+    """Raised inside the app to make uvicorn drop the connection mid-body."""
+
+
+class DemoUpstream:
+    def __init__(self, delta_seconds: float = 0.03) -> None:
+        self.delta_seconds = delta_seconds
+        self.scenario = Scenario()
+        self.records: list[StreamRecord] = []
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._released: asyncio.Event | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self._socket is not None, "start() the demo upstream first"
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}/openai/v1/"
+
+    def start(self) -> str:
+        """Serve on a free port of 127.0.0.1 in a daemon thread; returns the base URL."""
+        if self._thread is not None:
+            return self.base_url
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        config = uvicorn.Config(self, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=30)
+        self._server = uvicorn.Server(config)
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(started,), name="demo-upstream", daemon=True)
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("the demo upstream did not start")
+        return self.base_url
+
+    def _run(self, started: threading.Event) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        self._released = asyncio.Event()
+        assert self._server is not None
+        assert self._socket is not None
+        loop.call_soon(started.set)
+        loop.run_until_complete(self._server.serve(sockets=[self._socket]))
+        loop.close()
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+        self._thread = None
+
+    def set_scenario(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        if self._loop is not None and self._released is not None:
+            self._loop.call_soon_threadsafe(self._released.clear)
+
+    def release(self) -> None:
+        """Let held headers or a stall go on."""
+        if self._loop is not None and self._released is not None:
+            self._loop.call_soon_threadsafe(self._released.set)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["method"] != "POST" or not scope["path"].endswith("/responses"):
+            await _send_json(send, 404, error_body("404", "Resource not found"))
+            return
+        body = await _read_body(receive)
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            await _send_json(send, 400, error_body("invalid_json", "The body is not JSON"))
+            return
+        headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
+        record = StreamRecord(request=request, authorization=headers.get("authorization"))
+        self.records.append(record)
+        left = asyncio.get_running_loop().create_task(_wait_for_disconnect(receive))
+        respond = asyncio.get_running_loop().create_task(self._respond(self.scenario, request, send))
+        try:
+            await asyncio.wait({left, respond}, return_when=asyncio.FIRST_COMPLETED)
+            if not respond.done():
+                record.client_left = True
+                respond.cancel()
+            else:
+                left.cancel()
+            await asyncio.gather(left, respond, return_exceptions=True)
+            error = respond.exception() if not respond.cancelled() else None
+            if isinstance(error, CutConnection):
+                raise error
+        finally:
+            record.ended_at = time.monotonic()
+            record.ended.set()
+
+    async def _respond(self, scenario: Scenario, request: dict[str, Any], send: Send) -> None:
+        assert self._released is not None
+        if scenario.hold_headers:
+            await self._released.wait()
+        if scenario.status is not None:
+            await self._send_status_error(scenario, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        events = ResponseEvents(request)
+        delay = self.delta_seconds if scenario.delta_seconds is None else scenario.delta_seconds
+        text = scenario.text if scenario.text is not None else answer_for(_last_user_text(request))
+        deltas = split_deltas(text)
+        limit = len(deltas) if scenario.after_deltas is None else scenario.after_deltas
+        for payload in events.opening():
+            await _send_event(send, payload, scenario.split_utf8)
+        for delta in deltas[:limit]:
+            if delay:
+                await asyncio.sleep(delay)
+            await _send_event(send, events.delta(delta), scenario.split_utf8)
+        await self._end(scenario, events, deltas[limit:], send)
+
+    async def _end(self, scenario: Scenario, events: ResponseEvents, rest: list[str], send: Send) -> None:
+        assert self._released is not None
+        ending = scenario.ending
+        if ending == "stall":
+            await self._released.wait()
+            for delta in rest:
+                await _send_event(send, events.delta(delta), False)
+        if ending in ("completed", "stall"):
+            for payload in events.completion():
+                await _send_event(send, payload, False)
+        elif ending == "incomplete":
+            await _send_event(send, events.incomplete(scenario.incomplete_reason), False)
+        elif ending == "failed":
+            await _send_event(send, events.failed(), False)
+        elif ending in ("error_flat", "error_nested"):
+            await _send_event(send, events.error(nested=ending == "error_nested"), False)
+        elif ending == "bad_json":
+            await send({"type": "http.response.body", "body": b"data: {not json\n\n", "more_body": True})
+        elif ending == "cut":
+            raise CutConnection
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send_status_error(self, scenario: Scenario, send: Send) -> None:
+        status = scenario.status
+        assert status is not None
+        code, message = _STATUS_ERRORS.get(status, (str(status), "The request failed."))
+        headers = []
+        if scenario.retry_after is not None:
+            headers.append((b"retry-after", scenario.retry_after.encode()))
+        await _send_json(send, status, error_body(scenario.error_code or code, message), headers)
+
+
+_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+
+
+class _DropCutTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], CutConnection))
+
+
+logging.getLogger("uvicorn.error").addFilter(_DropCutTraceback())
+
+
+async def _send_event(send: Send, payload: dict[str, Any], split_utf8: bool) -> None:
+    frame = sse(payload)
+    cut = _inside_a_character(frame) if split_utf8 else None
+    if cut is None:
+        await send({"type": "http.response.body", "body": frame, "more_body": True})
+        return
+    await send({"type": "http.response.body", "body": frame[:cut], "more_body": True})
+    await asyncio.sleep(0.001)  # lets the first piece leave as its own TCP segment
+    await send({"type": "http.response.body", "body": frame[cut:], "more_body": True})
+
+
+def _inside_a_character(frame: bytes) -> int | None:
+    """An offset that falls after the first byte of a multi-byte UTF-8 character."""
+    for index, byte in enumerate(frame):
+        if byte >= 0xC0:
+            return index + 1
+    return None
+
+
+async def _send_json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    start_headers = [(b"content-type", b"application/json"), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": start_headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    body = bytearray()
+    while True:
+        message: Message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _last_user_text(request: dict[str, Any]) -> str:
+    value = request.get("input")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        for message in reversed(value):
+            if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), str):
+                return str(message["content"])
+    return ""

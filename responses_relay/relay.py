@@ -1,0 +1,219 @@
+"""The relay: a producer task reads the upstream stream into a bounded buffer, and
+the response body drains that buffer, as the origin planned it.
+
+The body starts with a comment (so headers and first bytes reach the client at
+once), sends a heartbeat comment whenever nothing was sent for a while, and ends
+after exactly one terminal event. When the client leaves, the producer is
+cancelled and the upstream HTTP response is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing, suppress
+
+import httpx2
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .events import Translator, UpstreamProtocolError
+from .sse import Decoder, encode_comment
+
+OPENING = encode_comment("stream open")
+PING = encode_comment("ping")
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+
+logger = logging.getLogger("responses_relay.relay")
+
+
+class RelayStream:
+    def __init__(
+        self,
+        upstream: httpx2.Response,
+        translator: Translator,
+        *,
+        heartbeat_seconds: float,
+        buffer_bytes: int,
+    ) -> None:
+        self._upstream = upstream
+        self._translator = translator
+        self._heartbeat = heartbeat_seconds
+        self._limit = buffer_bytes
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+        self._data_ready: asyncio.Future[None] | None = None
+        self._space_ready: asyncio.Future[None] | None = None
+        self._producer: asyncio.Task[None] | None = None
+        self._done = False  # the producer has pushed its last bytes
+        self._left = False  # the client went away
+        self._started = time.monotonic()
+        self.first_text_at: float | None = None
+        self.sent_bytes = 0
+        self.outcome: str | None = None
+
+    async def body(self) -> AsyncGenerator[bytes]:
+        """The response body: the opening comment, then whatever the producer pushes."""
+        yield OPENING
+        self._producer = asyncio.get_running_loop().create_task(self._produce())
+        last_sent = time.monotonic()
+        while not self._left:
+            if not self._buffer:
+                if self._done:
+                    return
+                idle = time.monotonic() - last_sent
+                if idle >= self._heartbeat or not await self._wait_for_data(self._heartbeat - idle):
+                    last_sent = time.monotonic()
+                    yield PING
+                continue
+            chunk = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
+            self._buffer.clear()
+            self._buffered = 0
+            _resolve(self._space_ready)
+            self.sent_bytes += len(chunk)
+            last_sent = time.monotonic()
+            yield chunk
+
+    async def _wait_for_data(self, timeout: float) -> bool:
+        """Wait until the producer pushes bytes or finishes; False on timeout."""
+        loop = asyncio.get_running_loop()
+        waiter = self._data_ready = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._data_ready = None
+        return bool(self._buffer) or self._done
+
+    async def _produce(self) -> None:
+        translator = self._translator
+        try:
+            decoder = Decoder()
+            async with aclosing(self._upstream.aiter_bytes()) as chunks:
+                async for chunk in chunks:
+                    for event in decoder.feed(chunk):
+                        translator.feed(event)
+                    if translator.deltas and self.first_text_at is None:
+                        self.first_text_at = time.monotonic()
+                    self._push(translator.take())
+                    if translator.finished:
+                        return
+                    if self._buffered >= self._limit:
+                        await self._wait_for_space()
+            for event in decoder.close():
+                translator.feed(event)
+            translator.fail("upstream_incomplete", "The model service ended the stream before it finished")
+        except httpx2.TimeoutException:
+            logger.warning("upstream stalled longer than the read timeout")
+            translator.fail("upstream_timeout", "The model service stopped sending")
+        except httpx2.TransportError as error:
+            logger.warning("upstream connection lost mid-stream: %s", type(error).__name__)
+            translator.fail("upstream_connection_lost", "The connection to the model service was lost")
+        except UpstreamProtocolError as error:
+            logger.warning("upstream sent a bad event: %s", error)
+            translator.fail("upstream_bad_response", "The model service sent an invalid event")
+        except Exception:
+            # The host considers the invocation finished already: log it here or nobody will.
+            logger.exception("relay failed mid-stream")
+            translator.fail("internal_error", "The relay failed")
+        finally:
+            self._push(translator.take())
+            self._done = True
+            _resolve(self._data_ready)
+            await self._upstream.aclose()
+
+    def _push(self, frames: bytes) -> None:
+        if frames:
+            self._buffer.append(frames)
+            self._buffered += len(frames)
+            _resolve(self._data_ready)
+
+    async def _wait_for_space(self) -> None:
+        waiter = self._space_ready = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._space_ready = None
+
+    def client_left(self) -> None:
+        """The client went away: stop reading upstream and end the body at once."""
+        if self.outcome is None:
+            self.outcome = "client_disconnected"
+        self._left = True
+        if self._producer is not None:
+            self._producer.cancel()
+        _resolve(self._data_ready)
+
+    async def aclose(self) -> None:
+        """Cancel the producer if it still runs; the upstream response is closed either way."""
+        if self._producer is None:
+            await self._upstream.aclose()
+        elif not self._producer.done():
+            self._producer.cancel()
+            try:
+                await self._producer
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise
+        if self.outcome is None:
+            self.outcome = self._translator.outcome or "client_disconnected"
+        self._log()
+
+    def _log(self) -> None:
+        translator = self._translator
+        ttft = None if self.first_text_at is None else round((self.first_text_at - self._started) * 1000)
+        logger.info(
+            "stream ended: outcome=%s response_id=%s model=%s ttft_ms=%s duration_ms=%d deltas=%d bytes=%d usage=%s",
+            self.outcome,
+            translator.response_id,
+            translator.model,
+            ttft,
+            round((time.monotonic() - self._started) * 1000),
+            translator.deltas,
+            self.sent_bytes,
+            translator.usage,
+        )
+
+
+class SSEResponse(Response):
+    """Streams a RelayStream, watching for the client to leave while upstream is quiet."""
+
+    def __init__(self, stream: RelayStream) -> None:
+        # Not Response.__init__: it would render an empty body with Content-Length: 0.
+        self.stream = stream
+        self.status_code = 200
+        self.background = None
+        self.init_headers(SSE_HEADERS)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.get_running_loop().create_task(self._watch(receive))
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async with aclosing(self.stream.body()) as body:
+                async for chunk in body:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:  # uvicorn's ClientDisconnected: the client left while we wrote
+            self.stream.client_left()
+        finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
+            await self.stream.aclose()
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.stream.client_left()
+
+
+def _resolve(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)

@@ -1,0 +1,168 @@
+"""The upstream: an AsyncOpenAI client for Azure OpenAI or any OpenAI-compatible URL.
+
+`Upstream.open` sends `responses.create(stream=True)` and returns once the
+upstream's response headers have arrived; every failure up to that point becomes
+an `HttpError` for the caller. Retries are short, bounded, and only happen here,
+before the first byte has reached the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import httpx2
+import openai
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+from openai import AsyncOpenAI
+
+from .chat_request import ChatRequest
+from .errors import HttpError
+from .settings import Settings
+
+AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
+_RETRY_STATUSES = frozenset({500, 502, 503})
+_MAX_RETRY_DELAY = 2.0
+# Upstream 4xx codes that are about the caller's input, so the caller sees a 400.
+_CALLER_CODES = frozenset(
+    {"content_filter", "context_length_exceeded", "invalid_prompt", "previous_response_not_found"}
+)
+
+logger = logging.getLogger("responses_relay.upstream")
+
+
+class Upstream:
+    """The model service. Auth: the API key when set, otherwise Microsoft Entra ID."""
+
+    def __init__(self, settings: Settings, base_url: str, *, credential: AsyncTokenCredential | None = None) -> None:
+        self.settings = settings
+        self._base_url = base_url
+        self._credential: AsyncTokenCredential | None = None
+        api_key: str | Callable[[], Awaitable[str]]
+        if settings.api_key is not None:
+            api_key = settings.api_key
+        elif settings.endpoint is None:
+            api_key = "demo"  # the built-in demo upstream takes any key
+        else:
+            self._credential = credential or _default_credential(settings)
+            api_key = get_bearer_token_provider(self._credential, AZURE_SCOPE)
+        self.client = AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            max_retries=0,  # retries are ours: bounded and only before the first byte
+            timeout=httpx2.Timeout(
+                connect=settings.connect_timeout_seconds,
+                read=settings.read_timeout_seconds,
+                write=settings.connect_timeout_seconds,
+                pool=settings.connect_timeout_seconds,
+            ),
+        )
+
+    async def open(self, request: ChatRequest) -> httpx2.Response:
+        """The upstream's streaming HTTP response, its headers received and status 2xx."""
+        for attempt in range(self.settings.max_retries + 1):
+            try:
+                api_response = await self.client.responses.with_streaming_response.create(
+                    **self._parameters(request)
+                ).__aenter__()
+                response: httpx2.Response = api_response.http_response
+                return response
+            except openai.APITimeoutError:
+                logger.warning("upstream timed out before its response headers")
+                raise HttpError(504, "upstream_timeout", "The model service did not answer in time") from None
+            except openai.APIConnectionError as error:
+                logger.warning("upstream unreachable (attempt %d): %s", attempt + 1, type(error.__cause__).__name__)
+                if attempt == self.settings.max_retries:
+                    raise HttpError(502, "upstream_unreachable", "The model service could not be reached") from None
+                await asyncio.sleep(0.1 * (attempt + 1))
+            except openai.APIStatusError as error:
+                delay = _retry_after(error.response.headers)
+                retry = error.status_code in _RETRY_STATUSES and attempt < self.settings.max_retries
+                if retry and (delay is None or delay <= _MAX_RETRY_DELAY):
+                    logger.warning("upstream answered %d (attempt %d); retrying", error.status_code, attempt + 1)
+                    await asyncio.sleep(delay if delay is not None else 0.1 * (attempt + 1))
+                    continue
+                raise self._status_error(error) from None
+        raise AssertionError("unreachable")
+
+    def _parameters(self, request: ChatRequest) -> dict[str, Any]:
+        settings = self.settings
+        parameters: dict[str, Any] = {
+            "model": settings.model,
+            "instructions": settings.instructions,
+            "input": request.input,
+            "max_output_tokens": settings.max_output_tokens,
+            "stream": True,
+        }
+        if settings.temperature is not None:
+            parameters["temperature"] = settings.temperature
+        if settings.top_p is not None:
+            parameters["top_p"] = settings.top_p
+        if request.previous_response_id is not None:
+            parameters["previous_response_id"] = request.previous_response_id
+        return parameters
+
+    def _status_error(self, error: openai.APIStatusError) -> HttpError:
+        status, code = error.status_code, error.code or ""
+        logger.warning("upstream refused the request: status %d, code %s", status, code[:64] or "-")
+        if code in _CALLER_CODES and 400 <= status < 500:
+            return HttpError(400, code, self.redact(_message(error) or "The model service refused the input"))
+        if status == 429:
+            delay = _retry_after(error.response.headers)
+            headers = {} if delay is None else {"Retry-After": str(max(1, math.ceil(delay)))}
+            return HttpError(429, "rate_limited", "The model service is busy; retry later", headers=headers)
+        if status in (408, 504):
+            return HttpError(504, "upstream_timeout", "The model service did not answer in time")
+        known = {
+            401: ("upstream_unauthorized", "The relay is not authorized by the model service"),
+            403: ("upstream_forbidden", "The relay is not allowed to use the model service"),
+            404: ("upstream_not_found", "The model deployment was not found"),
+        }
+        if status in known:
+            return HttpError(502, *known[status])
+        if status >= 500:
+            return HttpError(502, "upstream_error", f"The model service failed (HTTP {status})")
+        return HttpError(502, "upstream_rejected", f"The model service rejected the request (HTTP {status})")
+
+    def redact(self, message: str) -> str:
+        """An upstream message made safe for callers: no upstream address, bounded length."""
+        host = httpx2.URL(self._base_url).host
+        for secret in (self._base_url.rstrip("/"), host):
+            if secret:
+                message = message.replace(secret, "the model service")
+        return message[:500]
+
+    async def aclose(self) -> None:
+        await self.client.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+
+def _default_credential(settings: Settings) -> AsyncTokenCredential:
+    # AZURE_CLIENT_ID selects a user-assigned managed identity.
+    return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+
+
+def _message(error: openai.APIStatusError) -> str | None:
+    body = error.body
+    if isinstance(body, Mapping):
+        message = body.get("message")
+        if isinstance(message, str):
+            return message
+    return None
+
+
+def _retry_after(headers: httpx2.Headers) -> float | None:
+    """Seconds to wait from `retry-after-ms` (Azure) or `Retry-After` (seconds only)."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name, "")) * scale
+        except ValueError:
+            continue
+        if math.isfinite(value) and value >= 0:
+            return value
+    return None
