@@ -1,0 +1,86 @@
+"""Shared fixtures: a fault-injecting upstream and the relay served over real sockets.
+
+The upstream is the project's demo upstream (uvicorn in its own thread); the relay
+is the real Functions app, mounted by the local host under uvicorn in the test's
+event loop. Only Azure itself is absent: the upstream speaks its wire format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx2
+import pytest
+import uvicorn
+
+import function_app
+from responses_relay.demo import DemoUpstream, Scenario
+from responses_relay.local_host import build_asgi_app
+from responses_relay.service import ChatService
+from responses_relay.settings import Settings, load_settings
+
+FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def upstream_server() -> Iterator[DemoUpstream]:
+    server = DemoUpstream(delta_seconds=0.002)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def upstream(upstream_server: DemoUpstream) -> Iterator[DemoUpstream]:
+    upstream_server.set_scenario(Scenario())
+    upstream_server.records.clear()
+    yield upstream_server
+    upstream_server.release()  # nothing stays held for the next test
+    upstream_server.set_scenario(Scenario())
+
+
+@pytest.fixture
+def make_settings(upstream_server: DemoUpstream) -> Callable[..., Settings]:
+    def make(**overrides: str) -> Settings:
+        environ = {"OPENAI_ENDPOINT": upstream_server.base_url, "OPENAI_API_KEY": FAKE_KEY, **overrides}
+        return load_settings({key: value for key, value in environ.items() if value is not None})
+
+    return make
+
+
+class RelayServer:
+    """The relay on a real socket, and a client for it."""
+
+    def __init__(self, base_url: str, client: httpx2.AsyncClient, service: ChatService) -> None:
+        self.base_url = base_url
+        self.client = client
+        self.service = service
+
+
+async def serve(service: ChatService, **host_options: object) -> AsyncIterator[RelayServer]:
+    app = build_asgi_app(function_app.create_app(service), **host_options)  # type: ignore[arg-type]
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    # The socket listens already: a client that connects first waits in the backlog.
+    task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx2.AsyncClient(base_url=base_url, timeout=10) as client:
+            yield RelayServer(base_url, client, service)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        await service.aclose()
+        sock.close()
+    leaked = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    assert not leaked, f"leaked tasks: {leaked}"
+
+
+@pytest.fixture
+async def relay(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> AsyncIterator[RelayServer]:
+    async for server in serve(ChatService(make_settings(HEARTBEAT_SECONDS="5"))):
+        yield server

@@ -1,0 +1,68 @@
+"""A test client that reads the relay's SSE body as it arrives, recording when."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+import orjson
+
+from responses_relay.sse import Decoder, Event
+
+
+@dataclass
+class Received:
+    status: int
+    headers: httpx2.Headers
+    raw: bytes = b""
+    events: list[Event] = field(default_factory=list)
+    arrivals: list[tuple[float, Event]] = field(default_factory=list)
+
+    @property
+    def json(self) -> Any:
+        return orjson.loads(self.raw)
+
+    def payloads(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [orjson.loads(event.data) for event in self.events if kind is None or event.event == kind]
+
+    @property
+    def text(self) -> str:
+        return "".join(payload["delta"] for payload in self.payloads("response.output_text.delta"))
+
+    @property
+    def terminals(self) -> list[Event]:
+        return [event for event in self.events if event.event in ("response.completed", "error")]
+
+
+async def chat(
+    client: httpx2.AsyncClient,
+    body: object,
+    *,
+    read_size: int | None = None,
+    stop_after: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Received:
+    """POST /api/chat and read the whole answer, or `stop_after` text deltas then hang up.
+
+    `read_size` re-splits what arrives into pieces of that many bytes before
+    decoding, so multi-byte characters and events are cut across reads.
+    """
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    request_headers = {"content-type": "application/json", **(headers or {})}
+    async with client.stream("POST", "/api/chat", content=content, headers=request_headers) as response:
+        received = Received(response.status_code, response.headers)
+        decoder = Decoder()
+        deltas = 0
+        async for chunk in response.aiter_raw():
+            received.raw += chunk
+            pieces = [chunk] if read_size is None else [chunk[i : i + read_size] for i in range(0, len(chunk), read_size)]
+            for piece in pieces:
+                for event in decoder.feed(piece):
+                    received.events.append(event)
+                    received.arrivals.append((time.monotonic(), event))
+                    deltas += event.event == "response.output_text.delta"
+            if stop_after is not None and deltas >= stop_after:
+                break
+    return received

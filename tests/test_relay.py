@@ -1,0 +1,230 @@
+"""The relay end to end: real sockets, the real openai SDK, the demo upstream as Azure."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from responses_relay.demo import DemoUpstream, Scenario
+from responses_relay.demo.answers import split_deltas
+from responses_relay.service import ChatService
+from responses_relay.settings import Settings
+
+from .conftest import RelayServer, serve
+from .sse_client import chat
+
+QUESTION = {"input": "滋賀県について教えてください。"}
+TEXT = "滋賀県は日本最大の湖、琵琶湖を抱く県です。比叡山延暦寺や彦根城もあり、近江牛も絶品です！"
+
+
+async def test_streams_text_incrementally_and_whole(relay: RelayServer, upstream: DemoUpstream) -> None:
+    upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.02, split_utf8=True))
+    started = time.monotonic()
+    received = await chat(relay.client, QUESTION, read_size=5)
+
+    assert received.status == 200
+    assert received.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert received.headers["cache-control"] == "no-cache, no-transform"
+    assert received.headers["x-accel-buffering"] == "no"
+    assert received.raw.startswith(b": stream open\n\n")
+    assert received.text == TEXT
+    arrivals = [at for at, event in received.arrivals if event.event == "response.output_text.delta"]
+    # ~20 ms between upstream deltas: they arrive spread over the stream, not in one piece at the end.
+    assert len(arrivals) >= len(split_deltas(TEXT)) // 2
+    assert arrivals[-1] - arrivals[0] >= 0.5 * 0.02 * (len(split_deltas(TEXT)) - 1)
+    assert arrivals[0] - started < arrivals[-1] - started - 0.1
+    assert "琵".encode() in received.raw  # UTF-8 on the wire, not \\u escapes
+
+
+async def test_event_ids_are_upstream_sequence_numbers(relay: RelayServer, upstream: DemoUpstream) -> None:
+    upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.005))
+    received = await chat(relay.client, QUESTION)
+
+    deltas = split_deltas(TEXT)
+    first_delta, last_delta = 4, 4 + len(deltas) - 1  # created, in_progress, item added, part added
+    kinds = [event.event for event in received.events]
+    assert kinds[0] == "response.created"
+    assert received.events[0].id == "0"
+    delta_ids = [int(event.id or -1) for event in received.events if event.event == "response.output_text.delta"]
+    assert delta_ids == sorted(delta_ids)
+    assert delta_ids[0] >= first_delta
+    assert delta_ids[-1] == last_delta
+    assert received.terminals == [received.events[-1]]
+    completed = received.payloads("response.completed")[0]
+    assert received.events[-1].id == str(last_delta + 4)  # text done, part done, item done, completed
+    created = received.payloads("response.created")[0]
+    assert completed["response_id"] == created["response_id"]
+    assert completed["status"] == "completed"
+    assert completed["usage"]["output_tokens"] == len(deltas)
+    assert set(completed["usage"]) == {"input_tokens", "output_tokens", "total_tokens"}
+
+
+async def test_request_to_upstream_comes_from_settings(
+    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(MODEL_DEPLOYMENT_NAME="my-deployment", MAX_OUTPUT_TOKENS="77", TEMPERATURE="none")
+    history = [
+        {"role": "user", "content": "滋賀県について教えてください。"},
+        {"role": "assistant", "content": "琵琶湖があります。"},
+        {"role": "user", "content": "京都は？"},
+    ]
+    async for server in serve(ChatService(settings)):
+        received = await chat(server.client, {"input": history, "previous_response_id": "resp_abc"})
+    assert received.terminals[0].event == "response.completed"
+    sent = upstream.records[-1].request
+    assert sent["model"] == "my-deployment"
+    assert sent["instructions"] == settings.instructions
+    assert sent["max_output_tokens"] == 77
+    assert "temperature" not in sent
+    assert sent["top_p"] == 0.95
+    assert sent["stream"] is True
+    assert sent["input"] == history
+    assert sent["previous_response_id"] == "resp_abc"
+
+
+@pytest.mark.parametrize(
+    ("ending", "kind", "code", "has_id"),
+    [
+        ("error_flat", "error", "server_error", True),
+        ("error_nested", "error", "server_error", True),
+        ("failed", "error", "server_error", True),
+        ("incomplete", "response.completed", None, True),
+        ("cut", "error", "upstream_connection_lost", False),
+        ("silent_end", "error", "upstream_incomplete", False),
+        ("bad_json", "error", "upstream_bad_response", False),
+    ],
+)
+async def test_faults_after_the_first_byte_end_with_one_terminal_event(
+    relay: RelayServer, upstream: DemoUpstream, ending: str, kind: str, code: str | None, has_id: bool
+) -> None:
+    upstream.set_scenario(Scenario(text=TEXT, ending=ending, after_deltas=3, delta_seconds=0.001))  # type: ignore[arg-type]
+    received = await chat(relay.client, QUESTION)
+
+    assert received.status == 200
+    assert received.text == "".join(split_deltas(TEXT)[:3])  # nothing that arrived is lost
+    assert received.terminals == [received.events[-1]]
+    terminal = received.events[-1]
+    assert terminal.event == kind
+    assert (terminal.id is not None) == has_id
+    payload = orjson.loads(terminal.data)
+    if kind == "error":
+        assert payload["type"] == "error"
+        assert payload["code"] == code
+        assert payload["message"]
+    else:
+        assert payload["status"] == "incomplete"
+        assert payload["incomplete_reason"] == "max_output_tokens"
+        assert payload["usage"]["output_tokens"] == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "expected_status", "code", "attempts"),
+    [
+        (400, None, 400, "content_filter", 1),
+        (401, None, 502, "upstream_unauthorized", 1),
+        (403, None, 502, "upstream_forbidden", 1),
+        (404, None, 502, "upstream_not_found", 1),
+        (429, "7", 429, "rate_limited", 1),
+        (500, None, 502, "upstream_error", 2),
+        (503, None, 502, "upstream_error", 2),
+    ],
+)
+async def test_faults_before_the_first_byte_are_plain_http(
+    relay: RelayServer,
+    upstream: DemoUpstream,
+    status: int,
+    retry_after: str | None,
+    expected_status: int,
+    code: str,
+    attempts: int,
+) -> None:
+    upstream.set_scenario(Scenario(status=status, retry_after=retry_after))
+    received = await chat(relay.client, QUESTION)
+
+    assert received.status == expected_status
+    assert received.headers["content-type"] == "application/json"
+    error = received.json["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert len(upstream.records) == attempts  # 429 answered at once; 5xx retried once, before any byte
+    if retry_after is not None:
+        assert received.headers["retry-after"] == retry_after
+    assert b"127.0.0.1" not in received.raw
+    assert b"sk-test" not in received.raw
+
+
+async def test_unreachable_upstream_is_502(make_settings: Callable[..., Settings]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    settings = make_settings(OPENAI_ENDPOINT=f"http://127.0.0.1:{port}/openai/v1/", UPSTREAM_MAX_RETRIES="1")
+    async for server in serve(ChatService(settings)):
+        received = await chat(server.client, QUESTION)
+    assert received.status == 502
+    assert received.json["error"]["code"] == "upstream_unreachable"
+    assert str(port).encode() not in received.raw
+
+
+async def test_no_response_headers_in_time_is_504(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+    upstream.set_scenario(Scenario(hold_headers=True))
+    async for server in serve(ChatService(make_settings(UPSTREAM_READ_TIMEOUT_SECONDS="0.3"))):
+        received = await chat(server.client, QUESTION)
+    assert received.status == 504
+    assert received.json["error"]["code"] == "upstream_timeout"
+
+
+async def test_stall_longer_than_read_timeout_ends_with_error(
+    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    upstream.set_scenario(Scenario(text=TEXT, ending="stall", after_deltas=2, delta_seconds=0.001))
+    async for server in serve(ChatService(make_settings(UPSTREAM_READ_TIMEOUT_SECONDS="0.3"))):
+        received = await chat(server.client, QUESTION)
+    assert received.text == "".join(split_deltas(TEXT)[:2])
+    assert received.terminals == [received.events[-1]]
+    assert orjson.loads(received.events[-1].data)["code"] == "upstream_timeout"
+
+
+async def test_heartbeat_while_upstream_is_silent(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+    upstream.set_scenario(Scenario(text=TEXT, ending="stall", after_deltas=2, delta_seconds=0.001))
+    async for server in serve(ChatService(make_settings(HEARTBEAT_SECONDS="0.1"))):
+        headers = {"content-type": "application/json"}
+        raw = b""
+        async with server.client.stream("POST", "/api/chat", content=orjson.dumps(QUESTION), headers=headers) as reply:
+            async for chunk in reply.aiter_raw():
+                raw += chunk
+                if b": ping\n\n" in raw:
+                    upstream.release()  # the upstream goes on only once a heartbeat was seen
+    before_ping, _, after_ping = raw.partition(b": ping\n\n")
+    assert b"response.output_text.delta" in before_ping
+    assert b"event: response.completed" not in before_ping
+    assert after_ping.count(b"event: response.completed") == 1
+    last_event = after_ping.rstrip(b"\n").rsplit(b"\n\n", 1)[-1]
+    assert b"event: response.completed" in last_event
+
+
+async def test_client_leaving_closes_the_upstream_connection(
+    relay: RelayServer, upstream: DemoUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="responses_relay")
+    upstream.set_scenario(Scenario(text=TEXT * 10, delta_seconds=0.05))
+    received = await chat(relay.client, QUESTION, stop_after=2)
+    left_at = time.monotonic()
+
+    assert len(received.payloads("response.output_text.delta")) >= 2
+    record = upstream.records[-1]
+    assert await asyncio.to_thread(record.ended.wait, 5)
+    assert record.client_left
+    assert record.ended_at is not None
+    assert record.ended_at - left_at < 1.0
+    await relay.client.get("/api/health")  # the relay is still serving
+    assert "outcome=client_disconnected" in caplog.text
+
+
+async def test_relayed_stream_parses_with_the_sdk_types_after_the_relay(relay: RelayServer) -> None:
+    received = await chat(relay.client, {"input": "Tell me about Kyoto."})
+    assert "Kyoto" in received.text
+    assert received.events[-1].event == "response.completed"
