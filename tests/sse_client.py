@@ -57,7 +57,9 @@ async def chat(
         deltas = 0
         async for chunk in response.aiter_raw():
             received.raw += chunk
-            pieces = [chunk] if read_size is None else [chunk[i : i + read_size] for i in range(0, len(chunk), read_size)]
+            pieces = (
+                [chunk] if read_size is None else [chunk[i : i + read_size] for i in range(0, len(chunk), read_size)]
+            )
             for piece in pieces:
                 for event in decoder.feed(piece):
                     received.events.append(event)

@@ -42,7 +42,9 @@ def test_completed_carries_usage_and_ends_the_stream() -> None:
     translator = Translator()
     usage = {"input_tokens": 31, "output_tokens": 96, "total_tokens": 127, "output_tokens_details": {}}
     translator.feed(upstream(delta("a", 4)))
-    translator.feed(upstream({"type": "response.completed", "sequence_number": 9, "response": {"id": "r", "usage": usage}}))
+    translator.feed(
+        upstream({"type": "response.completed", "sequence_number": 9, "response": {"id": "r", "usage": usage}})
+    )
     translator.feed(upstream(delta("late", 10)))
     translator.fail("x", "after the end")
     events = relayed(translator.take())
@@ -72,7 +74,7 @@ def test_incomplete_becomes_completed_with_the_reason() -> None:
 
 
 def test_error_shapes_and_failed_become_error_events() -> None:
-    shapes = [
+    shapes: list[dict[str, Any]] = [
         {"type": "error", "code": "rate_limit_exceeded", "message": "slow down", "param": None, "sequence_number": 2},
         {"type": "error", "error": {"type": "server_error", "code": "server_error", "message": "oops"}},
         {"type": "error", "error": {"type": "invalid_request_error", "code": None, "message": "bad"}},
@@ -101,7 +103,9 @@ def test_unknown_events_are_ignored_and_done_marker_too() -> None:
 
 def test_relay_made_error_has_no_id_and_messages_are_redacted() -> None:
     translator = Translator(redact=lambda message: message.replace("secret.example", "the model service"))
-    translator.feed(upstream({"type": "error", "code": "bad code\n", "message": "see secret.example", "sequence_number": 1}))
+    translator.feed(
+        upstream({"type": "error", "code": "bad code\n", "message": "see secret.example", "sequence_number": 1})
+    )
     [(_, payload, event_id)] = relayed(translator.take())
     assert payload == {"type": "error", "code": "bad_code_", "message": "see the model service"}
     assert event_id == "1"

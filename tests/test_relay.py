@@ -169,7 +169,9 @@ async def test_unreachable_upstream_is_502(make_settings: Callable[..., Settings
     assert str(port).encode() not in received.raw
 
 
-async def test_no_response_headers_in_time_is_504(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+async def test_no_response_headers_in_time_is_504(
+    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+) -> None:
     upstream.set_scenario(Scenario(hold_headers=True))
     async for server in serve(ChatService(make_settings(UPSTREAM_READ_TIMEOUT_SECONDS="0.3"))):
         received = await chat(server.client, QUESTION)
@@ -188,7 +190,9 @@ async def test_stall_longer_than_read_timeout_ends_with_error(
     assert orjson.loads(received.events[-1].data)["code"] == "upstream_timeout"
 
 
-async def test_heartbeat_while_upstream_is_silent(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+async def test_heartbeat_while_upstream_is_silent(
+    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+) -> None:
     upstream.set_scenario(Scenario(text=TEXT, ending="stall", after_deltas=2, delta_seconds=0.001))
     async for server in serve(ChatService(make_settings(HEARTBEAT_SECONDS="0.1"))):
         headers = {"content-type": "application/json"}

@@ -29,8 +29,8 @@ def test_newlines_cannot_forge_fields() -> None:
 
 STREAM = (
     ": stream open\r\n\r\n"
-    "id: 0\r\nevent: response.created\r\ndata: {\"a\":1}\r\n\r\n"
-    "event: response.output_text.delta\ndata: {\"delta\":\"滋賀県は琵琶湖\"}\n\n"
+    'id: 0\r\nevent: response.created\r\ndata: {"a":1}\r\n\r\n'
+    'event: response.output_text.delta\ndata: {"delta":"滋賀県は琵琶湖"}\n\n'
     ": ping\n\n"
     "data: line one\rdata: line two\r\r"
     "id: 7\ndata:no-space\n\n"
@@ -74,7 +74,7 @@ def test_decoder_lone_cr_at_end_of_stream_ends_the_line() -> None:
 
 def test_decoder_reports_an_unfinished_event() -> None:
     decoder = Decoder()
-    decoder.feed(b"data: {\"delta\":")
+    decoder.feed(b'data: {"delta":')
     assert decoder.pending
     decoder.feed(b'"x"}\n\n')
     assert not decoder.pending

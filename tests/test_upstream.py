@@ -1,0 +1,91 @@
+"""Auth selection: the API key when set, otherwise Microsoft Entra ID.
+
+Azure itself cannot run here, so the Entra credential is the one thing faked:
+a credential object that hands out a token, as DefaultAzureCredential would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from azure.core.credentials import AccessToken
+
+from responses_relay import upstream as upstream_module
+from responses_relay.demo import DemoUpstream
+from responses_relay.service import ChatService
+from responses_relay.settings import Settings, load_settings
+from responses_relay.upstream import AZURE_SCOPE, Upstream
+
+from .conftest import FAKE_KEY, serve
+from .sse_client import chat
+
+
+class FakeCredential:
+    def __init__(self) -> None:
+        self.scopes: list[tuple[str, ...]] = []
+        self.closed = False
+
+    async def get_token(self, *scopes: str, **options: Any) -> AccessToken:
+        self.scopes.append(scopes)
+        return AccessToken("entra-token-123", 4_102_444_800)
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def __aenter__(self) -> FakeCredential:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def test_api_key_is_sent_as_bearer(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+    async for server in serve(ChatService(make_settings())):
+        await chat(server.client, {"input": "hi"})
+    assert upstream.records[-1].authorization == f"Bearer {FAKE_KEY}"
+
+
+async def test_keyless_uses_the_entra_token_provider(upstream: DemoUpstream) -> None:
+    settings = load_settings({"OPENAI_ENDPOINT": upstream.base_url})
+    credential = FakeCredential()
+    async for server in serve(ChatService(settings, credential=credential)):
+        received = await chat(server.client, {"input": "hi"})
+    assert received.events[-1].event == "response.completed"
+    assert credential.scopes == [(AZURE_SCOPE,)]
+    assert upstream.records[-1].authorization == "Bearer entra-token-123"
+    assert credential.closed
+
+
+def test_keyless_default_credential_gets_the_user_assigned_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[dict[str, Any]] = []
+
+    def default_credential(**options: Any) -> FakeCredential:
+        made.append(options)
+        return FakeCredential()
+
+    monkeypatch.setattr(upstream_module, "DefaultAzureCredential", default_credential)
+    settings = load_settings({"OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/v1/", "AZURE_CLIENT_ID": "abc-123"})
+    Upstream(settings, settings.endpoint or "")
+    assert made == [{"managed_identity_client_id": "abc-123"}]
+
+
+def test_key_never_builds_a_credential(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(**options: Any) -> None:
+        raise AssertionError("a credential was built although a key is set")
+
+    monkeypatch.setattr(upstream_module, "DefaultAzureCredential", refuse)
+    settings = load_settings({"OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/v1/", "OPENAI_API_KEY": "k"})
+    Upstream(settings, settings.endpoint or "")
+
+
+def test_redact_removes_the_upstream_address() -> None:
+    settings = load_settings(
+        {"OPENAI_ENDPOINT": "https://secret-name.openai.azure.com/openai/v1/", "OPENAI_API_KEY": "k"}
+    )
+    upstream = Upstream(settings, settings.endpoint or "")
+    message = upstream.redact(
+        "failed at https://secret-name.openai.azure.com/openai/v1/responses and secret-name.openai.azure.com"
+    )
+    assert "secret-name" not in message
