@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from .chat_request import check_content_type, parse_chat_request, read_body
 from .demo import DemoUpstream
-from .errors import HttpError
+from .errors import HttpError, error_response
 from .events import Translator
 from .relay import RelayStream, SSEResponse
 from .settings import Settings
@@ -49,6 +49,9 @@ class ChatService:
         except HttpError as error:
             logger.info("chat refused: %d %s", error.status, error.code)
             return error.to_response()
+        except Exception:
+            logger.exception("chat failed before the stream started")
+            return error_response(500, "internal_error", "The relay failed; the failure is logged")
         stream = RelayStream(
             response,
             Translator(redact=upstream.redact),

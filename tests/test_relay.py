@@ -12,8 +12,10 @@ import pytest
 
 from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import split_deltas
+from responses_relay.events import Translator
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
+from responses_relay.sse import Event
 
 from .conftest import RelayServer, serve
 from .sse_client import chat
@@ -232,3 +234,32 @@ async def test_relayed_stream_parses_with_the_sdk_types_after_the_relay(relay: R
     received = await chat(relay.client, {"input": "Tell me about Kyoto."})
     assert "Kyoto" in received.text
     assert received.events[-1].event == "response.completed"
+
+
+async def test_a_failure_inside_the_stream_is_logged_and_ends_with_an_error_event(
+    relay: RelayServer, upstream: DemoUpstream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    original = Translator.feed
+
+    def feed(self: Translator, event: Event) -> None:
+        if self.deltas == 3:
+            raise RuntimeError("a bug in the relay")
+        original(self, event)
+
+    monkeypatch.setattr(Translator, "feed", feed)
+    upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.001))
+    received = await chat(relay.client, QUESTION)
+
+    assert received.text == "".join(split_deltas(TEXT)[:3])
+    assert received.terminals == [received.events[-1]]
+    assert orjson.loads(received.events[-1].data) == {
+        "type": "error",
+        "code": "internal_error",
+        "message": "The relay failed",
+    }
+    [crash] = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert crash.getMessage() == "relay failed mid-stream"
+    assert crash.exc_info is not None
+    assert "a bug in the relay" not in received.raw.decode()
+    record = upstream.records[-1]
+    assert await asyncio.to_thread(record.ended.wait, 5)
