@@ -1,0 +1,53 @@
+// The relay's HTTP API: where it is, the function key, health, and the chat request.
+const KEY_STORAGE = "functionKey";
+
+/** The API base URL from config.json ({"apiBase": "https://APP.azurewebsites.net/api"}); same origin by default. */
+export async function loadApiBase() {
+  try {
+    const response = await fetch("config.json", { cache: "no-store" });
+    if (response.ok) {
+      const { apiBase } = await response.json();
+      if (typeof apiBase === "string" && apiBase) return apiBase.replace(/\/+$/, "");
+    }
+  } catch {
+    // No config.json: the API is on this origin.
+  }
+  return "/api";
+}
+
+export function functionKey() {
+  return sessionStorage.getItem(KEY_STORAGE);
+}
+
+export function saveFunctionKey(key) {
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
+}
+
+export async function health(apiBase) {
+  try {
+    const response = await fetch(`${apiBase}/health`, { cache: "no-store" });
+    return response.ok ? await response.json() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** POST the conversation; resolves to the Response (the caller reads its body as a stream). */
+export function postChat(apiBase, input, signal) {
+  const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
+  const key = functionKey();
+  if (key) headers["x-functions-key"] = key; // a header, never the URL: URLs end up in logs
+  return fetch(`${apiBase}/chat`, { method: "POST", headers, body: JSON.stringify({ input }), signal, cache: "no-store" });
+}
+
+/** The {code, message} of an error answered before the stream. */
+export async function errorOf(response) {
+  try {
+    const { error } = await response.json();
+    if (error?.code) return { code: error.code, message: error.message ?? "" };
+  } catch {
+    // not JSON: fall through
+  }
+  return { code: `http_${response.status}`, message: response.statusText || "HTTP error" };
+}

@@ -1,0 +1,92 @@
+// UI text in Japanese and English, chosen from the browser's language, with a switch.
+const TEXT = {
+  ja: {
+    title: "観光ガイド チャット",
+    subtitle: "Azure OpenAI の回答をストリーミングで表示します",
+    demo: "デモモード: 本物のモデルではなく、組み込みのデモ応答を表示しています。",
+    label: "質問",
+    placeholder: "例: 滋賀県について教えてください。（Enter で送信、Shift+Enter で改行）",
+    send: "送信",
+    stop: "停止",
+    newChat: "新しい会話",
+    language: "言語",
+    you: "あなた",
+    assistant: "ガイド",
+    thinking: "回答を待っています…",
+    stopped: "停止しました。",
+    cut: "接続が途中で切れました。回答は完全ではありません。",
+    incomplete: "回答は途中で打ち切られました（理由: {reason}）。",
+    retry: "再試行",
+    failed: "エラー: {message}（{code}）",
+    network: "サーバーに接続できませんでした。",
+    ttft: "最初の文字まで {ms} ms",
+    rate: "{rate} トークン/秒",
+    usage: "トークン: 入力 {input} / 出力 {output} / 合計 {total}",
+    keyTitle: "関数キーが必要です",
+    keyHelp: "この API は関数キーを必要とします。キーはこのタブを閉じるまでのみ保存されます。",
+    keyLabel: "関数キー",
+    keySave: "保存して再送信",
+    keyCancel: "キャンセル",
+  },
+  en: {
+    title: "Tour guide chat",
+    subtitle: "Streams Azure OpenAI answers as they are generated",
+    demo: "Demo mode: answers come from the built-in demo, not a real model.",
+    label: "Question",
+    placeholder: "e.g. Tell me about Kyoto. (Enter sends, Shift+Enter adds a line)",
+    send: "Send",
+    stop: "Stop",
+    newChat: "New conversation",
+    language: "Language",
+    you: "You",
+    assistant: "Guide",
+    thinking: "Waiting for the answer…",
+    stopped: "Stopped.",
+    cut: "The connection was cut; the answer is not complete.",
+    incomplete: "The answer was cut short (reason: {reason}).",
+    retry: "Retry",
+    failed: "Error: {message} ({code})",
+    network: "Could not reach the server.",
+    ttft: "first token after {ms} ms",
+    rate: "{rate} tokens/s",
+    usage: "tokens: {input} in / {output} out / {total} total",
+    keyTitle: "A function key is needed",
+    keyHelp: "This API needs a function key. It is kept only until you close this tab.",
+    keyLabel: "Function key",
+    keySave: "Save and resend",
+    keyCancel: "Cancel",
+  },
+};
+
+export const LANGUAGES = Object.keys(TEXT);
+let current = "en";
+
+export function chooseLanguage(saved, browserLanguages) {
+  if (LANGUAGES.includes(saved)) return saved;
+  const preferred = (browserLanguages ?? []).map((tag) => tag.toLowerCase().split("-")[0]);
+  return preferred.find((tag) => LANGUAGES.includes(tag)) ?? "en";
+}
+
+export function setLanguage(language) {
+  current = LANGUAGES.includes(language) ? language : "en";
+  return current;
+}
+
+export function language() {
+  return current;
+}
+
+/** The text for `key`, with {name} placeholders filled from `values`. */
+export function t(key, values = {}) {
+  const template = TEXT[current][key] ?? TEXT.en[key] ?? key;
+  return template.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
+}
+
+/** Fill every [data-i18n] element's text and [data-i18n-placeholder] placeholder. */
+export function translatePage(root) {
+  root.documentElement.lang = current;
+  for (const element of root.querySelectorAll("[data-i18n]")) element.textContent = t(element.dataset.i18n);
+  for (const element of root.querySelectorAll("[data-i18n-placeholder]")) {
+    element.placeholder = t(element.dataset.i18nPlaceholder);
+  }
+}

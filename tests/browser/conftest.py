@@ -1,0 +1,60 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright, against the local host in demo mode."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, async_playwright
+
+from responses_relay.demo import DemoUpstream
+from responses_relay.service import ChatService
+from responses_relay.settings import load_settings
+
+from ..conftest import RelayServer, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# Chromium's own background traffic would only be refused here: turn it off.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def site(upstream: DemoUpstream) -> AsyncIterator[RelayServer]:
+    """The local host in demo mode (the test's upstream stands in for the built-in one), serving static/."""
+    service = ChatService(load_settings({}), demo=upstream)
+    async for server in serve(service, static_dir=ROOT / "static"):
+        yield server
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test installs Debian's chromium")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def page(site: RelayServer, chromium: str) -> AsyncIterator[Page]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = await browser.new_context(locale="ja-JP", viewport={"width": 900, "height": 800})
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        await page.goto(site.base_url + "/")
+        await page.wait_for_selector("body[data-ready=true]")
+        yield page
+        await browser.close()
+        assert not errors, f"errors in the page: {errors}"

@@ -1,0 +1,208 @@
+"""The chat page in real Chromium against the local host in demo mode."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import orjson
+from playwright.async_api import Page, Route, expect
+
+from responses_relay.demo import DemoUpstream, Scenario
+
+from ..conftest import RelayServer
+from .conftest import ARTIFACTS
+
+ANSWER = "滋賀県は日本最大の湖、琵琶湖を抱く自然豊かな県です。比叡山延暦寺や彦根城など歴史の見どころも多く、近江牛も楽しめます。"
+DONE = "body[data-busy=false] .turn.assistant .metrics:not(:empty)"
+
+
+async def send(page: Page, text: str) -> None:
+    await page.fill("#question", text)
+    await page.press("#question", "Enter")
+
+
+async def test_japanese_question_streams_in_progressively(page: Page, upstream: DemoUpstream) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.03))
+    await page.evaluate(
+        """() => {
+          window.lengths = [];
+          new MutationObserver(() => {
+            const body = document.querySelector('.turn.assistant .body');
+            if (body) window.lengths.push(body.textContent.length);
+          }).observe(document.querySelector('#transcript'), {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+    await send(page, "滋賀県について教えてください。")
+    await page.wait_for_selector(DONE)
+
+    lengths: list[int] = await page.evaluate("window.lengths")
+    assert len({length for length in lengths if 0 < length < len(ANSWER)}) >= 5  # seen growing, not all at once
+    assert await page.inner_text(".turn.assistant .body") == ANSWER
+    assert await page.inner_text(".turn.user .body") == "滋賀県について教えてください。"
+    metrics = await page.inner_text(".turn.assistant .metrics")
+    assert re.search(r"最初の文字まで \d+ ms · [\d.]+ トークン/秒 · トークン: 入力 \d+ / 出力 \d+ / 合計 \d+", metrics)
+    await expect(page.locator("#demo-banner")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "chat.png", full_page=True)
+
+
+async def test_stop_ends_the_stream_and_the_upstream_call(page: Page, upstream: DemoUpstream) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER * 5, delta_seconds=0.05))
+    await send(page, "滋賀県について教えてください。")
+    await page.wait_for_function("() => document.querySelector('.turn.assistant .body').textContent.length > 3")
+    await page.click("#stop")
+
+    await expect(page.locator(".turn.assistant .status")).to_have_text("停止しました。")
+    record = upstream.records[-1]
+    assert await asyncio.to_thread(record.ended.wait, 5)
+    assert record.client_left
+    await expect(page.locator("#send")).to_be_visible()
+    await expect(page.locator("#stop")).to_be_hidden()
+
+
+async def test_second_question_sends_the_first_exchange_back(page: Page, upstream: DemoUpstream) -> None:
+    upstream.set_scenario(Scenario(text="琵琶湖は**日本最大**の湖です。", delta_seconds=0.001))
+    await send(page, "滋賀県について教えてください。")
+    await page.wait_for_selector(DONE)
+    await send(page, "京都は？")
+    await page.wait_for_function("() => document.querySelectorAll('.turn.assistant .metrics:not(:empty)').length === 2")
+
+    assert upstream.records[-1].request["input"] == [
+        {"role": "user", "content": "滋賀県について教えてください。"},
+        {"role": "assistant", "content": "琵琶湖は**日本最大**の湖です。"},
+        {"role": "user", "content": "京都は？"},
+    ]
+    await page.click("#new-chat")
+    await expect(page.locator(".turn")).to_have_count(0)
+    await send(page, "奈良は？")
+    await page.wait_for_selector(DONE)
+    assert upstream.records[-1].request["input"] == [{"role": "user", "content": "奈良は？"}]
+
+
+async def test_enter_while_an_ime_is_composing_does_not_send(page: Page, upstream: DemoUpstream) -> None:
+    await page.fill("#question", "しがけん")
+    await page.evaluate(
+        """() => {
+          const box = document.querySelector('#question');
+          const key = (init, keyCode) => {
+            const event = new KeyboardEvent('keydown', {key: 'Enter', bubbles: true, cancelable: true, ...init});
+            if (keyCode) Object.defineProperty(event, 'keyCode', {value: keyCode});
+            box.dispatchEvent(event);
+          };
+          box.dispatchEvent(new CompositionEvent('compositionstart', {data: ''}));
+          key({isComposing: true});          // Chrome, Firefox: the Enter that confirms a conversion
+          key({}, 229);                      // browsers that only give keyCode 229
+          box.dispatchEvent(new CompositionEvent('compositionend', {data: '滋賀県'}));
+          key({}, 229);                      // Safari: compositionend first, then keydown 229
+        }"""
+    )
+    await page.press("#question", "Shift+Enter")  # a newline, not a send
+    assert upstream.records == []
+    assert await page.input_value("#question") == "しがけん\n"
+    await page.press("#question", "Enter")
+    await page.wait_for_selector(DONE)
+    assert len(upstream.records) == 1
+
+
+async def test_model_output_cannot_run_script_or_load_anything(page: Page, upstream: DemoUpstream) -> None:
+    hostile = (
+        "Safe **bold**.\n\n"
+        '<img src=x onerror="window.pwned=1">\n\n'
+        "<script>window.pwned=2</script>\n\n"
+        "[click me](javascript:window.pwned=3)\n\n"
+        '<a href="javascript:window.pwned=4">raw link</a> <iframe src="https://example.com"></iframe>\n\n'
+        "![remote](https://example.com/x.png)\n\n"
+        '<div onmouseover="window.pwned=5" style="position:fixed;inset:0">cover</div>'
+    )
+    upstream.set_scenario(Scenario(text=hostile, delta_seconds=0.001))
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    await send(page, "show me")
+    await page.wait_for_selector(DONE)
+    body = page.locator(".turn.assistant .body")
+    await body.locator("a").first.click(modifiers=["Control"], no_wait_after=True)
+    await page.mouse.move(10, 10)
+
+    assert await page.evaluate("window.pwned") is None
+    assert await body.locator("img, script, iframe, [onerror], [onmouseover], [style]").count() == 0
+    hrefs = await body.locator("a").evaluate_all("links => links.map(link => link.getAttribute('href'))")
+    assert not [href for href in hrefs if href and href.lower().startswith("javascript")]
+    text = await body.inner_text()
+    assert "Safe bold." in text
+    assert "<script>window.pwned=2</script>" in text  # raw HTML is shown as text
+    assert not [url for url in requests if "example.com" in url]
+
+
+async def test_errors_are_shown_with_a_retry(page: Page, upstream: DemoUpstream) -> None:
+    upstream.set_scenario(Scenario(status=500))
+    await send(page, "滋賀県について教えてください。")
+    status = page.locator(".turn.assistant .status")
+    await expect(status).to_contain_text("upstream_error")
+    await expect(status).to_have_attribute("role", "alert")
+
+    upstream.set_scenario(Scenario(text=ANSWER, ending="error_nested", after_deltas=4, delta_seconds=0.001))
+    await page.click(".turn.assistant .retry")
+    await expect(status).to_contain_text("server_error")
+    assert (await page.inner_text(".turn.assistant .body")).startswith(ANSWER[:4])
+    await expect(page.locator(".turn.assistant")).to_have_count(1)
+
+
+async def test_a_stream_without_a_terminal_event_is_reported_as_cut(page: Page) -> None:
+    delta = orjson.dumps({"type": "response.output_text.delta", "delta": "途中まで"}).decode()
+
+    async def cut_stream(route: Route) -> None:
+        body = f": stream open\n\nid: 4\nevent: response.output_text.delta\ndata: {delta}\n\n"
+        await route.fulfill(status=200, headers={"content-type": "text/event-stream; charset=utf-8"}, body=body)
+
+    await page.route("**/api/chat", cut_stream)
+    await send(page, "滋賀県について教えてください。")
+    await expect(page.locator(".turn.assistant .status")).to_contain_text("接続が途中で切れました")
+    assert await page.inner_text(".turn.assistant .body") == "途中まで"
+    await expect(page.locator(".turn.assistant .metrics")).to_be_empty()
+
+
+async def test_language_switch(page: Page) -> None:
+    await expect(page.locator("h1")).to_have_text("観光ガイド チャット")
+    await page.select_option("#language", "en")
+    await expect(page.locator("h1")).to_have_text("Tour guide chat")
+    await expect(page.locator("#demo-banner")).to_contain_text("Demo mode")
+    await page.reload()
+    await page.wait_for_selector("body[data-ready=true]")
+    await expect(page.locator("h1")).to_have_text("Tour guide chat")
+    assert await page.get_attribute("html", "lang") == "en"
+
+
+async def test_function_key_is_asked_once_and_kept_in_session_storage(
+    page: Page, site: RelayServer, upstream: DemoUpstream
+) -> None:
+    upstream.set_scenario(Scenario(text="OK", delta_seconds=0.001))
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    await page.route("**/api/chat", _require_key("secret-key"))
+    await send(page, "滋賀県について教えてください。")
+    await expect(page.locator("#key-dialog")).to_be_visible()
+    await page.fill("#key-input", "secret-key")
+    await page.click("#key-form button[value=save]")
+    await page.wait_for_selector(DONE)
+
+    assert await page.evaluate("sessionStorage.getItem('functionKey')") == "secret-key"
+    assert await page.evaluate("localStorage.getItem('functionKey')") is None
+    assert not [url for url in urls if "secret-key" in url]
+    await send(page, "京都は？")
+    await page.wait_for_function("() => document.querySelectorAll('.turn.assistant .metrics:not(:empty)').length === 2")
+    await expect(page.locator("#key-dialog")).to_be_hidden()
+
+
+def _require_key(key: str):  # type: ignore[no-untyped-def]
+    """A stand-in for the Functions host's key check, in front of the real relay."""
+
+    async def handle(route: Route) -> None:
+        if route.request.headers.get("x-functions-key") != key:
+            await route.fulfill(
+                status=401, content_type="application/json", body='{"error":{"code":"unauthorized","message":"key"}}'
+            )
+        else:
+            await route.continue_()
+
+    return handle
