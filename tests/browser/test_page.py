@@ -13,7 +13,10 @@ from responses_relay.demo import DemoUpstream, Scenario
 from ..conftest import RelayServer
 from .conftest import ARTIFACTS
 
-ANSWER = "滋賀県は日本最大の湖、琵琶湖を抱く自然豊かな県です。比叡山延暦寺や彦根城など歴史の見どころも多く、近江牛も楽しめます。"
+ANSWER = (
+    "滋賀県は日本最大の湖、琵琶湖を抱く自然豊かな県です。"
+    "比叡山延暦寺や彦根城など歴史の見どころも多く、近江牛も楽しめます。"
+)
 DONE = "body[data-busy=false] .turn.assistant .metrics:not(:empty)"
 
 
