@@ -63,7 +63,7 @@ def build_asgi_app(
         # Methods are checked in the endpoint, so a wrong one gets 405 rather than the static files' 404.
         endpoint = _endpoint(function.get_user_function(), trigger.name, methods, key)
         routes.append(Route(path, endpoint, methods=_ALL_METHODS))
-    if static_dir is not None:
+    if static_dir is not None and static_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=static_dir, html=True)))
     middleware = []
     if cors_origins:

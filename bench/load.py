@@ -1,0 +1,153 @@
+"""Load client: many concurrent SSE streams over raw sockets, timing every delta.
+
+Each stream is one HTTP/1.1 connection parsed with httptools (chunked bodies included)
+and the project's SSE decoder. A delta's text holds emit times ("<ns>;" each), so
+latency = receive time - emit time for every delta, merged or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import cast
+
+import httptools
+import orjson
+
+from responses_relay.sse import Decoder
+
+
+@dataclass
+class Target:
+    name: str
+    host: str
+    port: int
+    path: str  # /api/chat for a relay, /openai/v1/responses for the upstream itself
+    direct: bool = False
+
+    def request(self, knobs: str) -> bytes:
+        if self.direct:
+            body = orjson.dumps({"model": "gpt-4o-mini", "input": [{"role": "user", "content": knobs}], "stream": True})
+        else:
+            body = orjson.dumps({"input": knobs})
+        head = (
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+            f"Accept: text/event-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+
+@dataclass
+class StreamResult:
+    stream_id: str
+    status: int = 0
+    first_delta_ms: float | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+    deltas: int = 0
+    completed: bool = False
+    error: str | None = None
+    left_at_ns: int | None = None  # when this client hung up on purpose
+
+
+class StreamClient(asyncio.Protocol):
+    def __init__(self, target: Target, knobs: str, result: StreamResult, leave_after: int | None) -> None:
+        self.target, self.knobs, self.result, self.leave_after = target, knobs, result, leave_after
+        self.parser = httptools.HttpResponseParser(self)
+        self.decoder = Decoder()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sent_ns = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        self.sent_ns = time.monotonic_ns()
+        self.transport.write(self.target.request(self.knobs))
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            self._finish(f"bad HTTP: {error}")
+
+    def on_headers_complete(self) -> None:
+        self.result.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        now = time.monotonic_ns()
+        result = self.result
+        for event in self.decoder.feed(body):
+            payload = orjson.loads(event.data)
+            kind = payload.get("type")
+            if kind == "response.output_text.delta":
+                if result.first_delta_ms is None:
+                    result.first_delta_ms = (now - self.sent_ns) / 1e6
+                for stamp in payload["delta"].split(";")[:-1]:
+                    result.latencies_ms.append((now - int(stamp)) / 1e6)
+                    result.deltas += 1
+                if self.leave_after is not None and result.deltas >= self.leave_after:
+                    result.left_at_ns = time.monotonic_ns()
+                    self.transport.close()
+                    self._finish(None)
+                    return
+            elif kind == "response.completed":
+                # The relays flatten the status; the upstream itself nests it in `response`.
+                status = payload.get("status") or payload.get("response", {}).get("status")
+                result.completed = status == "completed"
+            elif kind == "error":
+                result.error = f"error event: {payload.get('code')}"
+
+    def on_message_complete(self) -> None:
+        if self.result.status != 200:
+            self.result.error = f"HTTP {self.result.status}"
+        elif not self.result.completed and self.result.error is None:
+            self.result.error = "ended without response.completed"
+        self.transport.close()
+        self._finish(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._finish("connection lost" if self.result.left_at_ns is None else None)
+
+    def _finish(self, error: str | None) -> None:
+        if error and self.result.error is None and not self.done.done():
+            self.result.error = error
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def run_stream(
+    target: Target, knobs: str, stream_id: str, leave_after: int | None = None, timeout: float = 120
+) -> StreamResult:
+    result = StreamResult(stream_id)
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.create_connection(
+            lambda: StreamClient(target, f"{knobs} id={stream_id}", result, leave_after), target.host, target.port
+        )
+        try:
+            await asyncio.wait_for(protocol.done, timeout)
+        finally:
+            transport.close()
+    except (OSError, TimeoutError) as error:
+        result.error = result.error or type(error).__name__
+    return result
+
+
+async def run_streams(
+    target: Target,
+    *,
+    streams: int,
+    deltas: int,
+    interval: float,
+    prefix: str,
+    leave: bool = False,
+    seed: int = 7,
+) -> list[StreamResult]:
+    """`streams` concurrent streams; with `leave`, each hangs up after a random number of deltas."""
+    chance = random.Random(seed)
+    knobs = f"n={deltas} interval={interval}"
+    jobs = [
+        run_stream(target, knobs, f"{prefix}-{index}", chance.randint(1, deltas - 1) if leave else None)
+        for index in range(streams)
+    ]
+    return list(await asyncio.gather(*jobs))

@@ -1,0 +1,362 @@
+"""Benchmark runner: the project against the floor (direct) and the naive SDK relay.
+
+Starts the upstream emulator and, one after the other, each relay as its own process
+(both served by the project's local host, so only the function differs), drives the
+scenarios with the load client in this process, and writes bench/RESULTS.md.
+
+    python -m bench.run             # the full run (a few minutes)
+    python -m bench.run --smoke     # tiny counts, as the tests run it
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openai
+import uvicorn
+
+from .load import StreamResult, Target, run_streams
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"  # the processes' logs (not committed)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    streams: int
+    deltas: int
+    interval: float
+    repeat: int = 1  # sequential rounds (S1: one stream is one sample of time to first delta)
+    leave: bool = False
+
+
+FULL = [
+    Scenario("S1", "1 stream x 200 deltas at 20 ms (x5 rounds)", 1, 200, 0.02, repeat=5),
+    Scenario("S2", "100 streams x 100 deltas at 20 ms", 100, 100, 0.02),
+    Scenario("S3", "20 streams x 2,000 deltas, as fast as possible", 20, 2000, 0.0),
+    Scenario("S4", "1,000 streams x 50 deltas at 100 ms", 1000, 50, 0.1),
+    Scenario("S5", "200 streams at 20 ms, clients leave at random points", 200, 100, 0.02, leave=True),
+]
+SMOKE = [
+    Scenario("S1", "1 stream x 10 deltas at 5 ms", 1, 10, 0.005),
+    Scenario("S2", "5 streams x 10 deltas at 5 ms", 5, 10, 0.005),
+    Scenario("S3", "2 streams x 50 deltas, as fast as possible", 2, 50, 0.0),
+    Scenario("S4", "20 streams x 5 deltas at 10 ms", 20, 5, 0.01),
+    Scenario("S5", "5 streams, clients leave at random points", 5, 20, 0.005, leave=True),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def process(command: list[str], ready: str, env: dict[str, str], log: Path) -> Iterator[tuple[int, str]]:
+    """A child process, once it printed a line containing `ready`: (pid, that line). Output goes to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    child = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
+    )
+    seen: list[str] = []
+    is_ready = threading.Event()
+
+    def drain() -> None:
+        assert child.stdout is not None
+        with log.open("w") as sink:
+            for line in child.stdout:
+                sink.write(line)
+                if not is_ready.is_set() and ready in line:
+                    seen.append(line)
+                    is_ready.set()
+        is_ready.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        is_ready.wait(60)
+        if not seen:
+            raise RuntimeError(f"{command} did not print {ready!r}; see {log}")
+        yield child.pid, seen[0]
+    finally:
+        child.terminate()
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        reader.join(10)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+async def sample_peak_rss(pid: int, peak: list[int], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        peak[0] = max(peak[0], rss_bytes(pid))
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.02)
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def upstream_closes(port: int, expected: set[str], deadline: float) -> dict[str, int]:
+    """Stream id -> when the upstream saw its connection close, collected until all came or the deadline."""
+    closes: dict[str, int] = {}
+    while time.monotonic() < deadline and not expected <= closes.keys():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        closes.update(json.loads(await reader.readexactly(length)))
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.05)
+    return closes
+
+
+async def measure(target: Target, scenario: Scenario, pid: int | None, upstream_port: int) -> dict[str, Any]:
+    results: list[StreamResult] = []
+    cpu_before = cpu_seconds(pid) if pid else 0.0
+    rss_before = rss_bytes(pid) if pid else 0
+    peak = [rss_before]
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_peak_rss(pid, peak, stop)) if pid else None
+    started = time.monotonic()
+    for round_index in range(scenario.repeat):
+        results += await run_streams(
+            target,
+            streams=scenario.streams,
+            deltas=scenario.deltas,
+            interval=scenario.interval,
+            prefix=f"{target.name}-{scenario.name}-{round_index}",
+            leave=scenario.leave,
+        )
+    wall = time.monotonic() - started
+    stop.set()
+    if sampler:
+        await sampler
+    cpu = cpu_seconds(pid) - cpu_before if pid else None
+    deltas = sum(result.deltas for result in results)
+    latencies = [latency for result in results for latency in result.latencies_ms]
+    first = [result.first_delta_ms for result in results if result.first_delta_ms is not None]
+    figures: dict[str, Any] = {
+        "streams": len(results),
+        "deltas": deltas,
+        "errors": sum(result.error is not None for result in results),
+        "error_kinds": sorted({result.error for result in results if result.error}),
+        "first_p50": percentile(first, 0.5),
+        "first_p99": percentile(first, 0.99),
+        "latency_p50": percentile(latencies, 0.5),
+        "latency_p99": percentile(latencies, 0.99),
+        "deltas_per_s": deltas / wall if wall else None,
+        "cpu_us_per_delta": cpu / deltas * 1e6 if cpu is not None and deltas else None,
+        "peak_rss_mib": peak[0] / 2**20 if pid else None,
+        "rss_kib_per_stream": (peak[0] - rss_before) / 1024 / scenario.streams if pid else None,
+    }
+    if scenario.leave:
+        left = {result.stream_id: result.left_at_ns for result in results if result.left_at_ns is not None}
+        closes = await upstream_closes(upstream_port, set(left), time.monotonic() + 3)
+        waits = [(closes[stream] - at) / 1e6 for stream, at in left.items() if stream in closes]
+        figures.update(
+            left=len(left), closed=len(waits), cancel_p50=percentile(waits, 0.5), cancel_p99=percentile(waits, 0.99)
+        )
+        figures["errors"] = sum(result.error is not None for result in results)
+    return figures
+
+
+async def run_target(target: Target, scenarios: list[Scenario], pid: int | None, upstream_port: int) -> dict[str, Any]:
+    await run_streams(target, streams=3, deltas=5, interval=0.001, prefix=f"{target.name}-warmup")
+    return {scenario.name: await measure(target, scenario, pid, upstream_port) for scenario in scenarios}
+
+
+def relay_command(app_dir: Path, port: int) -> list[str]:
+    return [sys.executable, "-m", "responses_relay.local_host", "--port", str(port), "--app-dir", str(app_dir)]
+
+
+def run(scenarios: list[Scenario], targets: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    upstream_cmd = [sys.executable, "-m", "bench.upstream", "--port", "0"]
+    with process(upstream_cmd, "PORT", {}, OUT / "upstream.log") as (_, ready_line):
+        upstream_port = int(ready_line.split()[1])
+        relay_env = {
+            "OPENAI_ENDPOINT": f"http://127.0.0.1:{upstream_port}/openai/v1/",
+            "OPENAI_API_KEY": "bench",
+            "PYTHONPATH": str(ROOT),
+        }
+        for name in targets:
+            if name == "direct":
+                target = Target("direct", "127.0.0.1", upstream_port, "/openai/v1/responses", direct=True)
+                results[name] = asyncio.run(run_target(target, scenarios, None, upstream_port))
+                continue
+            port = free_port()
+            app_dir = ROOT if name == "project" else ROOT / "bench" / "naive"
+            with process(relay_command(app_dir, port), "Uvicorn running on", relay_env, OUT / f"{name}.log") as (
+                pid,
+                _,
+            ):
+                target = Target(name, "127.0.0.1", port, "/api/chat")
+                results[name] = asyncio.run(run_target(target, scenarios, pid, upstream_port))
+    return results
+
+
+TARGETS = ("direct", "naive", "project")
+
+
+def check_targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """The issue's targets, each as (target, met, the figures behind it)."""
+    project, naive, direct = results["project"], results["naive"], results["direct"]
+    if any(
+        figure is None
+        for figure in (
+            project["S3"]["cpu_us_per_delta"],
+            naive["S3"]["cpu_us_per_delta"],
+            project["S2"]["latency_p99"],
+            direct["S2"]["latency_p99"],
+            project["S1"]["first_p50"],
+            direct["S1"]["first_p50"],
+        )
+    ):
+        return [("all targets", False, "a figure is missing: see the errors above")]
+    checks = []
+    cpu, naive_cpu = project["S3"]["cpu_us_per_delta"], naive["S3"]["cpu_us_per_delta"]
+    checks.append(
+        (
+            "S3: CPU per relayed delta <= naive / 8",
+            cpu <= naive_cpu / 8,
+            f"{cpu:.1f} us vs naive {naive_cpu:.1f} us (ratio 1/{naive_cpu / cpu:.1f})",
+        )
+    )
+    p99, floor = project["S2"]["latency_p99"], direct["S2"]["latency_p99"]
+    checks.append(
+        (
+            "S2: latency p99 <= direct p99 + 5 ms, zero errors",
+            p99 <= floor + 5 and project["S2"]["errors"] == 0,
+            f"{p99:.2f} ms vs direct {floor:.2f} ms (+{p99 - floor:.2f} ms), errors {project['S2']['errors']}",
+        )
+    )
+    first, first_floor = project["S1"]["first_p50"], direct["S1"]["first_p50"]
+    checks.append(
+        (
+            "S1: time to first delta <= direct + 2 ms",
+            first <= first_floor + 2,
+            f"{first:.2f} ms vs direct {first_floor:.2f} ms (+{first - first_floor:.2f} ms, medians of the rounds)",
+        )
+    )
+    s4 = project["S4"]
+    checks.append(
+        (
+            "S4: all streams complete, zero errors, <= 30 KiB RSS per stream",
+            s4["errors"] == 0 and s4["rss_kib_per_stream"] <= 30,
+            f"errors {s4['errors']}, {s4['rss_kib_per_stream']:.1f} KiB per stream",
+        )
+    )
+    s5 = project["S5"]
+    met = s5["closed"] == s5["left"] and s5["cancel_p99"] is not None and s5["cancel_p99"] <= 50
+    checks.append(
+        (
+            "S5: upstream closed within 50 ms p99 of the client leaving",
+            met,
+            f"p99 {_ms(s5['cancel_p99'])}, closed {s5['closed']}/{s5['left']}",
+        )
+    )
+    return checks
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> str:
+    lines = [
+        "# Benchmark results" + (" (smoke run: tiny counts, figures mean nothing)" if smoke else ""),
+        "",
+        f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC}",
+        f"- machine: {os.cpu_count()} cores, {platform.machine()}, Linux {platform.release()},"
+        f" Python {platform.python_version()}",
+        f"- versions: openai {openai.__version__}, uvicorn {uvicorn.__version__}",
+        "- all processes on one machine, on loopback: upstream emulator, relay, load client",
+        "- direct: the client reads the upstream itself (the floor); naive: the SDK relay users would otherwise",
+        "  write (bench/naive); project: function_app.py. Both relays run under the same local host.",
+        "",
+        "| scenario | target | first delta p50 / p99 | delta latency p50 / p99 | deltas/s | relay CPU per delta"
+        " | peak RSS | RSS per stream | errors | cancel p50 / p99 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for scenario in scenarios:
+        for name, by_scenario in results.items():
+            figures = by_scenario[scenario.name]
+            cancel = f"{_ms(figures.get('cancel_p50'))} / {_ms(figures.get('cancel_p99'))}" if scenario.leave else ""
+            cells = [
+                f"{scenario.name}: {scenario.title}",
+                name,
+                f"{_ms(figures['first_p50'])} / {_ms(figures['first_p99'])}",
+                f"{_ms(figures['latency_p50'])} / {_ms(figures['latency_p99'])}",
+                _number(figures["deltas_per_s"], 0),
+                f"{_number(figures['cpu_us_per_delta'])} us",
+                f"{_number(figures['peak_rss_mib'])} MiB",
+                f"{_number(figures['rss_kib_per_stream'])} KiB",
+                str(figures["errors"]),
+                cancel,
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    if set(TARGETS) <= results.keys():
+        lines += ["", "## Targets", "", "| target | met | figures |", "| --- | --- | --- |"]
+        lines += [f"| {name} | {'yes' if met else 'NO'} | {why} |" for name, met, why in check_targets(results)]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny counts, to check the benchmark still runs")
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+    scenarios = SMOKE if args.smoke else FULL
+    results = run(scenarios, args.targets)
+    text = report(results, scenarios, args.smoke)
+    args.out.write_text(text)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
