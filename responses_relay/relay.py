@@ -96,7 +96,9 @@ class RelayStream:
         translator = self._translator
         try:
             decoder = Decoder()
-            async with aclosing(self._upstream.aiter_bytes()) as chunks:
+            # Raw bytes skip a decoder layer; a compressed body still goes through httpx2's.
+            encoded = "content-encoding" in self._upstream.headers
+            async with aclosing(self._upstream.aiter_bytes() if encoded else self._upstream.aiter_raw()) as chunks:
                 async for chunk in chunks:
                     for event in decoder.feed(chunk):
                         translator.feed(event)

@@ -18,11 +18,12 @@ import httpx2
 import openai
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 from .chat_request import ChatRequest
 from .errors import HttpError
 from .settings import Settings
+from .transport import StreamingTransport
 
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
 _RETRY_STATUSES = frozenset({500, 502, 503})
@@ -50,16 +51,19 @@ class Upstream:
         else:
             self._credential = credential or _default_credential(settings)
             api_key = get_bearer_token_provider(self._credential, AZURE_SCOPE)
+        timeout = httpx2.Timeout(
+            connect=settings.connect_timeout_seconds,
+            read=settings.read_timeout_seconds,
+            write=settings.connect_timeout_seconds,
+            pool=settings.connect_timeout_seconds,
+        )
         self.client = AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
             max_retries=0,  # retries are ours: bounded and only before the first byte
-            timeout=httpx2.Timeout(
-                connect=settings.connect_timeout_seconds,
-                read=settings.read_timeout_seconds,
-                write=settings.connect_timeout_seconds,
-                pool=settings.connect_timeout_seconds,
-            ),
+            timeout=timeout,
+            # httpx2's own transport still serves proxied URLs (HTTPS_PROXY and the like).
+            http_client=DefaultAsyncHttpxClient(transport=StreamingTransport(), timeout=timeout),
         )
 
     async def open(self, request: ChatRequest) -> httpx2.Response:
