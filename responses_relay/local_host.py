@@ -12,6 +12,7 @@ same way: under uvicorn, with the host in front as a proxy.
 from __future__ import annotations
 
 import argparse
+import gc
 import hmac
 import importlib
 import inspect
@@ -149,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         function_key=os.environ.get("LOCAL_FUNCTION_KEY") or None,
     )
     print(f"Functions app on http://{args.host}:{args.port}/  (chat: POST /{route_prefix(app_dir)}/chat)", flush=True)
+    # Everything loaded so far lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise pause every stream for milliseconds under load.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(asgi_app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
 
 

@@ -53,6 +53,9 @@ class RelayStream:
         self._producer: asyncio.Task[None] | None = None
         self._done = False  # the producer has pushed its last bytes
         self._left = False  # the client went away
+        self._ping_due = False
+        self._last_sent = 0.0
+        self._heartbeat_timer: asyncio.TimerHandle | None = None
         self._started = time.monotonic()
         self.first_text_at: float | None = None
         self.sent_bytes = 0
@@ -61,36 +64,49 @@ class RelayStream:
     async def body(self) -> AsyncGenerator[bytes]:
         """The response body: the opening comment, then whatever the producer pushes."""
         yield OPENING
-        self._producer = asyncio.get_running_loop().create_task(self._produce())
-        last_sent = time.monotonic()
-        while not self._left:
-            if not self._buffer:
-                if self._done:
-                    return
-                idle = time.monotonic() - last_sent
-                if idle >= self._heartbeat or not await self._wait_for_data(self._heartbeat - idle):
-                    last_sent = time.monotonic()
-                    yield PING
-                continue
-            chunk = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
-            self._buffer.clear()
-            self._buffered = 0
-            _resolve(self._space_ready)
-            self.sent_bytes += len(chunk)
-            last_sent = time.monotonic()
-            yield chunk
-
-    async def _wait_for_data(self, timeout: float) -> bool:
-        """Wait until the producer pushes bytes or finishes; False on timeout."""
         loop = asyncio.get_running_loop()
-        waiter = self._data_ready = loop.create_future()
-        timer = loop.call_later(timeout, _resolve, waiter)
+        self._producer = loop.create_task(self._produce())
+        self._last_sent = loop.time()
+        self._heartbeat_timer = loop.call_later(self._heartbeat, self._check_heartbeat)
+        try:
+            while not self._left:
+                if self._buffer:
+                    chunk = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
+                    self._buffer.clear()
+                    self._buffered = 0
+                    _resolve(self._space_ready)
+                elif self._done:
+                    return
+                elif self._ping_due:
+                    chunk = PING
+                else:
+                    await self._wait_for_data()
+                    continue
+                self._ping_due = False
+                self._last_sent = loop.time()
+                self.sent_bytes += len(chunk)
+                yield chunk
+        finally:
+            if self._heartbeat_timer is not None:
+                self._heartbeat_timer.cancel()
+
+    async def _wait_for_data(self) -> None:
+        """Wait until the producer pushes bytes or finishes, or a heartbeat is due."""
+        waiter = self._data_ready = asyncio.get_running_loop().create_future()
         try:
             await waiter
         finally:
-            timer.cancel()
             self._data_ready = None
-        return bool(self._buffer) or self._done
+
+    def _check_heartbeat(self) -> None:
+        # One timer per stream, re-armed, rather than a timer per wait: waits are per delta.
+        loop = asyncio.get_running_loop()
+        idle = loop.time() - self._last_sent
+        if idle >= self._heartbeat:
+            self._ping_due = True
+            _resolve(self._data_ready)
+            idle = 0.0
+        self._heartbeat_timer = loop.call_later(self._heartbeat - idle, self._check_heartbeat)
 
     async def _produce(self) -> None:
         translator = self._translator

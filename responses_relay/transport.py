@@ -199,9 +199,10 @@ class _Connection(asyncio.Protocol):
         except BaseException:
             self.close()
             raise
+        headers, self._headers = self._headers, []  # httpx2 keeps its own copy
         return httpx2.Response(
             self._parser.get_status_code(),
-            headers=self._headers,
+            headers=headers,
             stream=_Body(self, read_timeout),
             request=request,
             extensions={"http_version": b"HTTP/1.1"},

@@ -12,13 +12,14 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
+import orjson
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
-from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient
 
 from .chat_request import ChatRequest
 from .errors import HttpError
@@ -68,13 +69,21 @@ class Upstream:
 
     async def open(self, request: ChatRequest) -> httpx2.Response:
         """The upstream's streaming HTTP response, its headers received and status 2xx."""
+        body = orjson.dumps(self._parameters(request))
         for attempt in range(self.settings.max_retries + 1):
             try:
-                api_response = await self.client.responses.with_streaming_response.create(
-                    **self._parameters(request)
-                ).__aenter__()
-                response: httpx2.Response = api_response.http_response
-                return response
+                # `responses.create(stream=True)`, minus the SDK's per-request parameter transformation
+                # and typed event parsing: the body is already plain JSON, and the stream is read raw.
+                # With cast_to=httpx2.Response the SDK hands back the response itself, body unread.
+                response = await self.client.post(
+                    "/responses",
+                    cast_to=httpx2.Response,
+                    content=body,
+                    options={"headers": {"Content-Type": "application/json"}},
+                    stream=True,
+                    stream_cls=AsyncStream[Any],
+                )
+                return cast(httpx2.Response, response)
             except openai.APITimeoutError:
                 logger.warning("upstream timed out before its response headers")
                 raise HttpError(504, "upstream_timeout", "The model service did not answer in time") from None

@@ -118,7 +118,7 @@ async def test_refused_connection_is_a_connect_error(client: httpx2.AsyncClient)
 
 async def test_an_unread_body_stops_reading_the_socket(server: str, client: httpx2.AsyncClient) -> None:
     async with client.stream("GET", server + "/big") as response:
-        connection = response.stream._stream._connection  # type: ignore[attr-defined]
+        connection = response.stream._stream._connection  # type: ignore[union-attr]
         socket_transport = connection._transport
         paused = asyncio.get_running_loop().create_future()
         pause_reading = socket_transport.pause_reading
