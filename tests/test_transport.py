@@ -8,6 +8,7 @@ that never come) can be produced exactly.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -111,9 +112,10 @@ async def test_invalid_http_is_a_remote_protocol_error(server: str, client: http
 
 
 async def test_refused_connection_is_a_connect_error(client: httpx2.AsyncClient) -> None:
-    with socket_closed() as port:
-        with pytest.raises(httpx2.ConnectError):
-            await client.get(f"http://127.0.0.1:{port}/")
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]  # nothing listens there once it is closed
+    with pytest.raises(httpx2.ConnectError):
+        await client.get(f"http://127.0.0.1:{port}/")
 
 
 async def test_an_unread_body_stops_reading_the_socket(server: str, client: httpx2.AsyncClient) -> None:
@@ -138,13 +140,21 @@ async def test_an_unread_body_stops_reading_the_socket(server: str, client: http
     assert received == BIG
 
 
-async def test_tls(tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost, made with openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
          "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
+    return cert, key
+
+
+async def test_tls(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     listener = await asyncio.get_running_loop().create_server(Server, "127.0.0.1", 0, ssl=server_context)
@@ -159,16 +169,3 @@ async def test_tls(tmp_path: Path) -> None:
     finally:
         listener.close()
         await listener.wait_closed()
-
-
-class socket_closed:  # noqa: N801 - reads as a context manager
-    """A port on 127.0.0.1 with nothing listening."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        with socket.create_server(("127.0.0.1", 0)) as sock:
-            return int(sock.getsockname()[1])
-
-    def __exit__(self, *exc_info: object) -> None:
-        pass
