@@ -256,7 +256,7 @@ def check_targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
         (
             "S3: CPU per relayed delta <= naive / 8",
             cpu <= naive_cpu / 8,
-            f"{cpu:.1f} us vs naive {naive_cpu:.1f} us (ratio 1/{naive_cpu / cpu:.1f})",
+            f"{cpu:.1f} us vs naive {naive_cpu:.1f} us" + (f" (ratio 1/{naive_cpu / cpu:.1f})" if cpu else ""),
         )
     )
     p99, floor = project["S2"]["latency_p99"], direct["S2"]["latency_p99"]
