@@ -1,0 +1,133 @@
+// Everything `azd up` creates: the Function App (Flex Consumption) that relays the
+// stream, the Static Web App with the page, Azure OpenAI (new, or an existing one),
+// monitoring, and the role assignments for keyless auth. No key anywhere.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; names and tags every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Region for the resources (one where Flex Consumption runs).')
+param location string
+
+@description('Object id of the user running azd: gets "Cognitive Services OpenAI User" for local keyless runs.')
+param principalId string = ''
+
+@description('Principal type of principalId.')
+@allowed(['User', 'ServicePrincipal'])
+param principalType string = 'User'
+
+@description('Name of an existing Azure OpenAI account to use; empty creates a new one.')
+param existingOpenAiAccountName string = ''
+
+@description('Resource group of the existing Azure OpenAI account (default: the new resource group).')
+param existingOpenAiResourceGroupName string = ''
+
+@description('Region for a new Azure OpenAI account (the model must be offered there).')
+param openAiLocation string = location
+
+@description('Model deployment name the app calls (MODEL_DEPLOYMENT_NAME).')
+param modelDeploymentName string = 'gpt-4o-mini'
+
+@description('Model and version for a new deployment.')
+param modelName string = 'gpt-4o-mini'
+param modelVersion string = '2024-07-18'
+
+@description('Capacity of a new deployment, in thousands of tokens per minute.')
+param modelCapacity int = 30
+
+@description('Highest number of Function App instances.')
+param maximumInstanceCount int = 40
+
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName }
+var useExistingOpenAi = !empty(existingOpenAiAccountName)
+var openAiAccountName = useExistingOpenAi ? existingOpenAiAccountName : 'oai-${token}'
+var resourceGroupName = 'rg-${environmentName}'
+var openAiResourceGroupName = useExistingOpenAi && !empty(existingOpenAiResourceGroupName) ? existingOpenAiResourceGroupName : resourceGroupName
+
+resource resourceGroup 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: resourceGroupName
+  location: location
+  tags: tags
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    token: token
+  }
+}
+
+module web 'app/web.bicep' = {
+  name: 'web'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    token: token
+  }
+}
+
+module api 'app/function.bicep' = {
+  name: 'api'
+  scope: resourceGroup
+  params: {
+    location: location
+    tags: tags
+    token: token
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    openAiEndpoint: openAi.outputs.endpoint
+    modelDeploymentName: modelDeploymentName
+    allowedOrigins: ['https://${web.outputs.defaultHostname}']
+    maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+module openAiAccount 'app/openai-account.bicep' = if (!useExistingOpenAi) {
+  name: 'openai-account'
+  scope: resourceGroup
+  params: {
+    name: openAiAccountName
+    location: openAiLocation
+    tags: tags
+    modelDeploymentName: modelDeploymentName
+    modelName: modelName
+    modelVersion: modelVersion
+    modelCapacity: modelCapacity
+  }
+}
+
+module openAi 'app/openai-endpoint.bicep' = {
+  name: 'openai-endpoint'
+  scope: az.resourceGroup(openAiResourceGroupName)
+  dependsOn: [resourceGroup, openAiAccount]
+  params: {
+    accountName: openAiAccountName
+  }
+}
+
+module openAiAccess 'app/openai-access.bicep' = {
+  name: 'openai-access'
+  scope: az.resourceGroup(openAiResourceGroupName)
+  dependsOn: [resourceGroup, openAiAccount]
+  params: {
+    accountName: openAiAccountName
+    appPrincipalId: api.outputs.identityPrincipalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_RESOURCE_GROUP string = resourceGroup.name
+output OPENAI_ENDPOINT string = openAi.outputs.endpoint
+output MODEL_DEPLOYMENT_NAME string = modelDeploymentName
+output API_BASE_URL string = 'https://${api.outputs.defaultHostname}/api'
+output FUNCTION_APP_NAME string = api.outputs.name
+output WEB_URL string = 'https://${web.outputs.defaultHostname}'

@@ -1,0 +1,134 @@
+"""The azd template, checked statically and tied to the code: nothing here can reach Azure."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pycep import BicepParser
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+CHECKOV = ROOT / ".venv-infra" / "bin" / "checkov"
+BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
+
+# Settings the code reads that the Function App must not get, and why.
+CODE_ONLY = {
+    "OPENAI_API_KEY": "keyless in Azure: the app authenticates with its managed identity",
+    "DEMO_DELTA_SECONDS": "demo mode only; Azure always has OPENAI_ENDPOINT",
+}
+# App settings for the Functions host itself, not read by the relay's code.
+HOST_ONLY = {
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "PYTHON_ENABLE_INIT_INDEXING",
+}
+
+
+def parse(path: Path) -> dict[str, Any]:
+    return dict(BicepParser().parse(text=path.read_text()))
+
+
+def code_settings() -> set[str]:
+    source = (ROOT / "responses_relay" / "settings.py").read_text()
+    return set(re.findall(r'env\.\w+\(\s*"([A-Z][A-Z0-9_]+)"', source))
+
+
+def bicep_app_settings() -> set[str]:
+    resources = parse(INFRA / "app" / "function.bicep")["resources"]
+    return set(resources["functionApp__settings"]["config"]["properties"])
+
+
+@pytest.mark.parametrize("path", BICEP_FILES, ids=lambda path: str(path.relative_to(INFRA)))
+def test_every_bicep_file_parses(path: Path) -> None:
+    assert parse(path)["resources"] or parse(path).get("modules") or parse(path)["outputs"]
+
+
+def test_checkov_finds_nothing_that_is_not_skipped_with_a_reason() -> None:
+    if not CHECKOV.exists():
+        pytest.fail(f"{CHECKOV} is missing: scripts/test installs requirements-infra.txt into .venv-infra")
+    result = subprocess.run(
+        [str(CHECKOV), "-d", str(INFRA), "--framework", "bicep", "--skip-download", "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    report = json.loads(result.stdout)
+    results = report["results"]
+    failed = [(check["check_id"], check["resource"]) for check in results["failed_checks"]]
+    assert failed == [], result.stdout[-3000:]
+    assert report["summary"]["parsing_errors"] == 0
+    assert results["passed_checks"]
+    for skipped in results["skipped_checks"]:
+        reason = skipped.get("check_result", {}).get("suppress_comment", "")
+        assert len(reason) > 20, f"{skipped['check_id']} on {skipped['resource']} is skipped without a reason"
+
+
+def test_app_settings_in_bicep_are_the_settings_the_code_reads() -> None:
+    code, bicep = code_settings(), bicep_app_settings()
+    assert "OPENAI_ENDPOINT" in code  # the regex still finds the settings
+    assert bicep - HOST_ONLY == code - set(CODE_ONLY)
+    assert bicep >= HOST_ONLY
+    assert not [name for name in bicep if "KEY" in name.upper()]
+
+
+def test_local_settings_example_lists_every_setting() -> None:
+    example = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
+    host = {"FUNCTIONS_WORKER_RUNTIME", "PYTHON_ENABLE_INIT_INDEXING", "AzureWebJobsStorage"}
+    assert set(example) - host == code_settings()
+
+
+def test_no_key_or_secret_in_infra() -> None:
+    for path in [*BICEP_FILES, INFRA / "main.parameters.json"]:
+        text = path.read_text()
+        assert "listKeys" not in text, path
+        assert "AccountKey=" not in text, path
+        assert "OPENAI_API_KEY" not in text, path
+
+
+def test_azure_yaml_names_services_and_paths_that_exist() -> None:
+    config = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    services = config["services"]
+    assert set(services) == {"api", "web"}
+    api, web = services["api"], services["web"]
+    assert (api["host"], api["language"]) == ("function", "python")
+    for name in ("function_app.py", "host.json", "requirements.txt"):
+        assert (ROOT / api["project"] / name).exists()
+    assert web["host"] == "staticwebapp"
+    assert (ROOT / web["project"] / web["dist"] / "index.html").exists()
+    assert (ROOT / web["project"] / "staticwebapp.config.json").exists()
+    for hook in web["hooks"]["predeploy"].values():
+        assert (ROOT / web["project"] / hook["run"]).resolve().exists()
+    tagged = re.findall(r"'azd-service-name': '(\w+)'", "".join(path.read_text() for path in BICEP_FILES))
+    assert sorted(tagged) == sorted(services)
+
+
+def test_outputs_the_hooks_and_readme_rely_on() -> None:
+    outputs = set(parse(INFRA / "main.bicep")["outputs"])
+    assert {"API_BASE_URL", "WEB_URL", "OPENAI_ENDPOINT", "FUNCTION_APP_NAME"} <= outputs
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    declared = set(parse(INFRA / "main.bicep")["parameters"])
+    assert set(parameters) <= declared
+
+
+def test_flex_consumption_python_with_identity_based_storage() -> None:
+    resources = parse(INFRA / "app" / "function.bicep")["resources"]
+    plan = resources["plan"]["config"]
+    assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
+    site = resources["functionApp"]["config"]
+    assert site["identity"]["type"] == "UserAssigned"
+    assert site["properties"]["functionAppConfig"]["runtime"] == {"name": "python", "version": "3.11"}
+    storage = resources["storage"]["config"]["properties"]
+    assert storage["allowSharedKeyAccess"] is False
+    settings = resources["functionApp__settings"]["config"]["properties"]
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    assert settings["PYTHON_ENABLE_INIT_INDEXING"] == "1"
