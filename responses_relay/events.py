@@ -31,7 +31,7 @@ class Translator:
         self._text_id: int | None = None
         self.response_id: str | None = None
         self.model: str | None = None
-        self.outcome: str | None = None  # completed, incomplete, or an error code
+        self.outcome: str | None = None  # completed, incomplete:<reason>, or an error code
         self.usage: dict[str, int] | None = None
         self.deltas = 0
 
@@ -110,7 +110,7 @@ class Translator:
         response = _object(payload.get("response"))
         self.response_id = _text(response.get("id")) or self.response_id
         self.usage = _usage(response.get("usage"))
-        self.outcome = status
+        self.outcome = status if reason is None else f"{status}:{reason}"
         body: dict[str, Any] = {"type": "response.completed", "response_id": self.response_id, "status": status}
         if reason is not None:
             body["incomplete_reason"] = reason

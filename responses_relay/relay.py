@@ -185,19 +185,25 @@ class RelayStream:
         self._log()
 
     def _log(self) -> None:
+        """One structured record per stream; failures are warnings. Its fields become
+        Application Insights custom dimensions when telemetry is on."""
         translator = self._translator
-        ttft = None if self.first_text_at is None else round((self.first_text_at - self._started) * 1000)
-        logger.info(
-            "stream ended: outcome=%s response_id=%s model=%s ttft_ms=%s duration_ms=%d deltas=%d bytes=%d usage=%s",
-            self.outcome,
-            translator.response_id,
-            translator.model,
-            ttft,
-            round((time.monotonic() - self._started) * 1000),
-            translator.deltas,
-            self.sent_bytes,
-            translator.usage,
-        )
+        fields = {
+            "stream_outcome": self.outcome,
+            "stream_response_id": translator.response_id,
+            "stream_model": translator.model,
+            "stream_ttft_ms": None if self.first_text_at is None else round((self.first_text_at - self._started) * 1000),
+            "stream_duration_ms": round((time.monotonic() - self._started) * 1000),
+            "stream_deltas": translator.deltas,
+            "stream_bytes": self.sent_bytes,
+            "stream_usage": translator.usage,
+        }
+        fine = self.outcome is not None and self.outcome.split(":")[0] in _FINE_OUTCOMES
+        message = "stream ended: " + " ".join(f"{key.removeprefix('stream_')}={value}" for key, value in fields.items())
+        logger.log(logging.INFO if fine else logging.WARNING, message, extra=fields)
+
+
+_FINE_OUTCOMES = frozenset({"completed", "incomplete", "client_disconnected"})
 
 
 class SSEResponse(Response):

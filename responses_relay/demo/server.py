@@ -53,6 +53,7 @@ class Scenario:
     incomplete_reason: str = "max_output_tokens"
     hold_headers: bool = False  # send nothing until `release()` (or the client leaves)
     split_utf8: bool = False  # write each event in two pieces, split inside a character
+    noise: bool = False  # after each delta: a malformed SSE line, a comment, an unknown event type
 
 
 @dataclass
@@ -177,6 +178,9 @@ class DemoUpstream:
             if delay:
                 await asyncio.sleep(delay)
             await _send_event(send, events.delta(delta), scenario.split_utf8)
+            if scenario.noise:
+                await send({"type": "http.response.body", "body": _NOISE, "more_body": True})
+                await _send_event(send, events.unknown(), False)
         await self._end(scenario, events, deltas[limit:], send)
 
     async def _end(self, scenario: Scenario, events: ResponseEvents, rest: list[str], send: Send) -> None:
@@ -210,6 +214,10 @@ class DemoUpstream:
             headers.append((b"retry-after", scenario.retry_after.encode()))
         await _send_json(send, status, error_body(scenario.error_code or code, message), headers)
 
+
+# A line without a colon is a field with no value, ignored by SSE parsers; so are comments
+# and unknown fields. None of it may end or corrupt the stream.
+_NOISE = b"this line is not an sse field\n: a comment\nretry: 1000\nweird-field: x\n\n"
 
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 

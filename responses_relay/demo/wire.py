@@ -116,6 +116,10 @@ class ResponseEvents:
             self._event("response.completed", response=self.response("completed", usage=self.usage())),
         ]
 
+    def unknown(self) -> dict[str, Any]:
+        """An event type a newer API version might send; relays must ignore it."""
+        return self._event("response.future_feature.delta", item_id=self.item_id, delta="not text")
+
     def incomplete(self, reason: str) -> dict[str, Any]:
         response = self.response("incomplete", incomplete_details={"reason": reason}, usage=self.usage())
         return self._event("response.incomplete", response=response)
