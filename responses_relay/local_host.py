@@ -12,16 +12,19 @@ same way: under uvicorn, with the host in front as a proxy.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import hmac
 import importlib
 import inspect
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from types import FrameType
 
 import azure.functions as func
 import uvicorn
@@ -34,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from . import relay
 from .errors import error_response
 from .settings import SettingsError
 
@@ -149,12 +153,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         cors_origins=origins,
         function_key=os.environ.get("LOCAL_FUNCTION_KEY") or None,
     )
+    grace = float(os.environ.get("SHUTDOWN_GRACE_SECONDS") or 10)
     print(f"Functions app on http://{args.host}:{args.port}/  (chat: POST /{route_prefix(app_dir)}/chat)", flush=True)
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise pause every stream for milliseconds under load.
     gc.collect()
     gc.freeze()
-    uvicorn.run(asgi_app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(asgi_app, host=args.host, port=args.port, timeout_graceful_shutdown=math.ceil(grace) + 5)
+    DrainingServer(config, grace).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """On SIGTERM or Ctrl+C: stop accepting, let streams finish for `grace` seconds, then
+    end the rest with an `error` event; uvicorn then exits once the connections close."""
+
+    def __init__(self, config: uvicorn.Config, grace: float) -> None:
+        super().__init__(config)
+        self._grace = grace
+        self._draining: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        if self._draining is None:
+            # A signal handler: hand the work to the loop the signal-safe way.
+            asyncio.get_event_loop().call_soon_threadsafe(self._start_draining)
+
+    def _start_draining(self) -> None:
+        if self._draining is None:
+            self._draining = asyncio.get_running_loop().create_task(relay.drain(self._grace))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,30 @@ SSE_HEADERS = {
 
 logger = logging.getLogger("responses_relay.relay")
 
+_live: set[RelayStream] = set()  # streams whose body is being sent, for drain()
+_drained: asyncio.Future[None] | None = None  # resolved when _live empties during a drain
+
+
+async def drain(grace_seconds: float) -> None:
+    """Shutdown: let running streams finish for `grace_seconds`, then end the rest with
+    an `error` event (code `server_shutting_down`), so no client is left guessing."""
+    global _drained
+    if _live:
+        _drained = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(_drained), grace_seconds)
+        except TimeoutError:
+            for stream in list(_live):
+                stream.interrupt("server_shutting_down", "The server is restarting; please ask again")
+        finally:
+            _drained = None
+
+
+def _ended(stream: RelayStream) -> None:
+    _live.discard(stream)
+    if not _live and _drained is not None and not _drained.done():
+        _drained.set_result(None)
+
 
 class RelayStream:
     def __init__(
@@ -68,6 +92,7 @@ class RelayStream:
         self._producer = loop.create_task(self._produce())
         self._last_sent = loop.time()
         self._heartbeat_timer = loop.call_later(self._heartbeat, self._check_heartbeat)
+        _live.add(self)
         try:
             while not self._left:
                 if self._buffer:
@@ -87,6 +112,7 @@ class RelayStream:
                 self.sent_bytes += len(chunk)
                 yield chunk
         finally:
+            _ended(self)
             if self._heartbeat_timer is not None:
                 self._heartbeat_timer.cancel()
 
@@ -160,6 +186,18 @@ class RelayStream:
         finally:
             self._space_ready = None
 
+    def interrupt(self, code: str, message: str) -> None:
+        """End the stream now with an `error` event the relay makes itself."""
+        if self._done or self._left:
+            return
+        self._translator.fail(code, message)
+        self._push(self._translator.take())
+        if self._producer is not None:
+            self._producer.cancel()
+        else:
+            self._done = True
+            _resolve(self._data_ready)
+
     def client_left(self) -> None:
         """The client went away: stop reading upstream and end the body at once."""
         if self.outcome is None:
@@ -192,7 +230,9 @@ class RelayStream:
             "stream_outcome": self.outcome,
             "stream_response_id": translator.response_id,
             "stream_model": translator.model,
-            "stream_ttft_ms": None if self.first_text_at is None else round((self.first_text_at - self._started) * 1000),
+            "stream_ttft_ms": None
+            if self.first_text_at is None
+            else round((self.first_text_at - self._started) * 1000),
             "stream_duration_ms": round((time.monotonic() - self._started) * 1000),
             "stream_deltas": translator.deltas,
             "stream_bytes": self.sent_bytes,

@@ -115,7 +115,7 @@ def check(status: int, body: bytes, content_type: str) -> None:
     assert FAKE_KEY not in body.decode("utf-8", "replace")
 
 
-SETTINGS: Any = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @SETTINGS

@@ -1,0 +1,106 @@
+"""SIGTERM: the local host lets streams finish within the grace period, ends the rest
+with an `error` event, and exits cleanly. The local host runs as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx2
+import orjson
+import pytest
+
+from responses_relay.demo import DemoUpstream, Scenario
+from responses_relay.sse import Decoder
+
+from .conftest import FAKE_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+QUESTION = orjson.dumps({"input": "滋賀県について教えてください。"})
+
+
+@pytest.fixture
+async def local_host(upstream: DemoUpstream) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    environ = {
+        **os.environ,
+        "OPENAI_ENDPOINT": upstream.base_url,
+        "OPENAI_API_KEY": FAKE_KEY,
+        "SHUTDOWN_GRACE_SECONDS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "responses_relay.local_host", "--port", "0", "--app-dir", str(ROOT),
+        env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    while b"Uvicorn running on" not in (line := await asyncio.wait_for(process.stdout.readline(), 30)):
+        assert line, "the local host exited before it was ready"
+    url = line.decode().split("running on ")[1].split()[0]
+    try:
+        yield process, url
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def read_stream(url: str, started: asyncio.Event) -> list[tuple[str | None, dict[str, object]]]:
+    decoder, events = Decoder(), []
+    async with (
+        httpx2.AsyncClient(base_url=url, timeout=30) as client,
+        client.stream("POST", "/api/chat", content=QUESTION, headers={"content-type": "application/json"}) as reply,
+    ):
+        async for chunk in reply.aiter_raw():
+            for event in decoder.feed(chunk):
+                events.append((event.event, orjson.loads(event.data)))
+                if event.event == "response.output_text.delta":
+                    started.set()
+    return events
+
+
+async def test_streams_still_running_after_the_grace_period_end_with_an_error(
+    local_host: tuple[asyncio.subprocess.Process, str], upstream: DemoUpstream
+) -> None:
+    process, url = local_host
+    upstream.set_scenario(Scenario(ending="stall", after_deltas=2, delta_seconds=0.001))
+    started = [asyncio.Event(), asyncio.Event()]
+    readers = [asyncio.create_task(read_stream(url, event)) for event in started]
+    await asyncio.wait_for(asyncio.gather(*(event.wait() for event in started)), 10)
+    process.send_signal(signal.SIGTERM)
+    results = await asyncio.wait_for(asyncio.gather(*readers), 15)
+    for events in results:
+        assert events[-1] == (
+            "error",
+            {"type": "error", "code": "server_shutting_down", "message": "The server is restarting; please ask again"},
+        )
+        assert [kind for kind, _ in events].count("error") == 1
+    # uvicorn re-raises the signal once shut down, as supervisors expect: death by SIGTERM, after cleanup.
+    assert await asyncio.wait_for(process.wait(), 15) == -signal.SIGTERM
+    assert process.stdout is not None
+    output = await process.stdout.read()
+    assert b"Traceback" not in output
+    assert b"Finished server process" in output
+
+
+async def test_a_stream_that_ends_within_the_grace_period_completes(
+    local_host: tuple[asyncio.subprocess.Process, str], upstream: DemoUpstream
+) -> None:
+    process, url = local_host
+    upstream.set_scenario(Scenario(text="琵琶湖" * 20, delta_seconds=0.01))
+    started = asyncio.Event()
+    reader = asyncio.create_task(read_stream(url, started))
+    await asyncio.wait_for(started.wait(), 10)
+    process.send_signal(signal.SIGTERM)
+    events = await asyncio.wait_for(reader, 15)
+    assert events[-1][0] == "response.completed"
+    assert events[-1][1]["status"] == "completed"
+    # uvicorn re-raises the signal once shut down, as supervisors expect: death by SIGTERM, after cleanup.
+    assert await asyncio.wait_for(process.wait(), 15) == -signal.SIGTERM
+    assert process.stdout is not None
+    output = await process.stdout.read()
+    assert b"Traceback" not in output
+    assert b"Finished server process" in output
