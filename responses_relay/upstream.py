@@ -64,7 +64,9 @@ class Upstream:
             max_retries=0,  # retries are ours: bounded and only before the first byte
             timeout=timeout,
             # httpx2's own transport still serves proxied URLs (HTTPS_PROXY and the like).
-            http_client=DefaultAsyncHttpxClient(transport=StreamingTransport(), timeout=timeout),
+            http_client=DefaultAsyncHttpxClient(
+                transport=StreamingTransport(buffer_bytes=settings.buffer_bytes), timeout=timeout
+            ),
         )
 
     async def open(self, request: ChatRequest) -> httpx2.Response:

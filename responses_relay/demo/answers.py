@@ -65,8 +65,10 @@ def answer_for(question: str) -> str:
     return _DEFAULT_JA if japanese else _DEFAULT_EN
 
 
-def split_deltas(text: str) -> list[str]:
-    """Token-sized pieces: words with their spaces, or two characters of Japanese."""
+def split_deltas(text: str, size: int | None = None) -> list[str]:
+    """Token-sized pieces: words with their spaces, or two characters of Japanese; or `size` characters."""
+    if size is not None:
+        return [text[i : i + size] for i in range(0, len(text), size)]
     if _JAPANESE.search(text):
         return [text[i : i + 2] for i in range(0, len(text), 2)]
     return _WORD.findall(text)

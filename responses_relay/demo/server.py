@@ -54,6 +54,7 @@ class Scenario:
     hold_headers: bool = False  # send nothing until `release()` (or the client leaves)
     split_utf8: bool = False  # write each event in two pieces, split inside a character
     noise: bool = False  # after each delta: a malformed SSE line, a comment, an unknown event type
+    chunk_chars: int | None = None  # deltas of this many characters (None: token-sized)
 
 
 @dataclass
@@ -170,7 +171,7 @@ class DemoUpstream:
         events = ResponseEvents(request)
         delay = self.delta_seconds if scenario.delta_seconds is None else scenario.delta_seconds
         text = scenario.text if scenario.text is not None else answer_for(_last_user_text(request))
-        deltas = split_deltas(text)
+        deltas = split_deltas(text, scenario.chunk_chars)
         limit = len(deltas) if scenario.after_deltas is None else scenario.after_deltas
         for payload in events.opening():
             await _send_event(send, payload, scenario.split_utf8)

@@ -1,0 +1,100 @@
+"""A short soak: many streams through one relay, some clients leaving at random points,
+some reading slowly; afterwards nothing is left behind. And a reader that stops reading
+cannot make the relay hold more than its bounded buffer: the upstream is paused."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import random
+import tracemalloc
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from responses_relay import relay
+from responses_relay.demo import DemoUpstream, Scenario
+from responses_relay.service import ChatService
+from responses_relay.settings import Settings
+
+from .conftest import RelayServer, serve
+
+QUESTION = orjson.dumps({"input": "滋賀県について教えてください。"})
+HEADERS = {"content-type": "application/json"}
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def one_stream(server: RelayServer, kind: str, chance: random.Random) -> str:
+    leave_after = chance.randint(100, 1000)  # bytes; a whole answer is over 1 kB even when deltas merge under load
+    async with server.client.stream("POST", "/api/chat", content=QUESTION, headers=HEADERS) as reply:
+        received = 0
+        async for chunk in reply.aiter_raw():
+            received += len(chunk)
+            if kind == "leaver" and received >= leave_after:
+                return "left"
+            if kind == "slow":
+                await asyncio.sleep(0.002)  # a slow reader (behaviour under test, not synchronisation)
+        return "completed" if b"response.completed" in chunk else "cut"
+
+
+async def test_soak_leaves_nothing_behind(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+    upstream.set_scenario(Scenario(text="琵琶湖は日本最大の湖です。" * 40, delta_seconds=0.003))
+    chance = random.Random(2026)
+    kinds = [chance.choice(["leaver", "slow", "normal"]) for _ in range(150)]
+    gc.collect()
+    fds_before = open_fds()
+    tracemalloc.start()
+    async for server in serve(ChatService(make_settings())):
+        # Warm at full concurrency: imports, caches, and both connection pools at their size.
+        await asyncio.gather(*(one_stream(server, "normal", chance) for _ in range(50)))
+        gc.collect()
+        memory_before = tracemalloc.get_traced_memory()[0]
+        outcomes = []
+        for start in range(0, len(kinds), 50):  # 50 concurrent at a time
+            batch = kinds[start : start + 50]
+            outcomes += await asyncio.gather(*(one_stream(server, kind, chance) for kind in batch))
+        assert not relay._live, "every stream has ended"
+        gc.collect()
+        memory_after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert "cut" not in outcomes
+    assert outcomes.count("left") > kinds.count("leaver") * 0.9  # a few finish before they mean to leave
+    for record in upstream.records:
+        assert await asyncio.to_thread(record.ended.wait, 5)
+    # A leaver whose answer the relay had already read in full leaves nothing to cancel upstream
+    # (how many depends on timing; test_relay checks the cancellation itself).
+    assert sum(record.client_left for record in upstream.records) <= outcomes.count("left")
+    assert open_fds() == fds_before
+    assert memory_after < memory_before * 1.05 + 256 * 1024, (memory_before, memory_after)
+
+
+async def test_a_reader_that_stops_reading_pauses_the_upstream(
+    upstream: DemoUpstream, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = 64 * 1024
+    upstream.set_scenario(Scenario(text="x" * 16_000_000, chunk_chars=32 * 1024, delta_seconds=0))
+    full = asyncio.get_running_loop().create_future()
+    wait_for_space = relay.RelayStream._wait_for_space
+
+    async def spy(self: relay.RelayStream) -> None:
+        if not full.done():
+            full.set_result(self)
+        await wait_for_space(self)
+
+    monkeypatch.setattr(relay.RelayStream, "_wait_for_space", spy)
+    async for server in serve(ChatService(make_settings(STREAM_BUFFER_BYTES=str(limit)))):
+        async with server.client.stream("POST", "/api/chat", content=QUESTION, headers=HEADERS) as reply:
+            chunks = reply.aiter_raw()
+            await anext(chunks)  # then read nothing: the client's socket fills, then the relay's buffer
+            stream = await asyncio.wait_for(full, 30)
+            # The relay's buffer bound, plus what the transport may hold (the same bound) and one socket read.
+            assert stream._buffered < 2 * limit + 256 * 1024
+            assert not upstream.records[-1].ended.is_set()  # the upstream is paused, not finished
+            received = sum([len(chunk) async for chunk in chunks])
+    assert received > 16_000_000
+    assert upstream.records[-1].ended.is_set()
