@@ -52,8 +52,11 @@ class StreamResult:
 
 
 class StreamClient(asyncio.Protocol):
-    def __init__(self, target: Target, knobs: str, result: StreamResult, leave_after: int | None) -> None:
+    def __init__(
+        self, target: Target, knobs: str, result: StreamResult, leave_after: int | None, pause: float = 0.0
+    ) -> None:
         self.target, self.knobs, self.result, self.leave_after = target, knobs, result, leave_after
+        self.pause = pause  # a slow reader: stop reading for this long after each read
         self.parser = httptools.HttpResponseParser(self)
         self.decoder = Decoder()
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -74,6 +77,9 @@ class StreamClient(asyncio.Protocol):
         self.result.status = self.parser.get_status_code()
 
     def on_body(self, body: bytes) -> None:
+        if self.pause:
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(self.pause, self._resume)
         now = time.monotonic_ns()
         result = self.result
         for event in self.decoder.feed(body):
@@ -97,6 +103,10 @@ class StreamClient(asyncio.Protocol):
             elif kind == "error":
                 result.error = f"error event: {payload.get('code')}"
 
+    def _resume(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+
     def on_message_complete(self) -> None:
         if self.result.status != 200:
             self.result.error = f"HTTP {self.result.status}"
@@ -116,13 +126,20 @@ class StreamClient(asyncio.Protocol):
 
 
 async def run_stream(
-    target: Target, knobs: str, stream_id: str, leave_after: int | None = None, timeout: float = 120
+    target: Target,
+    knobs: str,
+    stream_id: str,
+    leave_after: int | None = None,
+    timeout: float = 120,
+    pause: float = 0.0,
 ) -> StreamResult:
     result = StreamResult(stream_id)
     loop = asyncio.get_running_loop()
     try:
         transport, protocol = await loop.create_connection(
-            lambda: StreamClient(target, f"{knobs} id={stream_id}", result, leave_after), target.host, target.port
+            lambda: StreamClient(target, f"{knobs} id={stream_id}", result, leave_after, pause),
+            target.host,
+            target.port,
         )
         try:
             await asyncio.wait_for(protocol.done, timeout)

@@ -31,6 +31,7 @@ _SSE_HEADERS = (
 )
 
 closed_early: dict[str, int] = {}
+in_flight: set[str] = set()  # stream ids being sent now
 
 
 def _chunk(data: bytes) -> bytes:
@@ -135,9 +136,15 @@ class UpstreamProtocol(asyncio.Protocol):
         method, path, _ = head.split("\r\n", 1)[0].split(" ", 2)
         body = self.buffer[head_end + 4 : end]
         self.buffer = self.buffer[end:]
-        if method == "GET" and path == "/stats":
-            stats = orjson.dumps(closed_early)
-            closed_early.clear()
+        if method == "GET":
+            if path == "/stats":
+                stats = orjson.dumps(closed_early)
+                closed_early.clear()
+            else:  # /in-flight, answered on a connection of its own
+                stats = orjson.dumps({"streams": len(in_flight)})
+                self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(stats), stats))
+                self.transport.close()
+                return
             self.transport.write(
                 b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
                 % (len(stats), stats)
@@ -150,6 +157,8 @@ class UpstreamProtocol(asyncio.Protocol):
         knobs = dict(_KNOB.findall(text))
         count, interval = int(knobs.get("n", "50")), float(knobs.get("interval", "0.02"))
         self.stream_id = knobs.get("id")
+        if self.stream_id:
+            in_flight.add(self.stream_id)
         stream = Stream(request.get("model", "gpt-4o-mini"))
         write = self.transport.write
         write(_SSE_HEADERS + _chunk(stream.opening()))
@@ -164,6 +173,7 @@ class UpstreamProtocol(asyncio.Protocol):
                 await asyncio.sleep(0)
             write(_chunk(stream.delta()))
         write(_chunk(stream.closing(count)) + b"0\r\n\r\n")
+        in_flight.discard(self.stream_id or "")
         self.stream_id = None
         if self.buffer:
             self._next_request()
@@ -178,6 +188,7 @@ class UpstreamProtocol(asyncio.Protocol):
         if self.task is not None and not self.task.done():
             if self.stream_id is not None:
                 closed_early[self.stream_id] = time.monotonic_ns()
+                in_flight.discard(self.stream_id)
             self.task.cancel()
 
 

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -53,6 +53,7 @@ def build_asgi_app(
     static_dir: Path | None = None,
     cors_origins: Sequence[str] = (),
     function_key: str | None = None,
+    diagnostics: bool = False,
 ) -> Starlette:
     """An ASGI app serving every HTTP function of `function_app` as the Functions host would."""
     routes: list[BaseRoute] = []
@@ -68,6 +69,8 @@ def build_asgi_app(
         # Methods are checked in the endpoint, so a wrong one gets 405 rather than the static files' 404.
         endpoint = _endpoint(function.get_user_function(), trigger.name, methods, key)
         routes.append(Route(path, endpoint, methods=_ALL_METHODS))
+    if diagnostics:
+        routes.append(Route("/_diagnostics", _diagnostics))
     if static_dir is not None and static_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=static_dir, html=True)))
     middleware = []
@@ -99,6 +102,21 @@ def _endpoint(user_function: Callable[..., object], binding: str, methods: froze
         return result
 
     return endpoint
+
+
+async def _diagnostics(request: Request) -> Response:
+    """For soak runs (LOCAL_HOST_DIAGNOSTICS=1 only): what the process holds right now."""
+    return JSONResponse(
+        {
+            "tasks": len(asyncio.all_tasks()),
+            "live_streams": len(relay._live),
+            "open_fds": _open_fds(),
+        }
+    )
+
+
+def _open_fds() -> int | None:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
 
 
 def _has_key(request: Request, key: str) -> bool:
@@ -152,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         static_dir=app_dir / "static",
         cors_origins=origins,
         function_key=os.environ.get("LOCAL_FUNCTION_KEY") or None,
+        diagnostics=os.environ.get("LOCAL_HOST_DIAGNOSTICS") == "1",
     )
     grace = float(os.environ.get("SHUTDOWN_GRACE_SECONDS") or 10)
     print(f"Functions app on http://{args.host}:{args.port}/  (chat: POST /{route_prefix(app_dir)}/chat)", flush=True)
