@@ -55,7 +55,7 @@ async def soak(relay_port: int, upstream_port: int, pid: int, streams: int, conc
     seconds = time.monotonic() - started
     deadline = time.monotonic() + 10
     while (after := await snapshot(relay_port, pid))["live_streams"] and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)  # noqa: ASYNC110 - the streams end in another process: poll its diagnostics
+        await asyncio.sleep(0.1)
     in_flight = (await get_json(upstream_port, "/in-flight"))["streams"]
     return {
         "streams": streams,
