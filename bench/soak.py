@@ -54,7 +54,8 @@ async def soak(relay_port: int, upstream_port: int, pid: int, streams: int, conc
         results += await asyncio.gather(*jobs)
     seconds = time.monotonic() - started
     deadline = time.monotonic() + 10
-    while (after := await snapshot(relay_port, pid))["live_streams"] and time.monotonic() < deadline:
+    # The streams end in another process: poll its diagnostics route.
+    while (after := await snapshot(relay_port, pid))["live_streams"] and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     in_flight = (await get_json(upstream_port, "/in-flight"))["streams"]
     return {
