@@ -108,6 +108,8 @@ class StreamClient(asyncio.Protocol):
             self.transport.resume_reading()
 
     def on_message_complete(self) -> None:
+        if self.result.left_at_ns is not None:  # the rest of a read we already hung up on
+            return
         if self.result.status != 200:
             self.result.error = f"HTTP {self.result.status}"
         elif not self.result.completed and self.result.error is None:

@@ -15,6 +15,7 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ async def soak(relay_port: int, upstream_port: int, pid: int, streams: int, conc
         "slow_readers": kinds.count("slow"),
         "left": sum(result.left_at_ns is not None for result in results),
         "errors": sum(result.error is not None for result in results),
+        "error_kinds": dict(Counter(result.error for result in results if result.error)),
         "before": before,
         "after": after,
         "upstream_streams_in_flight_after": in_flight,
@@ -87,7 +89,7 @@ def report(figures: dict[str, Any]) -> str:
         f"- {figures['streams']} streams of 40 deltas at 10 ms, {figures['concurrency']} at a time, through one local"
         f" host process, in {figures['seconds']} s",
         f"- {figures['leavers']} clients left at a random delta ({figures['left']} did), {figures['slow_readers']}"
-        f" read slowly (50 ms pause after every read); errors: {figures['errors']}",
+        f" read slowly (50 ms pause after every read); errors: {figures['errors']} {figures['error_kinds'] or ''}",
         f"- upstream streams still in flight afterwards: {figures['upstream_streams_in_flight_after']}"
         " (idle keep-alive connections stay pooled, by design)",
         "",
