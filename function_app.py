@@ -8,6 +8,7 @@ from __future__ import annotations
 import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
+from responses_relay import telemetry
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
@@ -28,3 +29,4 @@ def create_app(service: ChatService | None = None) -> func.FunctionApp:
 
 
 app = create_app()
+telemetry.configure()  # after the settings, so a .env file counts too
