@@ -157,7 +157,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--app-dir", type=Path, default=Path.cwd())
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per upstream call is noise
     app_dir = args.app_dir.resolve()
     try:
         function_app = load_function_app(app_dir)

@@ -35,6 +35,8 @@ _CALLER_CODES = frozenset(
 )
 
 logger = logging.getLogger("responses_relay.upstream")
+# httpx2 logs every request's URL at INFO: that is the upstream's address, which stays out of logs.
+logging.getLogger("httpx2").setLevel(logging.WARNING)
 
 
 class Upstream:

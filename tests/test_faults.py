@@ -23,7 +23,7 @@ from responses_relay.demo.answers import split_deltas
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
-from .conftest import FAKE_KEY, serve
+from .conftest import FAKE_KEY, RelayServer, serve
 from .sse_client import Received, chat
 
 QUESTION = {"input": "滋賀県について教えてください。"}
@@ -203,3 +203,15 @@ def relay_with_text(upstream: DemoUpstream, make_settings: Callable[..., Setting
         return received[0]
 
     return run
+
+
+async def test_no_secret_or_upstream_address_in_logs(
+    relay: RelayServer, upstream: DemoUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for scenario in (Scenario(delta_seconds=0), Scenario(status=401), Scenario(status=500)):
+        upstream.set_scenario(scenario)
+        await chat(relay.client, QUESTION)
+    assert FAKE_KEY not in caplog.text
+    host_and_port = upstream.base_url.split("//")[1].split("/")[0]
+    assert host_and_port not in "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
