@@ -24,6 +24,8 @@ from typing import Any, cast
 
 import orjson
 
+from responses_relay.demo.wire import ResponseEvents, sse
+
 _KNOB = re.compile(r"(\w+)=([\w.\-]+)")
 _SSE_HEADERS = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
@@ -38,70 +40,10 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def _event(payload: dict[str, Any]) -> bytes:
-    kind: str = payload["type"]
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
-
-
-class Stream:
-    """One response: its events, numbered."""
-
-    def __init__(self, model: str) -> None:
-        self.response_id = "resp_" + secrets.token_hex(24)
-        self.item_id = "msg_" + secrets.token_hex(24)
-        self.model = model
-        self.sequence = 0
-
-    def event(self, kind: str, **fields: Any) -> bytes:
-        payload = {"type": kind, "sequence_number": self.sequence, **fields}
-        self.sequence += 1
-        return _event(payload)
-
-    def response(self, status: str, **fields: Any) -> dict[str, Any]:
-        return {
-            "id": self.response_id,
-            "object": "response",
-            "created_at": int(time.time()),
-            "status": status,
-            "model": self.model,
-            "output": [],
-            "usage": None,
-            **fields,
-        }
-
-    def opening(self) -> bytes:
-        item = {"id": self.item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
-        part = {"type": "output_text", "annotations": [], "text": ""}
-        return (
-            self.event("response.created", response=self.response("in_progress"))
-            + self.event("response.in_progress", response=self.response("in_progress"))
-            + self.event("response.output_item.added", output_index=0, item=item)
-            + self.event(
-                "response.content_part.added", item_id=self.item_id, output_index=0, content_index=0, part=part
-            )
-        )
-
-    def delta(self) -> bytes:
-        text = f"{time.monotonic_ns()};"
-        return self.event(
-            "response.output_text.delta",
-            item_id=self.item_id,
-            output_index=0,
-            content_index=0,
-            delta=text,
-            logprobs=[],
-            obfuscation=secrets.token_urlsafe(6),
-        )
-
-    def closing(self, deltas: int) -> bytes:
-        usage = {
-            "input_tokens": 20,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": deltas,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": 20 + deltas,
-        }
-        return self.event("response.completed", response=self.response("completed", usage=usage))
+def _delta(events: ResponseEvents) -> bytes:
+    payload = events.delta(f"{time.monotonic_ns()};")
+    payload["obfuscation"] = secrets.token_urlsafe(6)  # Azure and OpenAI pad deltas like this
+    return sse(payload)
 
 
 class UpstreamProtocol(asyncio.Protocol):
@@ -159,9 +101,9 @@ class UpstreamProtocol(asyncio.Protocol):
         self.stream_id = knobs.get("id")
         if self.stream_id:
             in_flight.add(self.stream_id)
-        stream = Stream(request.get("model", "gpt-4o-mini"))
+        events = ResponseEvents(request)
         write = self.transport.write
-        write(_SSE_HEADERS + _chunk(stream.opening()))
+        write(_SSE_HEADERS + _chunk(b"".join(sse(payload) for payload in events.opening())))
         start = time.monotonic()
         for index in range(count):
             if interval:
@@ -171,8 +113,8 @@ class UpstreamProtocol(asyncio.Protocol):
             elif index % 8 == 0:
                 await self.writable.wait()
                 await asyncio.sleep(0)
-            write(_chunk(stream.delta()))
-        write(_chunk(stream.closing(count)) + b"0\r\n\r\n")
+            write(_chunk(_delta(events)))
+        write(_chunk(b"".join(sse(payload) for payload in events.completion())) + b"0\r\n\r\n")
         in_flight.discard(self.stream_id or "")
         self.stream_id = None
         if self.buffer:
