@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+import orjson
 import pytest
 
 from responses_relay.demo import DemoUpstream
@@ -116,3 +117,14 @@ async def small_limits(upstream: DemoUpstream, make_settings: Callable[..., Sett
     settings = make_settings(MAX_BODY_BYTES="2048", MAX_MESSAGES="3", MAX_MESSAGE_CHARS="100")
     async for server in serve(ChatService(settings)):
         yield server
+
+
+async def test_control_characters_cannot_forge_log_lines(relay: RelayServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    forged = "x\n2026-01-01 00:00:00 ERROR forged: line\r\x1b[31m"
+    for body in ({"input": "hi", forged: 1}, {"input": [{"role": forged, "content": forged}]}, {"input": forged}):
+        await relay.client.post("/api/chat", content=orjson.dumps(body), headers=JSON)
+    assert "forged" not in caplog.text
+    assert all(
+        "\n" not in record.getMessage() for record in caplog.records if record.name.startswith("responses_relay")
+    )
