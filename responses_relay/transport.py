@@ -94,10 +94,13 @@ class StreamingTransport(httpx2.AsyncBaseTransport):
         return connection
 
     async def aclose(self) -> None:
-        for idle in self._idle.values():
-            for connection in idle:
-                connection.close()
+        """Close the pooled connections, and return once their sockets are closed."""
+        connections = [connection for idle in self._idle.values() for connection in idle]
         self._idle.clear()
+        for connection in connections:
+            connection.close()
+        if connections:
+            await asyncio.wait([connection.lost for connection in connections], timeout=5)
 
 
 def _request_head(request: httpx2.Request) -> bytes:
@@ -121,6 +124,7 @@ class _Connection(asyncio.Protocol):
         self._request: httpx2.Request | None = None  # None while idle in the pool
         self._waiter: asyncio.Future[bool] | None = None
         self.alive = True
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # the socket is closed
         self._reset()
 
     def _reset(self) -> None:
@@ -152,6 +156,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
+        if not self.lost.done():
+            self.lost.set_result(None)
         if self._headers_done and self._ends_at_close and exc is None:
             self.on_message_complete()
         if self._request is not None and not self._complete:

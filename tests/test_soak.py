@@ -10,6 +10,8 @@ import os
 import random
 import tracemalloc
 from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
 
 import orjson
 import pytest
@@ -25,8 +27,21 @@ QUESTION = orjson.dumps({"input": "滋賀県について教えてください。
 HEADERS = {"content-type": "application/json"}
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_fds(upstream: DemoUpstream) -> int:
+    """Open file descriptors of this process, but for the test upstream's server-side sockets
+    (it runs in this process too, and closes its side on its own thread, in its own time)."""
+    port = int(upstream.base_url.split(":")[2].split("/")[0])
+    theirs = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                theirs.add(f"socket:[{fields[9]}]")
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        with suppress(FileNotFoundError):  # the descriptor listdir itself used, closed by now
+            links.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return sum(link not in theirs for link in links)
 
 
 async def one_stream(server: RelayServer, kind: str, chance: random.Random) -> str:
@@ -47,30 +62,34 @@ async def test_soak_leaves_nothing_behind(upstream: DemoUpstream, make_settings:
     chance = random.Random(2026)
     kinds = [chance.choice(["leaver", "slow", "normal"]) for _ in range(150)]
     gc.collect()
-    fds_before = open_fds()
+    fds_before = open_fds(upstream)
     tracemalloc.start()
     async for server in serve(ChatService(make_settings())):
         # Warm at full concurrency: imports, caches, and both connection pools at their size.
         await asyncio.gather(*(one_stream(server, "normal", chance) for _ in range(50)))
-        gc.collect()
-        memory_before = tracemalloc.get_traced_memory()[0]
-        outcomes = []
+        outcomes: list[str] = []
+        memory = []
+        cancelled_upstream = 0
         for start in range(0, len(kinds), 50):  # 50 concurrent at a time
             batch = kinds[start : start + 50]
             outcomes += await asyncio.gather(*(one_stream(server, kind, chance) for kind in batch))
+            for record in upstream.records:
+                assert await asyncio.to_thread(record.ended.wait, 5)
+            cancelled_upstream += sum(record.client_left for record in upstream.records)
+            upstream.records.clear()  # the test upstream's own bookkeeping is not the relay's memory
+            gc.collect()
+            memory.append(tracemalloc.get_traced_memory()[0])
         assert not relay._live, "every stream has ended"
-        gc.collect()
-        memory_after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     assert "cut" not in outcomes
     assert outcomes.count("left") > kinds.count("leaver") * 0.9  # a few finish before they mean to leave
-    for record in upstream.records:
-        assert await asyncio.to_thread(record.ended.wait, 5)
     # A leaver whose answer the relay had already read in full leaves nothing to cancel upstream
     # (how many depends on timing; test_relay checks the cancellation itself).
-    assert sum(record.client_left for record in upstream.records) <= outcomes.count("left")
-    assert open_fds() == fds_before
-    assert memory_after < memory_before * 1.05 + 256 * 1024, (memory_before, memory_after)
+    assert cancelled_upstream <= outcomes.count("left")
+    assert open_fds(upstream) == fds_before
+    # Whatever one batch leaves (pools, caches, allocator slack), the next ones add nothing to it:
+    # a leak would grow with every batch of 50 streams.
+    assert memory[-1] < memory[0] * 1.05 + 64 * 1024, memory
 
 
 async def test_a_reader_that_stops_reading_pauses_the_upstream(
