@@ -45,10 +45,6 @@ class Settings:
         azure_hosts = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
         return "azure-openai" if host.endswith(azure_hosts) else "openai-compatible"
 
-    @property
-    def keyless(self) -> bool:
-        return self.endpoint is not None and self.api_key is None
-
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from `environ` (default: os.environ, after loading `.env`)."""

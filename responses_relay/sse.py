@@ -75,11 +75,6 @@ class Decoder:
             return self.feed(b"\n")
         return []
 
-    @property
-    def pending(self) -> bool:
-        """True when bytes of an unfinished event are buffered."""
-        return bool(self._buffer.strip(b"\n")) or self._trailing_cr
-
 
 def _parse_block(block: bytes) -> Event | None:
     event: str | None = None

@@ -39,13 +39,6 @@ def test_endpoint_kinds(endpoint: str, kind: str) -> None:
     assert settings.upstream_kind == kind
     assert settings.endpoint is not None
     assert settings.endpoint.endswith("/")
-    assert settings.keyless
-
-
-def test_key_selects_key_auth() -> None:
-    assert not load_settings(
-        {"OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/v1/", "OPENAI_API_KEY": "k"}
-    ).keyless
 
 
 def test_none_omits_sampling_parameters() -> None:

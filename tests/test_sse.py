@@ -70,11 +70,3 @@ def test_decoder_lone_cr_at_end_of_stream_ends_the_line() -> None:
     assert decoder.feed(b"data: x\r\r"[:-1]) == []
     assert decoder.feed(b"\r") == []  # could still be CRLF
     assert decoder.close() == [Event(None, b"x", None)]
-
-
-def test_decoder_reports_an_unfinished_event() -> None:
-    decoder = Decoder()
-    decoder.feed(b'data: {"delta":')
-    assert decoder.pending
-    decoder.feed(b'"x"}\n\n')
-    assert not decoder.pending

@@ -63,7 +63,6 @@ class StreamRecord:
 
     request: dict[str, Any]
     authorization: str | None
-    opened_at: float = field(default_factory=time.monotonic)
     ended_at: float | None = None
     client_left: bool = False  # the relay closed the connection before the body ended
     ended: threading.Event = field(default_factory=threading.Event)

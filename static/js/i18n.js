@@ -72,10 +72,6 @@ export function setLanguage(language) {
   return current;
 }
 
-export function language() {
-  return current;
-}
-
 /** The text for `key`, with {name} placeholders filled from `values`. */
 export function t(key, values = {}) {
   const template = TEXT[current][key] ?? TEXT.en[key] ?? key;
