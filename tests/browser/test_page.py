@@ -209,3 +209,17 @@ def _require_key(key: str):  # type: ignore[no-untyped-def]
             await route.continue_()
 
     return handle
+
+
+async def test_readable_at_phone_width_in_dark_mode(page: Page, upstream: DemoUpstream) -> None:
+    await page.set_viewport_size({"width": 390, "height": 760})
+    await page.emulate_media(color_scheme="dark")
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    await send(page, "京都について教えてください。")
+    await page.wait_for_selector(DONE)
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+    background = await page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(19, 19, 20)"  # the dark palette
+    await expect(page.locator("#send")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / "phone-dark.png")
