@@ -193,7 +193,6 @@ async def measure(target: Target, scenario: Scenario, pid: int | None, upstream_
         figures.update(
             left=len(left), closed=len(waits), cancel_p50=percentile(waits, 0.5), cancel_p99=percentile(waits, 0.99)
         )
-        figures["errors"] = sum(result.error is not None for result in results)
     return figures
 
 

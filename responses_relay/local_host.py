@@ -162,17 +162,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         function_app = load_function_app(app_dir)
     except SettingsError as error:
         raise SystemExit(f"error: {error}") from None
+    prefix = route_prefix(app_dir)
     origins = [origin.strip() for origin in os.environ.get("CORS_ALLOWED_ORIGINS", "").split(",") if origin.strip()]
     asgi_app = build_asgi_app(
         function_app,
-        route_prefix=route_prefix(app_dir),
+        route_prefix=prefix,
         static_dir=app_dir / "static",
         cors_origins=origins,
         function_key=os.environ.get("LOCAL_FUNCTION_KEY") or None,
         diagnostics=os.environ.get("LOCAL_HOST_DIAGNOSTICS") == "1",
     )
     grace = float(os.environ.get("SHUTDOWN_GRACE_SECONDS") or 10)
-    print(f"Functions app on http://{args.host}:{args.port}/  (chat: POST /{route_prefix(app_dir)}/chat)", flush=True)
+    print(f"Functions app on http://{args.host}:{args.port}/  (chat: POST /{prefix}/chat)", flush=True)
     # Everything loaded so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise pause every stream for milliseconds under load.
     gc.collect()

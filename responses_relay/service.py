@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from types import TracebackType
 
 from azure.core.credentials_async import AsyncTokenCredential
 from starlette.requests import Request
@@ -89,11 +88,3 @@ class ChatService:
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None
-
-    async def __aenter__(self) -> ChatService:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        await self.aclose()

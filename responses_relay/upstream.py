@@ -44,7 +44,8 @@ class Upstream:
 
     def __init__(self, settings: Settings, base_url: str, *, credential: AsyncTokenCredential | None = None) -> None:
         self.settings = settings
-        self._base_url = base_url
+        # What redact() removes from upstream messages: the address, with and without the path.
+        self._addresses = [address for address in (base_url.rstrip("/"), httpx2.URL(base_url).host) if address]
         self._credential: AsyncTokenCredential | None = None
         api_key: str | Callable[[], Awaitable[str]]
         if settings.api_key is not None:
@@ -147,10 +148,8 @@ class Upstream:
 
     def redact(self, message: str) -> str:
         """An upstream message made safe for callers: no upstream address, bounded length."""
-        host = httpx2.URL(self._base_url).host
-        for secret in (self._base_url.rstrip("/"), host):
-            if secret:
-                message = message.replace(secret, "the model service")
+        for address in self._addresses:
+            message = message.replace(address, "the model service")
         return message[:500]
 
     async def aclose(self) -> None:
