@@ -19,6 +19,7 @@ import httpx2
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from . import shutdown
 from .events import Translator, UpstreamProtocolError
 from .sse import Decoder, encode_comment
 
@@ -32,30 +33,6 @@ SSE_HEADERS = {
 
 logger = logging.getLogger("responses_relay.relay")
 
-_live: set[RelayStream] = set()  # streams whose body is being sent, for drain()
-_drained: asyncio.Future[None] | None = None  # resolved when _live empties during a drain
-
-
-async def drain(grace_seconds: float) -> None:
-    """Shutdown: let running streams finish for `grace_seconds`, then end the rest with
-    an `error` event (code `server_shutting_down`), so no client is left guessing."""
-    global _drained
-    if _live:
-        _drained = asyncio.get_running_loop().create_future()
-        try:
-            await asyncio.wait_for(asyncio.shield(_drained), grace_seconds)
-        except TimeoutError:
-            for stream in list(_live):
-                stream.interrupt("server_shutting_down", "The server is restarting; please ask again")
-        finally:
-            _drained = None
-
-
-def _ended(stream: RelayStream) -> None:
-    _live.discard(stream)
-    if not _live and _drained is not None and not _drained.done():
-        _drained.set_result(None)
-
 
 class RelayStream:
     def __init__(
@@ -65,8 +42,10 @@ class RelayStream:
         *,
         heartbeat_seconds: float,
         buffer_bytes: int,
+        invocation_id: str | None = None,
     ) -> None:
         self._upstream = upstream
+        self._invocation_id = invocation_id
         self._translator = translator
         self._heartbeat = heartbeat_seconds
         self._limit = buffer_bytes
@@ -92,7 +71,7 @@ class RelayStream:
         self._producer = loop.create_task(self._produce())
         self._last_sent = loop.time()
         self._heartbeat_timer = loop.call_later(self._heartbeat, self._check_heartbeat)
-        _live.add(self)
+        shutdown.started(self)
         try:
             while not self._left:
                 if self._buffer:
@@ -112,7 +91,7 @@ class RelayStream:
                 self.sent_bytes += len(chunk)
                 yield chunk
         finally:
-            _ended(self)
+            shutdown.ended(self)
             if self._heartbeat_timer is not None:
                 self._heartbeat_timer.cancel()
 
@@ -226,7 +205,10 @@ class RelayStream:
         """One structured record per stream; failures are warnings. Its fields become
         Application Insights custom dimensions when telemetry is on."""
         translator = self._translator
+        # The invocation id is carried explicitly: under the Functions worker, logs written while
+        # a body streams are tagged with whichever invocation started last, or dropped by the host.
         fields = {
+            "stream_invocation_id": self._invocation_id,
             "stream_outcome": self.outcome,
             "stream_response_id": translator.response_id,
             "stream_model": translator.model,

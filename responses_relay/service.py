@@ -13,6 +13,7 @@ from .chat_request import check_content_type, parse_chat_request, read_body
 from .demo import DemoUpstream
 from .errors import HttpError, error_response
 from .events import Translator
+from .invocation import INVOCATION_ID_HEADER
 from .relay import RelayStream, SSEResponse
 from .settings import Settings
 from .upstream import Upstream
@@ -56,6 +57,7 @@ class ChatService:
             Translator(redact=upstream.redact),
             heartbeat_seconds=self.settings.heartbeat_seconds,
             buffer_bytes=self.settings.buffer_bytes,
+            invocation_id=request.headers.get(INVOCATION_ID_HEADER),
         )
         return SSEResponse(stream)
 

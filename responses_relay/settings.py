@@ -12,6 +12,9 @@ DEFAULT_INSTRUCTIONS = (
 )
 
 
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message is one line naming it."""
 
@@ -75,6 +78,26 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+@dataclass(frozen=True)
+class LocalHostSettings:
+    """The local host's own settings (`scripts/run`); the Functions host in Azure ignores them."""
+
+    function_key: str | None
+    cors_origins: tuple[str, ...]
+    diagnostics: bool
+    shutdown_grace_seconds: float
+
+
+def load_local_host_settings(environ: Mapping[str, str] | None = None) -> LocalHostSettings:
+    env = _Reader(os.environ if environ is None else environ)
+    return LocalHostSettings(
+        function_key=env.text("LOCAL_FUNCTION_KEY"),
+        cors_origins=env.origins("CORS_ALLOWED_ORIGINS"),
+        diagnostics=env.flag("LOCAL_HOST_DIAGNOSTICS", False),
+        shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, low=0.0, high=3600.0),
+    )
+
+
 class _Reader:
     """Typed access to environment strings; every failure names the variable."""
 
@@ -95,6 +118,23 @@ class _Reader:
         if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise SettingsError(f"{name} must use https (plain http is allowed only for localhost)")
         return value if value.endswith("/") else value + "/"
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        value = _FLAGS.get(raw.lower())
+        if value is None:
+            raise SettingsError(f"{name} must be true or false, got {raw!r}")
+        return value
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        origins = tuple(origin.strip().rstrip("/") for origin in (self.text(name) or "").split(",") if origin.strip())
+        for origin in origins:
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.hostname or parts.path):
+                raise SettingsError(f"{name} must list origins such as https://example.com, got {origin!r}")
+        return origins
 
     def number(self, name: str, default: float, *, low: float, high: float) -> float:
         raw = self.text(name)

@@ -17,9 +17,11 @@ import uvicorn
 
 import function_app
 from responses_relay.demo import DemoUpstream, Scenario
-from responses_relay.local_host import build_asgi_app
+from responses_relay.local_host import build_asgi_app, http_functions
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings, load_settings
+
+from .ingestion import Ingestion
 
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
 
@@ -60,7 +62,7 @@ class RelayServer:
 
 
 async def serve(service: ChatService, **host_options: object) -> AsyncIterator[RelayServer]:
-    app = build_asgi_app(function_app.create_app(service), **host_options)  # type: ignore[arg-type]
+    app = build_asgi_app(http_functions(function_app.create_app(service)), **host_options)  # type: ignore[arg-type]
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
@@ -84,3 +86,12 @@ async def serve(service: ChatService, **host_options: object) -> AsyncIterator[R
 async def relay(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> AsyncIterator[RelayServer]:
     async for server in serve(ChatService(make_settings(HEARTBEAT_SECONDS="5"))):
         yield server
+
+
+@pytest.fixture
+async def ingestion() -> AsyncIterator[Ingestion]:
+    """An Application Insights ingestion endpoint on 127.0.0.1 that keeps what it receives."""
+    server = Ingestion()
+    await server.start()
+    yield server
+    await server.aclose()

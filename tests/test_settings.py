@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from responses_relay.settings import DEFAULT_INSTRUCTIONS, SettingsError, load_settings
+from responses_relay.settings import (
+    DEFAULT_INSTRUCTIONS,
+    LocalHostSettings,
+    SettingsError,
+    load_local_host_settings,
+    load_settings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,17 +75,63 @@ def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> Non
     assert "\n" not in str(caught.value)
 
 
-def test_bad_setting_stops_the_local_host_at_start_up_with_one_line() -> None:
-    environ = {**os.environ, "OPENAI_ENDPOINT": "ftp://nowhere", "PYTHONPATH": str(ROOT)}
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("OPENAI_ENDPOINT", "ftp://nowhere", "OPENAI_ENDPOINT must be an http(s) URL such as"),
+        ("SHUTDOWN_GRACE_SECONDS", "soon", "SHUTDOWN_GRACE_SECONDS must be a number, got 'soon'"),
+        ("CORS_ALLOWED_ORIGINS", "localhost:8000", "CORS_ALLOWED_ORIGINS must list origins such as"),
+        ("LOCAL_HOST_DIAGNOSTICS", "maybe", "LOCAL_HOST_DIAGNOSTICS must be true or false, got 'maybe'"),
+    ],
+)
+def test_bad_setting_stops_the_local_host_at_start_up_with_one_line(name: str, value: str, says: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "responses_relay.local_host", "--port", "0", "--app-dir", str(ROOT)],
-        env=environ,
+        env={**os.environ, name: value},
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == [
-        "error: OPENAI_ENDPOINT must be an http(s) URL such as https://NAME.openai.azure.com/openai/v1/"
-    ]
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {says}")
+
+
+def test_a_bad_setting_under_the_real_worker_is_one_line_too() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "responses_relay.local_host", "--worker", "--port", "0", "--app-dir", str(ROOT)],
+        env={**os.environ, "MAX_BODY_BYTES": "lots"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: the Functions worker could not index function_app.py:"
+        " SettingsError: MAX_BODY_BYTES must be a whole number, got 'lots'"
+    ], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({}, LocalHostSettings(None, (), False, 10.0)),
+        (
+            {
+                "LOCAL_FUNCTION_KEY": "k",
+                "CORS_ALLOWED_ORIGINS": "http://localhost:8000, https://app.example.com/",
+                "LOCAL_HOST_DIAGNOSTICS": "1",
+                "SHUTDOWN_GRACE_SECONDS": "2.5",
+            },
+            LocalHostSettings("k", ("http://localhost:8000", "https://app.example.com"), True, 2.5),
+        ),
+    ],
+)
+def test_local_host_settings(environ: dict[str, str], expected: LocalHostSettings) -> None:
+    assert load_local_host_settings(environ) == expected

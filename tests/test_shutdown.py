@@ -18,6 +18,7 @@ from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.sse import Decoder
 
 from .conftest import FAKE_KEY
+from .host_process import HostProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = orjson.dumps({"input": "滋賀県について教えてください。"})
@@ -104,3 +105,48 @@ async def test_a_stream_that_ends_within_the_grace_period_completes(
     output = await process.stdout.read()
     assert b"Traceback" not in output
     assert b"Finished server process" in output
+
+
+@pytest.fixture
+async def worker_host(upstream: DemoUpstream) -> AsyncIterator[HostProcess]:
+    environ = {"OPENAI_ENDPOINT": upstream.base_url, "OPENAI_API_KEY": FAKE_KEY, "SHUTDOWN_GRACE_SECONDS": "1"}
+    host = HostProcess("--worker", environ=environ)
+    await asyncio.to_thread(host.start)
+    yield host
+    await asyncio.to_thread(host.stop)
+
+
+def worker_stopped(host: HostProcess) -> bool:
+    """The host's worker process has ended and was reaped."""
+    return not Path(f"/proc/{host.worker_pid()}").exists()
+
+
+async def test_with_the_worker_a_stream_within_the_grace_period_completes_and_the_worker_stops(
+    worker_host: HostProcess, upstream: DemoUpstream
+) -> None:
+    upstream.set_scenario(Scenario(text="琵琶湖" * 20, delta_seconds=0.01))
+    started = asyncio.Event()
+    reader = asyncio.create_task(read_stream(worker_host.url, started))
+    await asyncio.wait_for(started.wait(), 10)
+    worker_host.process.send_signal(signal.SIGTERM)
+    events = await asyncio.wait_for(reader, 15)
+    assert events[-1][0] == "response.completed"
+    assert await asyncio.to_thread(worker_host.wait_exit) == -signal.SIGTERM
+    assert worker_stopped(worker_host)
+    assert "Traceback" not in worker_host.output
+
+
+async def test_with_the_worker_streams_past_the_grace_period_are_cut(
+    worker_host: HostProcess, upstream: DemoUpstream
+) -> None:
+    # The Functions host cannot end a stream with an event of the relay's: as when Azure recycles an
+    # instance, the connection closes without a terminal event (the page then says it was cut).
+    upstream.set_scenario(Scenario(ending="stall", after_deltas=2, delta_seconds=0.001))
+    started = asyncio.Event()
+    reader = asyncio.create_task(read_stream(worker_host.url, started))
+    await asyncio.wait_for(started.wait(), 10)
+    worker_host.process.send_signal(signal.SIGTERM)
+    with pytest.raises(httpx2.RemoteProtocolError):
+        await asyncio.wait_for(reader, 15)
+    assert await asyncio.to_thread(worker_host.wait_exit) == -signal.SIGTERM
+    assert worker_stopped(worker_host)

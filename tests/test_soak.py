@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from responses_relay import relay
+from responses_relay import relay, shutdown
 from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
@@ -89,7 +89,7 @@ async def test_soak_leaves_nothing_behind(upstream: DemoUpstream, make_settings:
             await server.service.aclose()  # an emptied pool each time: idle connections are no leak
             gc.collect()
             memory.append(relay_memory())
-        assert not relay._live, "every stream has ended"
+        assert shutdown.live_streams() == 0, "every stream has ended"
     tracemalloc.stop()
     assert "cut" not in outcomes
     assert outcomes.count("left") > kinds.count("leaver") * 0.9  # a few finish before they mean to leave

@@ -46,14 +46,20 @@ def chromium() -> str:
 
 
 @pytest.fixture
-async def page(site: RelayServer, chromium: str) -> AsyncIterator[Page]:
+def site_url(site: RelayServer) -> str:
+    """Where the page is served; a test module can serve it from elsewhere by overriding this."""
+    return site.base_url
+
+
+@pytest.fixture
+async def page(site_url: str, chromium: str) -> AsyncIterator[Page]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         context = await browser.new_context(locale="ja-JP", viewport={"width": 900, "height": 800})
         page = await context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        await page.goto(site.base_url + "/")
+        await page.goto(site_url + "/")
         await page.wait_for_selector("body[data-ready=true]")
         yield page
         await browser.close()

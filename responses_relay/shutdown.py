@@ -1,0 +1,48 @@
+"""Graceful shutdown of the streams this process is sending.
+
+The relay registers each stream while its body is being sent; on shutdown, `drain`
+lets them finish for a grace period and ends the rest with an `error` event
+(`server_shutting_down`), so no client is left guessing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+
+class Interruptible(Protocol):
+    def interrupt(self, code: str, message: str) -> None: ...
+
+
+_live: set[Interruptible] = set()
+_drained: asyncio.Future[None] | None = None  # resolved when _live empties during a drain
+
+
+def started(stream: Interruptible) -> None:
+    _live.add(stream)
+
+
+def ended(stream: Interruptible) -> None:
+    _live.discard(stream)
+    if not _live and _drained is not None and not _drained.done():
+        _drained.set_result(None)
+
+
+def live_streams() -> int:
+    return len(_live)
+
+
+async def drain(grace_seconds: float) -> None:
+    """Let running streams finish for `grace_seconds`, then interrupt the rest."""
+    global _drained
+    if not _live:
+        return
+    _drained = asyncio.get_running_loop().create_future()
+    try:
+        await asyncio.wait_for(asyncio.shield(_drained), grace_seconds)
+    except TimeoutError:
+        for stream in list(_live):
+            stream.interrupt("server_shutting_down", "The server is restarting; please ask again")
+    finally:
+        _drained = None

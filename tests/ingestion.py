@@ -1,0 +1,74 @@
+"""A capture server on 127.0.0.1 speaking the Application Insights ingestion protocol
+(`POST /v2.1/track`, JSON or gzipped JSON lines), for telemetry tests."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import Callable
+from typing import Any
+
+
+class Ingestion:
+    def __init__(self) -> None:
+        self.received: list[Any] = []
+        self.endpoint = ""
+        self._arrived = asyncio.Condition()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def environ(self) -> dict[str, str]:
+        """The settings that point the Azure Monitor distro here and keep every byte on 127.0.0.1."""
+        endpoint = self.endpoint
+        return {
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+                "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+                f"IngestionEndpoint={endpoint};LiveEndpoint={endpoint}"
+            ),
+            # No usage beacons, no cloud metadata lookups.
+            "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+            "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel",
+        }
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The log records received: each one's baseData (message, properties)."""
+        items = [item for item in self.received if item.get("data", {}).get("baseType") == "MessageData"]
+        return [item["data"]["baseData"] for item in items]
+
+    async def wait_for_message(self, matches: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next((message for message in self.messages() if matches(message)), None)
+
+        async with self._arrived:
+            await asyncio.wait_for(self._arrived.wait_for(lambda: found() is not None), timeout)
+        message = found()
+        assert message is not None
+        return message
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.endpoint = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/"
+
+    async def aclose(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        body = await reader.readexactly(length)
+        if b"content-encoding: gzip" in head.lower():
+            body = gzip.decompress(body)
+        lines = [json.loads(line) for line in body.splitlines() if line.strip()] if body.strip() else []
+        items = [item for line in lines for item in (line if isinstance(line, list) else [line])]
+        async with self._arrived:
+            self.received.extend(items)
+            self._arrived.notify_all()
+        answer = json.dumps({"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []}).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)
+        )
+        await writer.drain()
+        writer.close()

@@ -1,0 +1,230 @@
+"""The app on the real Azure Functions Python worker (vendored), driven over gRPC by the
+local host's worker back end, as Azure drives it: indexing, the relay's contract through
+the worker's own web server, disconnects, logs and telemetry, and a worker that breaks.
+
+The local host runs as a process (`python -m responses_relay.local_host --worker`); the
+upstream is the demo upstream in this process, as in the other tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx2
+import orjson
+import pytest
+
+from responses_relay.demo import DemoUpstream, Scenario
+
+from .conftest import FAKE_KEY
+from .host_process import ROOT, HostProcess
+from .ingestion import Ingestion
+from .sse_client import chat
+
+KEY = "worker-test-key"
+TEXT = "琵琶湖は日本最大の湖です。湖東の城下町や比叡山、近江牛もお楽しみください！"
+KEYED = {"x-functions-key": KEY}
+
+
+def worker_environ(upstream: DemoUpstream, **extra: str) -> dict[str, str]:
+    return {
+        "OPENAI_ENDPOINT": upstream.base_url,
+        "OPENAI_API_KEY": FAKE_KEY,
+        "LOCAL_FUNCTION_KEY": KEY,
+        "SHUTDOWN_GRACE_SECONDS": "1",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def worker_host(upstream_server: DemoUpstream) -> Iterator[HostProcess]:
+    host = HostProcess("--worker", environ=worker_environ(upstream_server))
+    host.start()
+    yield host
+    assert host.stop() == -signal.SIGTERM, host.output
+
+
+@pytest.fixture
+async def client(worker_host: HostProcess, upstream: DemoUpstream) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(base_url=worker_host.url, timeout=30) as client:
+        yield client
+
+
+def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host: HostProcess) -> None:
+    listed = {
+        match[1]: (match[2], match[3], match[4])
+        for line in worker_host.lines
+        if (match := re.fullmatch(r"\s+(\w+): \[([A-Z,]+)\] http://[\d.:]+(\S+) \(auth: (\w+)\)", line))
+    }
+    assert listed == {"chat": ("POST", "/api/chat", "function"), "health": ("GET", "/api/health", "anonymous")}
+    assert "back end: Azure Functions Python worker" in worker_host.output
+
+
+async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
+    health = await client.get("/api/health")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini"}
+    unkeyed = await client.post("/api/chat", json={"input": "hi"})
+    assert (unkeyed.status_code, unkeyed.json()["error"]["code"]) == (401, "unauthorized")
+    wrong_method = await client.get("/api/chat", headers=KEYED)
+    assert wrong_method.status_code == 405
+
+
+async def test_the_answer_streams_through_the_worker_as_it_is_generated(
+    client: httpx2.AsyncClient, upstream: DemoUpstream
+) -> None:
+    upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.02))
+    received = await chat(client, {"input": "滋賀県について教えてください。"}, headers=KEYED)
+    assert received.status == 200
+    assert received.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert received.headers["cache-control"] == "no-cache, no-transform"
+    assert received.raw.startswith(b": stream open\n\n")
+    assert received.text == TEXT
+    assert [event.event for event in received.terminals] == ["response.completed"]
+    deltas = [at for at, event in received.arrivals if event.event == "response.output_text.delta"]
+    # Paced 20 ms apart upstream: buffered anywhere on the way, they would arrive together.
+    assert len(deltas) > 10
+    assert deltas[-1] - deltas[0] > 0.15
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        (b"{not json", {}, 400, "invalid_json"),
+        (b'{"input": [{"role": "system", "content": "x"}]}', {}, 400, "invalid_request"),
+        (b'{"input": "hi"}', {"content-type": "text/plain"}, 415, "unsupported_media_type"),
+        (orjson.dumps({"input": "あ" * 200_000}), {}, 413, "body_too_large"),
+    ],
+)
+async def test_bad_requests_get_the_same_errors_as_in_process(
+    client: httpx2.AsyncClient, body: bytes, headers: dict[str, str], status: int, code: str
+) -> None:
+    reply = await client.post(
+        "/api/chat", content=body, headers={"content-type": "application/json", **KEYED, **headers}
+    )
+    assert (reply.status_code, reply.json()["error"]["code"]) == (status, code)
+
+
+async def test_a_caller_who_leaves_closes_the_upstream_within_a_second(
+    client: httpx2.AsyncClient, upstream: DemoUpstream
+) -> None:
+    upstream.set_scenario(Scenario(ending="stall", after_deltas=3, delta_seconds=0.001))
+    received = await chat(client, {"input": "hi"}, headers=KEYED, stop_after=1)  # deltas of one read merge
+    left_at = time.monotonic()
+    assert received.text
+    record = upstream.records[-1]
+    assert await asyncio.to_thread(record.ended.wait, 1.0), "the upstream connection is still open"
+    assert record.client_left
+    assert record.ended_at is not None
+    assert record.ended_at - left_at < 1.0
+
+
+async def test_concurrent_streams_each_get_their_own_answer(client: httpx2.AsyncClient, upstream: DemoUpstream) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0.005))
+    questions = ["京都", "奈良", "滋賀", "Kyoto", "Nara", "Shiga", "京都", "Nara"]
+    answers = await asyncio.gather(*(chat(client, {"input": q}, headers=KEYED) for q in questions))
+    alone = [await chat(client, {"input": q}, headers=KEYED) for q in questions[:6]]
+    assert [answer.status for answer in answers] == [200] * len(questions)
+    assert [answer.text for answer in answers[:6]] == [answer.text for answer in alone]
+    assert len({answer.text for answer in answers}) == 6
+    assert all(len(answer.terminals) == 1 for answer in answers)
+
+
+async def test_each_stream_record_names_its_invocation(
+    client: httpx2.AsyncClient, worker_host: HostProcess, upstream: DemoUpstream
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    await chat(client, {"input": "京都"}, headers=KEYED)
+    await chat(client, {"input": "奈良"}, headers=KEYED)
+    executed = [line for line in worker_host.lines if "Executed 'Functions.chat' (Succeeded" in line]
+    invocation = executed[-1].split("Id=")[1].split(",")[0]
+    record = await asyncio.to_thread(
+        worker_host.wait_for, lambda line: f"stream ended: invocation_id={invocation} outcome=completed" in line
+    )
+    assert "deltas=" in record
+    assert "usage={" in record
+
+
+async def test_stream_records_reach_application_insights_from_inside_the_worker(
+    upstream: DemoUpstream, ingestion: Ingestion
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    host = HostProcess(
+        "--worker", environ=worker_environ(upstream, OTEL_BLRP_SCHEDULE_DELAY="100", **ingestion.environ)
+    )
+    await asyncio.to_thread(host.start)
+    try:
+        async with httpx2.AsyncClient(base_url=host.url, timeout=30) as client:
+            received = await chat(client, {"input": "京都"}, headers=KEYED)
+        assert received.text
+        line = await asyncio.to_thread(host.wait_for, lambda line: "Executed 'Functions.chat'" in line)
+        invocation = line.split("Id=")[1].split(",")[0]
+        record = await ingestion.wait_for_message(
+            lambda message: message.get("properties", {}).get("stream_invocation_id") == invocation, 20
+        )
+        assert record["properties"]["stream_outcome"] == "completed"
+        assert record["message"].startswith(f"stream ended: invocation_id={invocation} outcome=completed")
+    finally:
+        assert await asyncio.to_thread(host.stop) == -signal.SIGTERM, host.output
+
+
+def broken_app(tmp_path: Path, replace: str, by: str) -> Path:
+    """A copy of the app with one line of function_app.py changed."""
+    shutil.copy(ROOT / "host.json", tmp_path)
+    shutil.copytree(ROOT / "responses_relay", tmp_path / "responses_relay")
+    source = (ROOT / "function_app.py").read_text()
+    assert replace in source
+    (tmp_path / "function_app.py").write_text(source.replace(replace, by))
+    return tmp_path
+
+
+def test_an_app_the_worker_cannot_index_stops_the_host_with_one_line(tmp_path: Path) -> None:
+    # A parameter typed as the classic HttpRequest: the worker refuses it next to the streaming types.
+    app_dir = broken_app(tmp_path, "async def chat(req: Request)", "async def chat(req: func.HttpRequest)")
+    host = HostProcess("--worker", environ={}, app_dir=app_dir)
+    with pytest.raises(AssertionError, match="never printed"):
+        host.start()
+    assert host.wait_exit() == 1
+    errors = [line for line in host.lines if line.startswith("error: ")]
+    assert len(errors) == 1, host.output
+    assert "could not index function_app.py" in errors[0]
+    assert "'req'" in errors[0]
+    assert "HttpRequest" in errors[0]
+
+
+def test_a_worker_that_crashes_is_reported_in_one_line(upstream_server: DemoUpstream) -> None:
+    host = HostProcess("--worker", environ=worker_environ(upstream_server))
+    host.start()
+    worker = host.worker_pid()
+    os.kill(worker, signal.SIGKILL)
+    assert host.wait_exit() == 1
+    errors = [line for line in host.lines if line.startswith("error: ")]
+    assert errors == ["error: the Functions worker exited unexpectedly (exit code -9); its log is above"]
+
+
+def test_the_worker_does_not_outlive_a_killed_host(upstream_server: DemoUpstream) -> None:
+    host = HostProcess("--worker", environ=worker_environ(upstream_server))
+    host.start()
+    worker = host.worker_pid()
+    host.process.kill()
+    host.wait_exit()
+    deadline = time.monotonic() + 10
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling another process's state: nothing to wait on
+    assert not _running(worker)
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` runs (a zombie, dead and waiting to be reaped, does not count)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
