@@ -7,6 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+# The values of openai.types.shared.ReasoningEffort and of Reasoning.summary.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+REASONING_SUMMARIES = ("auto", "concise", "detailed")
+
 DEFAULT_INSTRUCTIONS = (
     "あなたは親しみやすい観光ガイドです。\n提示された観光地の特徴や魅力を100文字程度で説明してください。"
 )
@@ -26,6 +30,9 @@ class Settings:
     max_output_tokens: int
     temperature: float | None
     top_p: float | None
+    reasoning_effort: str | None
+    reasoning_summary: str | None
+    web_search: bool
     heartbeat_seconds: float
     max_body_bytes: int
     max_messages: int
@@ -54,6 +61,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         load_dotenv(override=False)
         environ = os.environ
     env = _Reader(environ)
+    reasoning_effort = env.choice("REASONING_EFFORT", REASONING_EFFORTS)
     return Settings(
         endpoint=env.url("OPENAI_ENDPOINT"),
         api_key=env.text("OPENAI_API_KEY"),
@@ -63,6 +71,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_output_tokens=env.integer("MAX_OUTPUT_TOKENS", 1000, low=1, high=1_000_000),
         temperature=env.optional_number("TEMPERATURE", 0.8, low=0.0, high=2.0),
         top_p=env.optional_number("TOP_P", 0.95, low=0.0, high=1.0),
+        reasoning_effort=reasoning_effort,
+        reasoning_summary=_reasoning_summary(
+            env.choice("REASONING_SUMMARY", (*REASONING_SUMMARIES, "none")), reasoning_effort
+        ),
+        web_search=env.flag("WEB_SEARCH", default=False),
         heartbeat_seconds=env.number("HEARTBEAT_SECONDS", 5.0, low=0.05, high=230.0),
         max_body_bytes=env.integer("MAX_BODY_BYTES", 256 * 1024, low=1024, high=64 * 1024 * 1024),
         max_messages=env.integer("MAX_MESSAGES", 64, low=1, high=10_000),
@@ -75,6 +88,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def _reasoning_summary(summary: str | None, effort: str | None) -> str | None:
+    """`auto` when an effort is set (and is not `none`); `none` sends no summary request."""
+    if summary is None:
+        return "auto" if effort not in (None, "none") else None
+    return None if summary == "none" else summary
+
+
 class _Reader:
     """Typed access to environment strings; every failure names the variable."""
 
@@ -84,6 +104,23 @@ class _Reader:
     def text(self, name: str) -> str | None:
         value = self._environ.get(name, "").strip()
         return value or None
+
+    def choice(self, name: str, allowed: tuple[str, ...]) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        if raw.lower() not in allowed:
+            raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return raw.lower()
+
+    def flag(self, name: str, *, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        value = raw.lower()
+        if value not in ("true", "false", "1", "0"):
+            raise SettingsError(f"{name} must be true or false, got {raw!r}")
+        return value in ("true", "1")
 
     def url(self, name: str) -> str | None:
         value = self.text(name)

@@ -95,7 +95,8 @@ def test_error_shapes_and_failed_become_error_events() -> None:
 
 def test_unknown_events_are_ignored_and_done_marker_too() -> None:
     translator = Translator()
-    translator.feed(upstream({"type": "response.reasoning_summary_text.delta", "delta": "hm"}))
+    translator.feed(upstream({"type": "response.future_feature.delta", "delta": "hm"}))
+    translator.feed(upstream({"type": "response.reasoning_summary_part.added", "summary_index": 0}))
     translator.feed(Event(None, b"[DONE]", None))
     assert translator.take() == b""
     assert not translator.finished
