@@ -24,9 +24,9 @@ from pydantic import TypeAdapter
 
 from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import answer_for, split_deltas
-from responses_relay.sse import Decoder
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
+from responses_relay.sse import Decoder
 
 from .conftest import serve
 from .sse_client import chat
