@@ -7,6 +7,9 @@ param token string
 param applicationInsightsName string
 param openAiEndpoint string
 param modelDeploymentName string
+param reasoningEffort string
+param reasoningSummary string
+param webSearch bool
 param allowedOrigins array
 param maximumInstanceCount int
 
@@ -149,6 +152,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       MAX_OUTPUT_TOKENS: '1000'
       TEMPERATURE: '0.8'
       TOP_P: '0.95'
+      REASONING_EFFORT: reasoningEffort
+      REASONING_SUMMARY: reasoningSummary
+      WEB_SEARCH: webSearch ? 'true' : 'false'
       HEARTBEAT_SECONDS: '5'
       MAX_BODY_BYTES: '262144'
       MAX_MESSAGES: '64'
