@@ -62,6 +62,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ
     env = _Reader(environ)
     reasoning_effort = env.choice("REASONING_EFFORT", REASONING_EFFORTS)
+    # Reasoning models reject sampling parameters: with an effort set, they are sent only when set.
+    sampling = reasoning_effort in (None, "none")
     return Settings(
         endpoint=env.url("OPENAI_ENDPOINT"),
         api_key=env.text("OPENAI_API_KEY"),
@@ -69,8 +71,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         model=env.text("MODEL_DEPLOYMENT_NAME") or "gpt-4o-mini",
         instructions=env.text("MODEL_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
         max_output_tokens=env.integer("MAX_OUTPUT_TOKENS", 1000, low=1, high=1_000_000),
-        temperature=env.optional_number("TEMPERATURE", 0.8, low=0.0, high=2.0),
-        top_p=env.optional_number("TOP_P", 0.95, low=0.0, high=1.0),
+        temperature=env.optional_number("TEMPERATURE", 0.8 if sampling else None, low=0.0, high=2.0),
+        top_p=env.optional_number("TOP_P", 0.95 if sampling else None, low=0.0, high=1.0),
         reasoning_effort=reasoning_effort,
         reasoning_summary=_reasoning_summary(
             env.choice("REASONING_SUMMARY", (*REASONING_SUMMARIES, "none")), reasoning_effort
@@ -145,11 +147,14 @@ class _Reader:
             raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw}")
         return value
 
-    def optional_number(self, name: str, default: float, *, low: float, high: float) -> float | None:
+    def optional_number(self, name: str, default: float | None, *, low: float, high: float) -> float | None:
         # "none" omits the parameter, for models that reject it (reasoning models).
-        if self._environ.get(name, "").strip().lower() == "none":
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() == "none":
             return None
-        return self.number(name, default, low=low, high=high)
+        return self.number(name, low, low=low, high=high)  # set: the default is not used
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         raw = self.text(name)

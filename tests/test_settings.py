@@ -54,6 +54,15 @@ def test_reasoning_summary_is_auto_once_an_effort_is_set(
     assert (settings.reasoning_effort, settings.reasoning_summary) == sent
 
 
+def test_an_effort_leaves_out_the_sampling_parameters_unless_they_are_set() -> None:
+    settings = load_settings({"REASONING_EFFORT": "low"})
+    assert (settings.temperature, settings.top_p) == (None, None)
+    settings = load_settings({"REASONING_EFFORT": "none"})
+    assert (settings.temperature, settings.top_p) == (0.8, 0.95)
+    settings = load_settings({"REASONING_EFFORT": "high", "TEMPERATURE": "1", "TOP_P": "none"})
+    assert (settings.temperature, settings.top_p) == (1.0, None)
+
+
 def test_reasoning_and_web_search_values_are_the_sdks() -> None:
     [efforts, _none] = typing.get_args(ReasoningEffort)
     assert typing.get_args(efforts) == REASONING_EFFORTS

@@ -5,8 +5,6 @@ import { Citations } from "./citations.js";
 import { t } from "./i18n.js";
 import { StreamingMarkdown } from "./markdown.js";
 
-const SEARCHING = new Set(["response.web_search_call.in_progress", "response.web_search_call.searching"]);
-
 export class AnswerView {
   /** `turn`: the turn's elements (body, status, thinking, thinkingLabel, thinkingBody, refusal, refusalText). */
   constructor(turn) {
@@ -25,24 +23,31 @@ export class AnswerView {
   }
 
   /** Shows one relayed event; true for the answer's first text or refusal. */
-  show(event) {
-    const { type, data } = event;
-    if (type === "response.output_text.delta") {
-      this.markdown.append(data.delta);
-      return this.start();
+  show({ type, data }) {
+    switch (type) {
+      case "response.output_text.delta":
+        this.markdown.append(data.delta);
+        return this.start();
+      case "response.refusal.delta":
+        this.refusal += data.delta;
+        this.turn.refusalText.textContent = this.refusal;
+        this.turn.refusal.hidden = false;
+        return this.start();
+      case "response.reasoning_summary_text.delta":
+        this.think(data);
+        break;
+      case "response.output_text.annotation.added":
+        this.citations.add(data.annotation);
+        this.markdown.refresh();
+        break;
+      case "response.web_search_call.in_progress":
+      case "response.web_search_call.searching":
+        this.turn.status.textContent = t("searching");
+        break;
+      case "response.web_search_call.completed":
+        this.turn.status.textContent = this.started ? "" : t("thinking");
+        break;
     }
-    if (type === "response.refusal.delta") {
-      this.refusal += data.delta;
-      this.turn.refusalText.textContent = this.refusal;
-      this.turn.refusal.hidden = false;
-      return this.start();
-    }
-    if (type === "response.reasoning_summary_text.delta") this.think(data);
-    else if (type === "response.output_text.annotation.added") {
-      this.citations.add(data.annotation);
-      this.markdown.refresh();
-    } else if (SEARCHING.has(type)) this.turn.status.textContent = t("searching");
-    else if (type === "response.web_search_call.completed") this.turn.status.textContent = this.started ? "" : t("thinking");
     return false;
   }
 

@@ -312,12 +312,11 @@ async def test_a_citation_that_is_not_http_never_becomes_a_link(page: Page) -> N
         ("java\tscript:window.pwned=4", after("Hikone Castle")),
         ("https://example.org/omi", after("Omi beef")),
     ]
-    events = [("response.output_text.delta", {"type": "response.output_text.delta", "delta": text})]
+    events: list[tuple[str, dict[str, object]]] = [("response.output_text.delta", {"delta": text})]
     for url, end in hostile:
         annotation = {"type": "url_citation", "url": url, "title": "<b>t</b>", "start_index": 0, "end_index": end}
         events.append(("response.output_text.annotation.added", {"annotation": annotation}))
-    completed = {"type": "response.completed", "status": "completed", "usage": None}
-    events.append(("response.completed", completed))
+    events.append(("response.completed", {"status": "completed", "usage": None}))
     body = ": stream open\n\n" + "".join(
         f"id: {i}\nevent: {kind}\ndata: {orjson.dumps({'type': kind, **data}).decode()}\n\n"
         for i, (kind, data) in enumerate(events)
