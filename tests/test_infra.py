@@ -163,6 +163,12 @@ def test_reasoning_and_web_search_are_azd_parameters_passed_to_the_app() -> None
     assert (settings["REASONING_EFFORT"], settings["REASONING_SUMMARY"]) == ("reasoningEffort", "reasoningSummary")
     web_search = settings["WEB_SEARCH"]["operator"]
     assert web_search["operands"] == {"condition": "webSearch", "true_value": "true", "false_value": "false"}
+    for name, value in (("TEMPERATURE", "0.8"), ("TOP_P", "0.95")):  # reasoning models reject them
+        assert settings[name]["operator"]["operands"] == {
+            "condition": "sampling",
+            "true_value": value,
+            "false_value": "none",
+        }
     # What the template sets by default is what the app reads as "off".
     app = load_settings({"REASONING_EFFORT": "", "REASONING_SUMMARY": "", "WEB_SEARCH": "false"})
     assert (app.reasoning_effort, app.reasoning_summary, app.web_search) == (None, None, False)
