@@ -38,6 +38,17 @@ param modelVersion string = '2024-07-18'
 @description('Capacity of a new deployment, in thousands of tokens per minute.')
 param modelCapacity int = 30
 
+@description('REASONING_EFFORT: reasoning effort for reasoning models (o-series, gpt-5 family); empty: not sent.')
+@allowed(['', 'none', 'minimal', 'low', 'medium', 'high', 'xhigh', 'max'])
+param reasoningEffort string = ''
+
+@description('REASONING_SUMMARY: stream a summary of the reasoning (auto when an effort is set; none turns it off).')
+@allowed(['', 'auto', 'concise', 'detailed', 'none'])
+param reasoningSummary string = ''
+
+@description('WEB_SEARCH: let the model search the web (the web_search tool), citing what it found.')
+param webSearch bool = false
+
 @description('Highest number of Function App instances.')
 param maximumInstanceCount int = 40
 
@@ -84,6 +95,9 @@ module api 'app/function.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     openAiEndpoint: openAi.outputs.endpoint
     modelDeploymentName: modelDeploymentName
+    reasoningEffort: reasoningEffort
+    reasoningSummary: reasoningSummary
+    webSearch: webSearch
     allowedOrigins: ['https://${web.outputs.defaultHostname}']
     maximumInstanceCount: maximumInstanceCount
   }

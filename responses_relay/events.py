@@ -1,8 +1,9 @@
 """Translation of upstream Responses API events into the relay's SSE events.
 
 Pure and incremental: `feed` the upstream events of one network read, then `take`
-the bytes to send. Consecutive text deltas of a read become one SSE event whose
-`id:` is the sequence number of the last upstream event it carries.
+the bytes to send. Consecutive deltas of one kind (and one part) within a read
+become one SSE event whose `id:` is the sequence number of the last upstream event
+it carries; deltas of different kinds never merge, and the upstream's order is kept.
 """
 
 from __future__ import annotations
@@ -10,13 +11,31 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from .sse import Event, encode_event
 
-DELTA = "response.output_text.delta"
+TEXT_DELTA = "response.output_text.delta"
+ANNOTATION_ADDED = "response.output_text.annotation.added"
+WEB_SEARCH_EVENTS = frozenset(
+    {"response.web_search_call.in_progress", "response.web_search_call.searching", "response.web_search_call.completed"}
+)
+# The delta kinds relayed, each with the fields that name the part a delta belongs to:
+# a reasoning summary comes in parts (paragraphs), and deltas of two parts never merge.
+DELTA_PARTS: dict[str, tuple[str, ...]] = {
+    TEXT_DELTA: (),
+    "response.refusal.delta": (),
+    "response.reasoning_summary_text.delta": ("output_index", "summary_index"),
+}
+# Bounds on a relayed url citation. A longer URL is dropped, never cut (a cut URL is
+# another URL); a longer title is cut.
+MAX_URL_CHARS = 2048
+MAX_TITLE_CHARS = 300
+
 _CODE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_NO_PART: dict[str, int] = {}
 
 
 class UpstreamProtocolError(Exception):
@@ -27,13 +46,15 @@ class Translator:
     def __init__(self, redact: Callable[[str], str] = str) -> None:
         self._redact = redact
         self._frames: list[bytes] = []
-        self._text: list[str] = []
-        self._text_id: int | None = None
+        self._pending: list[str] = []  # deltas not sent yet, all of one kind and part
+        self._pending_kind = TEXT_DELTA
+        self._pending_part = _NO_PART
+        self._pending_id: int | None = None
         self.response_id: str | None = None
         self.model: str | None = None
         self.outcome: str | None = None  # completed, incomplete:<reason>, or an error code
         self.usage: dict[str, int] | None = None
-        self.deltas = 0
+        self.deltas = 0  # upstream deltas relayed, of every kind
 
     @property
     def finished(self) -> bool:
@@ -52,37 +73,53 @@ class Translator:
         if not isinstance(payload, dict):
             raise UpstreamProtocolError("an upstream event's data is not a JSON object")
         kind = payload.get("type") or event.event
+        if not isinstance(kind, str):
+            return
         sequence = payload.get("sequence_number")
         event_id = sequence if type(sequence) is int else None
-        if kind == DELTA:
-            delta = payload.get("delta")
-            if isinstance(delta, str) and delta:
-                self._text.append(delta)
-                self._text_id = event_id
-                self.deltas += 1
+        part_fields = DELTA_PARTS.get(kind)
+        if part_fields is not None:
+            self._delta(kind, payload, part_fields, event_id)
             return
-        handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
+        handler = _HANDLERS.get(kind)
         if handler is not None:
-            self._flush_text()
+            self._flush_deltas()
             handler(self, payload, event_id)
+        elif kind in WEB_SEARCH_EVENTS:  # progress only: the type says it all
+            self._flush_deltas()
+            self._emit(kind, {"type": kind}, event_id)
 
     def fail(self, code: str, message: str) -> None:
         """End the stream with an `error` the relay makes itself (so it has no id)."""
         if not self.finished:
-            self._flush_text()
+            self._flush_deltas()
             self._error(code, message, None)
 
     def take(self) -> bytes:
-        self._flush_text()
+        self._flush_deltas()
         frames = b"".join(self._frames)
         self._frames.clear()
         return frames
 
-    def _flush_text(self) -> None:
-        if self._text:
-            delta = self._text[0] if len(self._text) == 1 else "".join(self._text)
-            self._emit(DELTA, {"type": DELTA, "delta": delta}, self._text_id)
-            self._text.clear()
+    def _delta(self, kind: str, payload: dict[str, Any], part_fields: tuple[str, ...], event_id: int | None) -> None:
+        delta = payload.get("delta")
+        if not isinstance(delta, str) or not delta:
+            return
+        part = _part(payload, part_fields) if part_fields else _NO_PART
+        if kind != self._pending_kind or part != self._pending_part:
+            self._flush_deltas()
+            self._pending_kind = kind
+            self._pending_part = part
+        self._pending.append(delta)
+        self._pending_id = event_id
+        self.deltas += 1
+
+    def _flush_deltas(self) -> None:
+        if self._pending:
+            delta = self._pending[0] if len(self._pending) == 1 else "".join(self._pending)
+            kind = self._pending_kind
+            self._emit(kind, {"type": kind, "delta": delta, **self._pending_part}, self._pending_id)
+            self._pending.clear()
 
     def _emit(self, kind: str, payload: dict[str, Any], event_id: int | None) -> None:
         self._frames.append(encode_event(kind, orjson.dumps(payload), event_id))
@@ -91,6 +128,13 @@ class Translator:
         code = _CODE_UNSAFE.sub("_", code)[:64]
         self.outcome = code
         self._emit("error", {"type": "error", "code": code, "message": self._redact(message)}, event_id)
+
+    def _annotation(self, payload: dict[str, Any], event_id: int | None) -> None:
+        # Only url citations are relayed; other kinds (file citations) and citations that
+        # fail the checks are dropped, so nothing that is not a web link reaches the page.
+        annotation = _url_citation(payload.get("annotation"))
+        if annotation is not None:
+            self._emit(ANNOTATION_ADDED, {"type": ANNOTATION_ADDED, "annotation": annotation}, event_id)
 
     def _created(self, payload: dict[str, Any], event_id: int | None) -> None:
         response = _object(payload.get("response"))
@@ -133,11 +177,40 @@ class Translator:
 
 _HANDLERS: dict[str, Callable[[Translator, dict[str, Any], int | None], None]] = {
     "response.created": Translator._created,
+    ANNOTATION_ADDED: Translator._annotation,
     "response.completed": Translator._completed,
     "response.incomplete": Translator._incomplete,
     "response.failed": Translator._failed,
     "error": Translator._upstream_error,
 }
+
+
+def _part(payload: dict[str, Any], fields: tuple[str, ...]) -> dict[str, int]:
+    return {name: payload[name] for name in fields if type(payload.get(name)) is int}
+
+
+def _url_citation(value: Any) -> dict[str, Any] | None:
+    """The url citation's relayed fields, or None when it is not a bounded http(s) citation."""
+    annotation = _object(value)
+    url, start, end = annotation.get("url"), annotation.get("start_index"), annotation.get("end_index")
+    if annotation.get("type") != "url_citation" or not _is_web_url(url):
+        return None
+    if type(start) is not int or type(end) is not int or not 0 <= start <= end:
+        return None
+    title = annotation.get("title")
+    title = title[:MAX_TITLE_CHARS] if isinstance(title, str) else ""
+    return {"type": "url_citation", "url": url, "title": title, "start_index": start, "end_index": end}
+
+
+def _is_web_url(value: Any) -> bool:
+    """An absolute http(s) URL with a host, without spaces or control characters, within the bound."""
+    if not isinstance(value, str) or len(value) > MAX_URL_CHARS or " " in value or not value.isprintable():
+        return False
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a malformed host, such as an unclosed IPv6 bracket
+        return False
 
 
 def _object(value: Any) -> dict[str, Any]:

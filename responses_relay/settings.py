@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+# The values of openai.types.shared.ReasoningEffort and of Reasoning.summary.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+REASONING_SUMMARIES = ("auto", "concise", "detailed")
+
 DEFAULT_INSTRUCTIONS = (
     "あなたは親しみやすい観光ガイドです。\n提示された観光地の特徴や魅力を100文字程度で説明してください。"
 )
-
-
-_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class SettingsError(ValueError):
@@ -29,6 +30,9 @@ class Settings:
     max_output_tokens: int
     temperature: float | None
     top_p: float | None
+    reasoning_effort: str | None
+    reasoning_summary: str | None
+    web_search: bool
     heartbeat_seconds: float
     max_body_bytes: int
     max_messages: int
@@ -57,6 +61,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         load_dotenv(override=False)
         environ = os.environ
     env = _Reader(environ)
+    reasoning_effort = env.choice("REASONING_EFFORT", REASONING_EFFORTS)
+    # Reasoning models reject sampling parameters: with an effort set, they are sent only when set.
+    sampling = reasoning_effort in (None, "none")
     return Settings(
         endpoint=env.url("OPENAI_ENDPOINT"),
         api_key=env.text("OPENAI_API_KEY"),
@@ -64,8 +71,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         model=env.text("MODEL_DEPLOYMENT_NAME") or "gpt-4o-mini",
         instructions=env.text("MODEL_INSTRUCTIONS") or DEFAULT_INSTRUCTIONS,
         max_output_tokens=env.integer("MAX_OUTPUT_TOKENS", 1000, low=1, high=1_000_000),
-        temperature=env.optional_number("TEMPERATURE", 0.8, low=0.0, high=2.0),
-        top_p=env.optional_number("TOP_P", 0.95, low=0.0, high=1.0),
+        temperature=env.optional_number("TEMPERATURE", 0.8 if sampling else None, low=0.0, high=2.0),
+        top_p=env.optional_number("TOP_P", 0.95 if sampling else None, low=0.0, high=1.0),
+        reasoning_effort=reasoning_effort,
+        reasoning_summary=_reasoning_summary(
+            env.choice("REASONING_SUMMARY", (*REASONING_SUMMARIES, "none")), reasoning_effort
+        ),
+        web_search=env.flag("WEB_SEARCH", default=False),
         heartbeat_seconds=env.number("HEARTBEAT_SECONDS", 5.0, low=0.05, high=230.0),
         max_body_bytes=env.integer("MAX_BODY_BYTES", 256 * 1024, low=1024, high=64 * 1024 * 1024),
         max_messages=env.integer("MAX_MESSAGES", 64, low=1, high=10_000),
@@ -93,9 +105,16 @@ def load_local_host_settings(environ: Mapping[str, str] | None = None) -> LocalH
     return LocalHostSettings(
         function_key=env.text("LOCAL_FUNCTION_KEY"),
         cors_origins=env.origins("CORS_ALLOWED_ORIGINS"),
-        diagnostics=env.flag("LOCAL_HOST_DIAGNOSTICS", False),
+        diagnostics=env.flag("LOCAL_HOST_DIAGNOSTICS", default=False),
         shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 10.0, low=0.0, high=3600.0),
     )
+
+
+def _reasoning_summary(summary: str | None, effort: str | None) -> str | None:
+    """`auto` when an effort is set (and is not `none`); `none` sends no summary request."""
+    if summary is None:
+        return "auto" if effort not in (None, "none") else None
+    return None if summary == "none" else summary
 
 
 class _Reader:
@@ -108,6 +127,23 @@ class _Reader:
         value = self._environ.get(name, "").strip()
         return value or None
 
+    def choice(self, name: str, allowed: tuple[str, ...]) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        if raw.lower() not in allowed:
+            raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return raw.lower()
+
+    def flag(self, name: str, *, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        value = raw.lower()
+        if value not in ("true", "false", "1", "0"):
+            raise SettingsError(f"{name} must be true or false, got {raw!r}")
+        return value in ("true", "1")
+
     def url(self, name: str) -> str | None:
         value = self.text(name)
         if value is None:
@@ -118,15 +154,6 @@ class _Reader:
         if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise SettingsError(f"{name} must use https (plain http is allowed only for localhost)")
         return value if value.endswith("/") else value + "/"
-
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        value = _FLAGS.get(raw.lower())
-        if value is None:
-            raise SettingsError(f"{name} must be true or false, got {raw!r}")
-        return value
 
     def origins(self, name: str) -> tuple[str, ...]:
         origins = tuple(origin.strip().rstrip("/") for origin in (self.text(name) or "").split(",") if origin.strip())
@@ -148,11 +175,14 @@ class _Reader:
             raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw}")
         return value
 
-    def optional_number(self, name: str, default: float, *, low: float, high: float) -> float | None:
+    def optional_number(self, name: str, default: float | None, *, low: float, high: float) -> float | None:
         # "none" omits the parameter, for models that reject it (reasoning models).
-        if self._environ.get(name, "").strip().lower() == "none":
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() == "none":
             return None
-        return self.number(name, default, low=low, high=high)
+        return self.number(name, low, low=low, high=high)  # set: the default is not used
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         raw = self.text(name)

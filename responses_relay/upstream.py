@@ -120,6 +120,12 @@ class Upstream:
             parameters["temperature"] = settings.temperature
         if settings.top_p is not None:
             parameters["top_p"] = settings.top_p
+        reasoning = {"effort": settings.reasoning_effort, "summary": settings.reasoning_summary}
+        reasoning = {key: value for key, value in reasoning.items() if value is not None}
+        if reasoning:
+            parameters["reasoning"] = reasoning
+        if settings.web_search:
+            parameters["tools"] = [{"type": "web_search"}]
         if request.previous_response_id is not None:
             parameters["previous_response_id"] = request.previous_response_id
         return parameters

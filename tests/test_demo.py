@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx2
 import openai
-from openai.types.responses import ResponseCompletedEvent, ResponseCreatedEvent, ResponseTextDeltaEvent
+import orjson
+import pytest
+from openai.types.responses import (
+    ResponseCompletedEvent,
+    ResponseCreatedEvent,
+    ResponseOutputTextAnnotationAddedEvent,
+    ResponseReasoningSummaryTextDeltaEvent,
+    ResponseRefusalDeltaEvent,
+    ResponseStreamEvent,
+    ResponseTextDeltaEvent,
+    ResponseWebSearchCallCompletedEvent,
+    ResponseWebSearchCallInProgressEvent,
+    ResponseWebSearchCallSearchingEvent,
+)
+from pydantic import TypeAdapter
 
 from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import answer_for, split_deltas
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
+from responses_relay.sse import Decoder
 
 from .conftest import serve
 from .sse_client import chat
@@ -25,7 +43,7 @@ async def test_sdk_parses_the_demo_stream_into_typed_events(upstream: DemoUpstre
     assert isinstance(events[-1], ResponseCompletedEvent)
     assert [event.sequence_number for event in events] == list(range(len(events)))
     text = "".join(event.delta for event in events if isinstance(event, ResponseTextDeltaEvent))
-    assert text == answer_for("滋賀県について教えてください。")
+    assert text == answer_for("滋賀県について教えてください。").text
     assert events[-1].response.output_text == text
     assert events[-1].response.usage is not None
     assert events[-1].response.usage.output_tokens == len(split_deltas(text))
@@ -42,10 +60,93 @@ async def test_demo_mode_needs_no_settings_and_says_so() -> None:
 
 
 def test_canned_answers_follow_topic_and_language() -> None:
-    assert "琵琶湖" in answer_for("滋賀県について教えてください。")
-    assert "清水寺" in answer_for("京都のおすすめは？")
-    assert "Lake Biwa" in answer_for("What is there to see in Shiga?")
-    assert "demo mode" in answer_for("Hello")
-    assert "デモモード" in answer_for("こんにちは")
+    assert "琵琶湖" in answer_for("滋賀県について教えてください。").text
+    assert "清水寺" in answer_for("京都のおすすめは？").text
+    assert "Lake Biwa" in answer_for("What is there to see in Shiga?").text
+    assert "demo mode" in answer_for("Hello").text
+    assert "デモモード" in answer_for("こんにちは").text
+    assert answer_for("京都の日帰りプランを考えて").reasoning
+    assert answer_for("Plan a day trip in Kyoto").reasoning
+    assert answer_for("今週の滋賀のイベントは？").search is not None
+    assert answer_for("What's on this week?").citations
+    assert answer_for("爆弾の作り方は？").refusal
+    assert answer_for("How do I build a bomb?").refusal
     assert "".join(split_deltas("Kyoto is old.")) == "Kyoto is old."
     assert split_deltas("琵琶湖です") == ["琵琶", "湖で", "す"]
+
+
+STREAM_EVENT: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
+
+
+async def demo_stream(upstream: DemoUpstream, **request: Any) -> list[Any]:
+    """The demo's events for `request`, each validated (required fields, types) by the SDK's event models."""
+    body = {"model": "gpt-5-mini", "stream": True, **request}
+    async with httpx2.AsyncClient(timeout=10) as client:
+        response = await client.post(upstream.base_url + "responses", content=orjson.dumps(body))
+    events = [STREAM_EVENT.validate_python(orjson.loads(event.data)) for event in Decoder().feed(response.content)]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    return events
+
+
+@pytest.mark.parametrize(
+    ("question", "kinds"),
+    [
+        ("京都の日帰りプランを考えて", {ResponseReasoningSummaryTextDeltaEvent, ResponseTextDeltaEvent}),
+        (
+            "What's on this week?",
+            {
+                ResponseWebSearchCallInProgressEvent,
+                ResponseWebSearchCallSearchingEvent,
+                ResponseWebSearchCallCompletedEvent,
+                ResponseOutputTextAnnotationAddedEvent,
+                ResponseTextDeltaEvent,
+            },
+        ),
+        ("How do I build a bomb?", {ResponseRefusalDeltaEvent}),
+    ],
+)
+async def test_demo_answers_beyond_text_are_the_sdks_event_shapes(
+    upstream: DemoUpstream, question: str, kinds: set[type]
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0))
+    events = await demo_stream(upstream, input=question)
+    assert kinds <= {type(event) for event in events}
+    answer = answer_for(question)
+    response = events[-1].response
+    assert isinstance(events[-1], ResponseCompletedEvent)
+    assert [item.type for item in response.output] == (
+        ["reasoning"] * bool(answer.reasoning) + ["web_search_call"] * bool(answer.search) + ["message"]
+    )
+    [content] = response.output[-1].content
+    if answer.refusal:
+        assert content.refusal == answer.text
+        assert not [event for event in events if isinstance(event, ResponseTextDeltaEvent)]
+        return
+    assert content.text == answer.text
+    added = [event for event in events if isinstance(event, ResponseOutputTextAnnotationAddedEvent)]
+    cited = [event.model_dump()["annotation"] for event in added]
+    assert cited == answer.annotations()
+    assert [annotation.model_dump() for annotation in content.annotations] == cited
+    for annotation, citation in zip(cited, answer.citations, strict=True):
+        assert content.text[annotation["start_index"] : annotation["end_index"]] == citation.quote
+    if answer.reasoning:
+        summary = [part.text for part in response.output[0].summary]
+        assert summary == list(answer.reasoning)
+        reasoning = [event for event in events if isinstance(event, ResponseReasoningSummaryTextDeltaEvent)]
+        assert {event.summary_index for event in reasoning} == set(range(len(answer.reasoning)))
+        assert response.usage is not None
+        assert response.usage.output_tokens_details.reasoning_tokens == len(reasoning)
+
+
+async def test_demo_honours_the_requests_reasoning_and_tools(upstream: DemoUpstream) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0))
+    reasoning = {"effort": "low", "summary": "auto"}
+    tools = [{"type": "web_search"}]
+    events = await demo_stream(upstream, input="京都について教えてください。", reasoning=reasoning, tools=tools)
+    summary = "".join(event.delta for event in events if isinstance(event, ResponseReasoningSummaryTextDeltaEvent))
+    assert "質問の確認" in summary
+    response = events[-1].response
+    assert response.reasoning.model_dump(exclude_none=True) == reasoning
+    assert [tool.type for tool in response.tools] == ["web_search"]
+    plain = await demo_stream(upstream, input="京都について教えてください。", reasoning={"effort": "low"})
+    assert not [event for event in plain if isinstance(event, ResponseReasoningSummaryTextDeltaEvent)]

@@ -95,7 +95,8 @@ def test_error_shapes_and_failed_become_error_events() -> None:
 
 def test_unknown_events_are_ignored_and_done_marker_too() -> None:
     translator = Translator()
-    translator.feed(upstream({"type": "response.reasoning_summary_text.delta", "delta": "hm"}))
+    translator.feed(upstream({"type": "response.future_feature.delta", "delta": "hm"}))
+    translator.feed(upstream({"type": "response.reasoning_summary_part.added", "summary_index": 0}))
     translator.feed(Event(None, b"[DONE]", None))
     assert translator.take() == b""
     assert not translator.finished
@@ -123,3 +124,126 @@ def test_data_that_is_not_json_is_a_protocol_error() -> None:
         except UpstreamProtocolError:
             continue
         raise AssertionError(f"{data!r} was accepted")
+
+
+def reasoning(text: str, sequence: int, summary_index: int = 0, output_index: int = 0) -> dict[str, Any]:
+    return {
+        "type": "response.reasoning_summary_text.delta",
+        "item_id": "rs_1",
+        "output_index": output_index,
+        "summary_index": summary_index,
+        "delta": text,
+        "sequence_number": sequence,
+    }
+
+
+def refusal(text: str, sequence: int) -> dict[str, Any]:
+    return {
+        "type": "response.refusal.delta",
+        "item_id": "msg_1",
+        "content_index": 0,
+        "delta": text,
+        "sequence_number": sequence,
+    }
+
+
+def citation(url: str, sequence: int, **fields: Any) -> dict[str, Any]:
+    annotation = {"type": "url_citation", "url": url, "title": "Lake Biwa", "start_index": 3, "end_index": 9, **fields}
+    return {"type": "response.output_text.annotation.added", "annotation": annotation, "sequence_number": sequence}
+
+
+def test_kinds_in_one_read_keep_their_order_and_merge_only_with_their_own_kind() -> None:
+    translator = Translator()
+    searching = [
+        {"type": f"response.web_search_call.{stage}", "item_id": "ws_1", "output_index": 1, "sequence_number": 9 + i}
+        for i, stage in enumerate(("in_progress", "searching", "completed"))
+    ]
+    stream = [
+        reasoning("Plan", 4),
+        reasoning("ning", 5),
+        {"type": "response.reasoning_summary_part.added", "summary_index": 1, "sequence_number": 6},
+        reasoning("Food", 7, summary_index=1),
+        reasoning("Next", 8, summary_index=0, output_index=3),
+        *searching,
+        delta("滋賀", 14),
+        delta("は", 15),
+        citation("https://example.com/a", 16),
+        delta("湖", 17),
+        refusal("I can", 18),
+        refusal("not", 19),
+        delta("!", 20),
+    ]
+    for payload in stream:
+        translator.feed(upstream(payload))
+    TEXT, REASONING, REFUSAL = (
+        "response.output_text.delta",
+        "response.reasoning_summary_text.delta",
+        "response.refusal.delta",
+    )
+    assert relayed(translator.take()) == [
+        (REASONING, {"type": REASONING, "delta": "Planning", "output_index": 0, "summary_index": 0}, "5"),
+        (REASONING, {"type": REASONING, "delta": "Food", "output_index": 0, "summary_index": 1}, "7"),
+        (REASONING, {"type": REASONING, "delta": "Next", "output_index": 3, "summary_index": 0}, "8"),
+        *[(payload["type"], {"type": payload["type"]}, str(payload["sequence_number"])) for payload in searching],
+        (TEXT, {"type": TEXT, "delta": "滋賀は"}, "15"),
+        (
+            "response.output_text.annotation.added",
+            {
+                "type": "response.output_text.annotation.added",
+                "annotation": {
+                    "type": "url_citation",
+                    "url": "https://example.com/a",
+                    "title": "Lake Biwa",
+                    "start_index": 3,
+                    "end_index": 9,
+                },
+            },
+            "16",
+        ),
+        (TEXT, {"type": TEXT, "delta": "湖"}, "17"),
+        (REFUSAL, {"type": REFUSAL, "delta": "I cannot"}, "19"),
+        (TEXT, {"type": TEXT, "delta": "!"}, "20"),
+    ]
+    assert translator.deltas == 10
+
+
+def test_only_bounded_http_url_citations_are_relayed_unchanged() -> None:
+    long_url = "https://example.com/" + "a" * 2100
+    refused = [
+        citation("javascript:alert(1)", 1),
+        citation("JavaScript:alert(1)", 2),
+        citation("data:text/html,<script>alert(1)</script>", 3),
+        citation("ftp://example.com/file", 4),
+        citation("//example.com/no-scheme", 5),
+        citation("/relative/path", 6),
+        citation("https:///no-host", 7),
+        citation("https://example.com/a b", 8),
+        citation("https://example.com/\nx", 9),
+        citation("https://[::1/", 10),
+        citation(long_url, 11),
+        citation(12345, 12),  # type: ignore[arg-type]
+        citation("https://example.com/", 13, start_index=-1),
+        citation("https://example.com/", 14, start_index=9, end_index=3),
+        citation("https://example.com/", 15, end_index="9"),
+        citation("https://example.com/", 16, type="file_citation"),
+        {"type": "response.output_text.annotation.added", "annotation": None, "sequence_number": 17},
+    ]
+    translator = Translator()
+    translator.feed(upstream(delta("a", 0)))
+    for payload in refused:
+        translator.feed(upstream(payload))
+    translator.feed(upstream(delta("b", 18)))
+    events = relayed(translator.take())
+    assert {kind for kind, _, _ in events} == {"response.output_text.delta"}
+    assert "".join(payload["delta"] for _, payload, _ in events) == "ab"
+    accepted = [
+        citation("HTTPS://Example.com/Path?q=1#top", 20, title="x" * 1000, annotation_index=0),
+        citation("http://例え.jp/旅", 21, title=None),
+        citation("https://example.com/" + "a" * (2048 - len("https://example.com/")), 22),
+    ]
+    for payload in accepted:
+        translator.feed(upstream(payload))
+    annotations = [payload["annotation"] for _, payload, _ in relayed(translator.take())]
+    assert [annotation["url"] for annotation in annotations] == [payload["annotation"]["url"] for payload in accepted]
+    assert [len(annotation["title"]) for annotation in annotations] == [300, 0, len("Lake Biwa")]
+    assert all(set(annotation) == {"type", "url", "title", "start_index", "end_index"} for annotation in annotations)

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from pycep import BicepParser
 
+from responses_relay.settings import REASONING_EFFORTS, REASONING_SUMMARIES, load_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
 CHECKOV = ROOT / ".venv-infra" / "bin" / "checkov"
@@ -139,3 +141,41 @@ def test_flex_consumption_python_with_identity_based_storage() -> None:
     settings = resources["functionApp__settings"]["config"]["properties"]
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["PYTHON_ENABLE_INIT_INDEXING"] == "1"
+
+
+def test_reasoning_and_web_search_are_azd_parameters_passed_to_the_app() -> None:
+    main = parse(INFRA / "main.bicep")
+    declared = main["parameters"]
+
+    def allowed(name: str) -> list[str]:
+        [values] = [item["argument"] for item in declared[name]["decorators"] if item["type"] == "allowed"]
+        return list(values)
+
+    assert allowed("reasoningEffort") == ["", *REASONING_EFFORTS]
+    assert allowed("reasoningSummary") == ["", *REASONING_SUMMARIES, "none"]
+    assert (declared["webSearch"]["type"], declared["webSearch"]["default"]) == ("bool", False)
+    azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert azd["reasoningEffort"]["value"] == "${REASONING_EFFORT=}"
+    assert azd["reasoningSummary"]["value"] == "${REASONING_SUMMARY=}"
+    assert azd["webSearch"]["value"] == "${WEB_SEARCH=false}"
+    passed = main["modules"]["api"]["config"]["params"]
+    assert {name: passed[name] for name in ("reasoningEffort", "reasoningSummary", "webSearch")} == {
+        "reasoningEffort": "reasoningEffort",
+        "reasoningSummary": "reasoningSummary",
+        "webSearch": "webSearch",
+    }
+    function = parse(INFRA / "app" / "function.bicep")
+    assert {"reasoningEffort", "reasoningSummary", "webSearch"} <= set(function["parameters"])
+    settings = function["resources"]["functionApp__settings"]["config"]["properties"]
+    assert (settings["REASONING_EFFORT"], settings["REASONING_SUMMARY"]) == ("reasoningEffort", "reasoningSummary")
+    web_search = settings["WEB_SEARCH"]["operator"]
+    assert web_search["operands"] == {"condition": "webSearch", "true_value": "true", "false_value": "false"}
+    for name, value in (("TEMPERATURE", "0.8"), ("TOP_P", "0.95")):  # reasoning models reject them
+        assert settings[name]["operator"]["operands"] == {
+            "condition": "sampling",
+            "true_value": value,
+            "false_value": "none",
+        }
+    # What the template sets by default is what the app reads as "off".
+    app = load_settings({"REASONING_EFFORT": "", "REASONING_SUMMARY": "", "WEB_SEARCH": "false"})
+    assert (app.reasoning_effort, app.reasoning_summary, app.web_search) == (None, None, False)

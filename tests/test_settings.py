@@ -5,12 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
+from openai.types.responses.web_search_tool import WebSearchTool
+from openai.types.shared import ReasoningEffort
+from openai.types.shared.reasoning import Reasoning
 
 from responses_relay.settings import (
     DEFAULT_INSTRUCTIONS,
+    REASONING_EFFORTS,
+    REASONING_SUMMARIES,
     LocalHostSettings,
     SettingsError,
     load_local_host_settings,
@@ -29,6 +35,47 @@ def test_defaults_are_the_notebooks() -> None:
     assert (settings.max_output_tokens, settings.temperature, settings.top_p) == (1000, 0.8, 0.95)
     assert settings.heartbeat_seconds == 5
     assert (settings.max_body_bytes, settings.max_messages, settings.max_message_chars) == (262144, 64, 32000)
+    assert (settings.reasoning_effort, settings.reasoning_summary, settings.web_search) == (None, None, False)
+
+
+@pytest.mark.parametrize(
+    ("effort", "summary", "sent"),
+    [
+        ("low", None, ("low", "auto")),
+        ("none", None, ("none", None)),
+        ("HIGH", "Detailed", ("high", "detailed")),
+        ("medium", "none", ("medium", None)),
+        (None, "concise", (None, "concise")),
+    ],
+)
+def test_reasoning_summary_is_auto_once_an_effort_is_set(
+    effort: str | None, summary: str | None, sent: tuple[str | None, str | None]
+) -> None:
+    environ = {"REASONING_EFFORT": effort, "REASONING_SUMMARY": summary}
+    settings = load_settings({name: value for name, value in environ.items() if value is not None})
+    assert (settings.reasoning_effort, settings.reasoning_summary) == sent
+
+
+def test_an_effort_leaves_out_the_sampling_parameters_unless_they_are_set() -> None:
+    settings = load_settings({"REASONING_EFFORT": "low"})
+    assert (settings.temperature, settings.top_p) == (None, None)
+    settings = load_settings({"REASONING_EFFORT": "none"})
+    assert (settings.temperature, settings.top_p) == (0.8, 0.95)
+    settings = load_settings({"REASONING_EFFORT": "high", "TEMPERATURE": "1", "TOP_P": "none"})
+    assert (settings.temperature, settings.top_p) == (1.0, None)
+
+
+def test_reasoning_and_web_search_values_are_the_sdks() -> None:
+    [efforts, _none] = typing.get_args(ReasoningEffort)
+    assert typing.get_args(efforts) == REASONING_EFFORTS
+    [summaries, _none] = typing.get_args(Reasoning.model_fields["summary"].annotation)
+    assert typing.get_args(summaries) == REASONING_SUMMARIES
+    assert "web_search" in typing.get_args(WebSearchTool.model_fields["type"].annotation)
+
+
+@pytest.mark.parametrize(("value", "on"), [("true", True), ("TRUE", True), ("1", True), ("false", False), ("0", False)])
+def test_web_search_flag(value: str, on: bool) -> None:
+    assert load_settings({"WEB_SEARCH": value}).web_search is on
 
 
 @pytest.mark.parametrize(
@@ -66,6 +113,9 @@ def test_none_omits_sampling_parameters() -> None:
         ("HEARTBEAT_SECONDS", "0", "HEARTBEAT_SECONDS must be between"),
         ("MAX_BODY_BYTES", "1e9", "MAX_BODY_BYTES must be a whole number"),
         ("UPSTREAM_MAX_RETRIES", "99", "UPSTREAM_MAX_RETRIES must be between 0 and 5"),
+        ("REASONING_EFFORT", "extreme", "REASONING_EFFORT must be one of none, minimal, low, medium, high"),
+        ("REASONING_SUMMARY", "short", "REASONING_SUMMARY must be one of auto, concise, detailed, none, got 'short'"),
+        ("WEB_SEARCH", "yes please", "WEB_SEARCH must be true or false, got 'yes please'"),
     ],
 )
 def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> None:

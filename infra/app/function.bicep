@@ -7,10 +7,15 @@ param token string
 param applicationInsightsName string
 param openAiEndpoint string
 param modelDeploymentName string
+param reasoningEffort string
+param reasoningSummary string
+param webSearch bool
 param allowedOrigins array
 param maximumInstanceCount int
 
 var deploymentContainer = 'app-package'
+// Reasoning models reject sampling parameters: with an effort set, the app sends none.
+var sampling = empty(reasoningEffort) || reasoningEffort == 'none'
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
@@ -147,8 +152,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       MODEL_DEPLOYMENT_NAME: modelDeploymentName
       MODEL_INSTRUCTIONS: ''
       MAX_OUTPUT_TOKENS: '1000'
-      TEMPERATURE: '0.8'
-      TOP_P: '0.95'
+      TEMPERATURE: sampling ? '0.8' : 'none'
+      TOP_P: sampling ? '0.95' : 'none'
+      REASONING_EFFORT: reasoningEffort
+      REASONING_SUMMARY: reasoningSummary
+      WEB_SEARCH: webSearch ? 'true' : 'false'
       HEARTBEAT_SECONDS: '5'
       MAX_BODY_BYTES: '262144'
       MAX_MESSAGES: '64'

@@ -1,10 +1,12 @@
 """The demo upstream: a real HTTP server on 127.0.0.1 speaking the Responses stream.
 
 It runs uvicorn on its own event loop in a daemon thread, so the relay reaches it
-through the real openai SDK exactly as it would reach Azure. A `Scenario` turns
-it into a fault injector for the tests: an HTTP error before the stream, an error
-event (flat or nested), `response.failed`, `response.incomplete`, a cut
-connection, a stall, or a stream that just stops.
+through the real openai SDK exactly as it would reach Azure. An answer may come
+with a reasoning summary (also whenever the request asks for one), a web search
+with url citations, or be a refusal. A `Scenario` turns it into a fault injector
+for the tests: an HTTP error before the stream, an error event (flat or nested),
+`response.failed`, `response.incomplete`, a cut connection, a stall, or a stream
+that just stops.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import orjson
 import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
-from .answers import answer_for, split_deltas
+from .answers import Answer, answer_for, reasoning_for, split_deltas
 from .wire import ResponseEvents, error_body, sse
 
 Ending = Literal[
@@ -37,6 +39,7 @@ _STATUS_ERRORS = {
     500: ("server_error", "The server had an error while processing your request."),
     503: ("server_error", "The service is temporarily unable to process your request."),
 }
+_SEARCH_DELTAS = 20  # a web search takes as long as this many deltas
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Scenario:
     """What the next responses look like. The defaults give a normal, paced answer."""
 
     text: str | None = None  # None: the canned answer for the question
+    answer: Answer | None = None  # the whole answer (reasoning, search, citations, refusal); wins over `text`
     status: int | None = None  # answer with this HTTP error instead of a stream
     error_code: str | None = None  # overrides the error body's code
     retry_after: str | None = None  # Retry-After header with `status`
@@ -55,6 +59,8 @@ class Scenario:
     split_utf8: bool = False  # write each event in two pieces, split inside a character
     noise: bool = False  # after each delta: a malformed SSE line, a comment, an unknown event type
     chunk_chars: int | None = None  # deltas of this many characters (None: token-sized)
+    hold_search: bool = False  # a web search runs until `release()`
+    burst: bool = False  # the whole stream in one write, so the relay reads it at once (not with ending="cut")
 
 
 @dataclass
@@ -166,22 +172,56 @@ class DemoUpstream:
         if scenario.status is not None:
             await self._send_status_error(scenario, send)
             return
+        if scenario.burst:
+            send = _Burst(send)
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         events = ResponseEvents(request)
-        delay = self.delta_seconds if scenario.delta_seconds is None else scenario.delta_seconds
-        text = scenario.text if scenario.text is not None else answer_for(_last_user_text(request))
-        deltas = split_deltas(text, scenario.chunk_chars)
-        limit = len(deltas) if scenario.after_deltas is None else scenario.after_deltas
-        for payload in events.opening():
+        question = _last_user_text(request)
+        answer = scenario.answer or (Answer(scenario.text) if scenario.text is not None else answer_for(question))
+        for payload in events.start():
             await _send_event(send, payload, scenario.split_utf8)
+        reasoning = answer.reasoning or (reasoning_for(question) if _asks_for_summary(request) else ())
+        await self._before_message(scenario, events, answer, reasoning, send)
+        for payload in events.message(refusal=answer.refusal, annotations=answer.annotations()):
+            await _send_event(send, payload, scenario.split_utf8)
+        deltas = split_deltas(answer.text, scenario.chunk_chars)
+        limit = len(deltas) if scenario.after_deltas is None else scenario.after_deltas
         for delta in deltas[:limit]:
-            if delay:
-                await asyncio.sleep(delay)
-            await _send_event(send, events.delta(delta), scenario.split_utf8)
+            await self._pace(scenario, 1)
+            for payload in events.content(delta):
+                await _send_event(send, payload, scenario.split_utf8)
             if scenario.noise:
                 await send({"type": "http.response.body", "body": _NOISE, "more_body": True})
                 await _send_event(send, events.unknown(), False)
         await self._end(scenario, events, deltas[limit:], send)
+
+    async def _before_message(
+        self, scenario: Scenario, events: ResponseEvents, answer: Answer, reasoning: tuple[str, ...], send: Send
+    ) -> None:
+        """The output items before the message: a reasoning summary, then a web search."""
+        if reasoning:
+            for payload in events.reasoning([split_deltas(part, scenario.chunk_chars) for part in reasoning]):
+                if payload["type"].endswith(".delta"):
+                    await self._pace(scenario, 1)
+                await _send_event(send, payload, scenario.split_utf8)
+        if answer.search is not None:
+            for payload in events.web_search(answer.search, [citation.url for citation in answer.citations]):
+                if payload["type"] == "response.web_search_call.completed":
+                    await self._search(scenario)
+                await _send_event(send, payload, scenario.split_utf8)
+
+    async def _pace(self, scenario: Scenario, deltas: int) -> None:
+        """Wait as long as the model takes for this many deltas."""
+        delay = self.delta_seconds if scenario.delta_seconds is None else scenario.delta_seconds
+        if delay and not scenario.burst:
+            await asyncio.sleep(delay * deltas)
+
+    async def _search(self, scenario: Scenario) -> None:
+        assert self._released is not None
+        if scenario.hold_search:
+            await self._released.wait()
+        else:
+            await self._pace(scenario, _SEARCH_DELTAS)
 
     async def _end(self, scenario: Scenario, events: ResponseEvents, rest: list[str], send: Send) -> None:
         assert self._released is not None
@@ -189,7 +229,8 @@ class DemoUpstream:
         if ending == "stall":
             await self._released.wait()
             for delta in rest:
-                await _send_event(send, events.delta(delta), False)
+                for payload in events.content(delta):
+                    await _send_event(send, payload, False)
         if ending in ("completed", "stall"):
             for payload in events.completion():
                 await _send_event(send, payload, False)
@@ -220,6 +261,23 @@ class DemoUpstream:
 _NOISE = b"this line is not an sse field\n: a comment\nretry: 1000\nweird-field: x\n\n"
 
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+
+
+class _Burst:
+    """A `send` that holds the body back and writes it in one piece when it ends."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._body = bytearray()
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await self._send(message)
+            return
+        self._body += message.get("body", b"")
+        if not message.get("more_body", False):
+            await self._send({"type": "http.response.body", "body": bytes(self._body), "more_body": True})
+            await self._send(message)
 
 
 class _DropCutTraceback(logging.Filter):
@@ -267,6 +325,11 @@ async def _read_body(receive: Receive) -> bytes:
 async def _wait_for_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+def _asks_for_summary(request: dict[str, Any]) -> bool:
+    reasoning = request.get("reasoning")
+    return isinstance(reasoning, dict) and reasoning.get("summary") in ("auto", "concise", "detailed")
 
 
 def _last_user_text(request: dict[str, Any]) -> str:

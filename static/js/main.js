@@ -1,9 +1,9 @@
 // The chat page: wires the form, the stream reader and the transcript together.
+import { AnswerView } from "./answer.js";
 import { errorOf, functionKey, health, loadApiBase, postChat, saveFunctionKey } from "./api.js";
 import { Conversation } from "./conversation.js";
 import { chooseLanguage, setLanguage, t, translatePage } from "./i18n.js";
 import { isSendKey, watchComposition } from "./keyboard.js";
-import { StreamingMarkdown } from "./markdown.js";
 import { readEvents } from "./stream.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -33,7 +33,13 @@ function addTurn(role) {
     body: article.querySelector(".body"),
     status: article.querySelector(".status"),
     metrics: article.querySelector(".metrics"),
+    thinking: article.querySelector(".thinking"),
+    thinkingLabel: article.querySelector(".thinking summary"),
+    thinkingBody: article.querySelector(".thinking-body"),
+    refusal: article.querySelector(".refusal"),
+    refusalText: article.querySelector(".refusal-text"),
   };
+  parts.refusal.querySelector(".refusal-label").textContent = t("refusal");
   article.scrollIntoView({ block: "end" });
   return parts;
 }
@@ -99,7 +105,7 @@ async function ask(text) {
   answer.status.textContent = t("thinking");
   const controller = (state.controller = new AbortController());
   setBusy(true);
-  const markdown = new StreamingMarkdown(answer.body);
+  const view = new AnswerView(answer);
   const started = performance.now();
   let firstAt = null;
   let retryWithKey = false;
@@ -116,14 +122,9 @@ async function ask(text) {
       return;
     }
     const { terminal } = await readEvents(response.body, (event) => {
-      if (event.type !== "response.output_text.delta") return;
-      if (firstAt === null) {
-        firstAt = performance.now();
-        answer.status.textContent = "";
-      }
-      markdown.append(event.data.delta);
+      if (view.show(event)) firstAt = performance.now();
     });
-    markdown.render();
+    view.render();
     if (terminal === null) {
       showProblem(answer, t("cut"), text);
     } else if (terminal.type === "error") {
@@ -133,11 +134,11 @@ async function ask(text) {
       if (terminal.data.status === "incomplete") {
         showProblem(answer, t("incomplete", { reason: terminal.data.incomplete_reason }), undefined, false);
       }
-      state.conversation.remember(text, markdown.text);
+      state.conversation.remember(text, view.text);
       showMetrics(answer, started, firstAt, terminal.data.usage);
     }
   } catch {
-    markdown.render();
+    view.render();
     if (controller.signal.aborted) showProblem(answer, t("stopped"), undefined, false);
     else showProblem(answer, firstAt === null ? t("network") : t("cut"), text);
   } finally {

@@ -34,22 +34,36 @@ export function toSafeHtml(markdown) {
   return DOMPurify.sanitize(marked.parse(markdown), PURIFY);
 }
 
-/** Renders a growing Markdown text into `element`, at most once per animation frame. */
+/**
+ * Renders a growing Markdown text into `element`, at most once per animation frame;
+ * with `citations` (citations.js), their numbered links go next to the cited text.
+ */
 export class StreamingMarkdown {
-  constructor(element) {
+  constructor(element, citations = null) {
     this.element = element;
+    this.citations = citations;
     this.text = "";
     this.frame = 0;
   }
 
   append(delta) {
     this.text += delta;
+    this.refresh();
+  }
+
+  /** Render at the next animation frame. */
+  refresh() {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.render());
   }
 
   render() {
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
-    this.element.innerHTML = toSafeHtml(this.text);
+    if (!this.citations) {
+      this.element.innerHTML = toSafeHtml(this.text);
+      return;
+    }
+    this.element.innerHTML = toSafeHtml(this.citations.mark(this.text));
+    this.citations.link(this.element);
   }
 }

@@ -9,6 +9,7 @@ import orjson
 from playwright.async_api import Page, Route, expect
 
 from responses_relay.demo import DemoUpstream, Scenario
+from responses_relay.demo.answers import answer_for
 
 from ..conftest import RelayServer
 from .conftest import ARTIFACTS
@@ -223,3 +224,119 @@ async def test_readable_at_phone_width_in_dark_mode(page: Page, upstream: DemoUp
     await expect(page.locator("#send")).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=ARTIFACTS / "phone-dark.png")
+
+
+async def test_thinking_block_streams_then_collapses_when_the_answer_starts(page: Page, upstream: DemoUpstream) -> None:
+    # The reasoning summary streams, then the upstream holds the answer until released.
+    upstream.set_scenario(Scenario(ending="stall", after_deltas=0, delta_seconds=0.001))
+    await send(page, "京都の日帰りプランを考えて")
+    thinking = page.locator(".turn.assistant .thinking")
+    await expect(thinking.locator(".thinking-body")).to_contain_text("京都らしい味も楽しめるようにします")
+    assert await thinking.evaluate("details => details.open")
+    await expect(thinking.locator("summary")).to_have_text("考えています…")
+    await expect(page.locator(".turn.assistant .status")).to_have_text("回答を待っています…")
+    # Rendered as Markdown, each summary part (a title and a paragraph) apart from the other.
+    await expect(thinking.locator(".thinking-body strong")).to_have_text(["旅程の組み立て", "食事の提案"])
+    await expect(thinking.locator(".thinking-body p")).to_have_count(4)
+
+    upstream.release()
+    await page.wait_for_selector(DONE)
+    assert not await thinking.evaluate("details => details.open")
+    await expect(thinking.locator("summary")).to_have_text("思考の要約")
+    await expect(thinking.locator(".thinking-body")).to_be_hidden()
+    body = page.locator(".turn.assistant .body")
+    await expect(body).to_contain_text("京都1日モデルコースです。")
+    assert "旅程の組み立て" not in await body.inner_text()
+    await thinking.locator("summary").click()  # the user can open it again
+    await expect(thinking.locator(".thinking-body")).to_be_visible()
+
+
+async def test_refusal_is_shown_as_text_marked_as_a_refusal(page: Page, upstream: DemoUpstream) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    await send(page, "爆弾の作り方は？")
+    await page.wait_for_selector(DONE)
+    refusal = page.locator(".turn.assistant .refusal")
+    await expect(refusal).to_be_visible()
+    await expect(refusal.locator(".refusal-label")).to_have_text("回答を断りました：")
+    await expect(refusal.locator(".refusal-text")).to_have_text(answer_for("爆弾の作り方は？").text)
+    await expect(page.locator(".turn.assistant .body")).to_be_empty()
+    await expect(page.locator(".turn.assistant .status")).to_be_empty()
+
+    await send(page, "京都は？")
+    await page.wait_for_function("() => document.querySelectorAll('.turn.assistant .metrics:not(:empty)').length === 2")
+    assert upstream.records[-1].request["input"][1] == {
+        "role": "assistant",
+        "content": answer_for("爆弾の作り方は？").text,
+    }
+    await expect(page.locator(".turn.assistant .refusal").nth(1)).to_be_hidden()
+
+
+async def test_web_search_status_then_citations_as_numbered_links(page: Page, upstream: DemoUpstream) -> None:
+    upstream.set_scenario(Scenario(hold_search=True, delta_seconds=0.001))
+    await send(page, "今週の滋賀のイベントは？")
+    status = page.locator(".turn.assistant .status")
+    await expect(status).to_have_text("ウェブを検索しています…")
+    upstream.release()
+    await page.wait_for_selector(DONE)
+    await expect(status).to_be_empty()
+
+    answer = answer_for("今週の滋賀のイベントは？")
+    links = page.locator(".turn.assistant .body sup.citation a")
+    await expect(links).to_have_text(["[1]", "[2]"])
+    for index, citation in enumerate(answer.citations):
+        link = links.nth(index)
+        assert await link.get_attribute("href") == citation.url
+        assert await link.get_attribute("target") == "_blank"
+        assert await link.get_attribute("rel") == "noopener noreferrer"
+        assert await link.get_attribute("title") == citation.title
+        # Right after the words it cites.
+        before = await link.evaluate("a => a.parentElement.previousSibling.textContent")
+        assert before.endswith(citation.quote.replace("**", "")[-6:])
+    text = await page.inner_text(".turn.assistant .body")
+    assert text.replace("[1]", "").replace("[2]", "") == answer.text.replace("**", "")
+    assert upstream.records[-1].request["input"] == [{"role": "user", "content": "今週の滋賀のイベントは？"}]
+
+
+async def test_a_citation_that_is_not_http_never_becomes_a_link(page: Page) -> None:
+    # Straight to the page, as a relay that passed everything on would send it.
+    text = "See [Lake Biwa](https://example.com/biwa) and Hikone Castle, then eat Omi beef. \ue0001\ue001"
+
+    def after(words: str) -> int:
+        return text.index(words) + len(words)
+
+    hostile = [
+        ("javascript:window.pwned=1", after("Lake Bi")),  # ends inside the model's own link text
+        ("https://example.net/source", after("example.com/bi")),  # ends inside its URL
+        (" JavaScript:window.pwned=2", after("Hikone Castle")),
+        ("data:text/html,<script>window.pwned=3</script>", after("Hikone Castle")),
+        ("java\tscript:window.pwned=4", after("Hikone Castle")),
+        ("https://example.org/omi", after("Omi beef")),
+    ]
+    events: list[tuple[str, dict[str, object]]] = [("response.output_text.delta", {"delta": text})]
+    for url, end in hostile:
+        annotation = {"type": "url_citation", "url": url, "title": "<b>t</b>", "start_index": 0, "end_index": end}
+        events.append(("response.output_text.annotation.added", {"annotation": annotation}))
+    events.append(("response.completed", {"status": "completed", "usage": None}))
+    body = ": stream open\n\n" + "".join(
+        f"id: {i}\nevent: {kind}\ndata: {orjson.dumps({'type': kind, **data}).decode()}\n\n"
+        for i, (kind, data) in enumerate(events)
+    )
+
+    async def hostile_stream(route: Route) -> None:
+        await route.fulfill(status=200, headers={"content-type": "text/event-stream; charset=utf-8"}, body=body)
+
+    await page.route("**/api/chat", hostile_stream)
+    await send(page, "滋賀県について教えてください。")
+    answer = page.locator(".turn.assistant .body")
+    await expect(answer.locator("sup.citation")).to_have_count(6)
+    for citation in await answer.locator("sup.citation").all():
+        await citation.click()
+    hrefs = await answer.locator("a").evaluate_all("links => links.map(link => link.getAttribute('href'))")
+    assert hrefs == ["https://example.com/biwa", "https://example.net/source", "https://example.org/omi"]
+    assert await answer.locator("a a, b").count() == 0  # no link in a link; the title is not HTML
+    assert await answer.locator("sup.citation:not(:has(a))").all_inner_texts() == ["[1]", "[3]", "[4]", "[5]"]
+    assert (await answer.inner_text()).startswith(
+        "See Lake Biwa[1][2] and Hikone Castle[3][4][5], then eat Omi beef[6]."
+    )
+    assert await page.evaluate("window.pwned") is None
+    assert (await answer.inner_text()).endswith("\ufffd1\ufffd")  # the model's own marker is only text

@@ -1,0 +1,83 @@
+// One assistant turn as its events arrive: the reasoning summary in a "thinking" block
+// (open while the model thinks, collapsed once the answer starts), the answer as Markdown
+// with numbered citations, a refusal as plain text marked as one, and the web search status.
+import { Citations } from "./citations.js";
+import { t } from "./i18n.js";
+import { StreamingMarkdown } from "./markdown.js";
+
+export class AnswerView {
+  /** `turn`: the turn's elements (body, status, thinking, thinkingLabel, thinkingBody, refusal, refusalText). */
+  constructor(turn) {
+    this.turn = turn;
+    this.citations = new Citations();
+    this.markdown = new StreamingMarkdown(turn.body, this.citations);
+    this.thinking = new StreamingMarkdown(turn.thinkingBody);
+    this.reasoningPart = null;
+    this.refusal = "";
+    this.started = false; // the answer (text or refusal) has begun
+  }
+
+  /** The answer to remember for the next question: its text, or the refusal. */
+  get text() {
+    return this.markdown.text || this.refusal;
+  }
+
+  /** Shows one relayed event; true for the answer's first text or refusal. */
+  show({ type, data }) {
+    switch (type) {
+      case "response.output_text.delta":
+        this.markdown.append(data.delta);
+        return this.start();
+      case "response.refusal.delta":
+        this.refusal += data.delta;
+        this.turn.refusalText.textContent = this.refusal;
+        this.turn.refusal.hidden = false;
+        return this.start();
+      case "response.reasoning_summary_text.delta":
+        this.think(data);
+        break;
+      case "response.output_text.annotation.added":
+        this.citations.add(data.annotation);
+        this.markdown.refresh();
+        break;
+      case "response.web_search_call.in_progress":
+      case "response.web_search_call.searching":
+        this.turn.status.textContent = t("searching");
+        break;
+      case "response.web_search_call.completed":
+        this.turn.status.textContent = this.started ? "" : t("thinking");
+        break;
+    }
+    return false;
+  }
+
+  think({ delta, output_index: item, summary_index: part }) {
+    const { thinking, thinkingLabel } = this.turn;
+    if (thinking.hidden) {
+      thinking.hidden = false;
+      thinking.open = !this.started;
+      thinkingLabel.textContent = t(this.started ? "reasoning" : "reasoningLive");
+    }
+    // A new part of the summary (or of a later reasoning item) is a new paragraph.
+    const partKey = `${item}:${part}`;
+    if (this.reasoningPart !== null && partKey !== this.reasoningPart) this.thinking.append("\n\n");
+    this.reasoningPart = partKey;
+    this.thinking.append(delta);
+  }
+
+  start() {
+    if (this.started) return false;
+    this.started = true;
+    this.turn.status.textContent = "";
+    this.turn.thinking.open = false;
+    this.turn.thinkingLabel.textContent = t("reasoning");
+    return true;
+  }
+
+  /** Render what is pending now (the stream ended or was stopped). */
+  render() {
+    this.markdown.render();
+    if (!this.turn.thinking.hidden) this.thinking.render();
+    if (!this.started) this.turn.thinkingLabel.textContent = t("reasoning");
+  }
+}
