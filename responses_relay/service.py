@@ -35,6 +35,8 @@ class ChatService:
         self._credential = credential
         self._upstream: Upstream | None = None
         self._lock = asyncio.Lock()
+        transport = "lean (httptools)" if settings.transport == "lean" else "httpx (httpx2's own)"
+        logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
         if settings.endpoint is None:
             logger.warning("DEMO MODE: OPENAI_ENDPOINT is not set, answers come from the built-in demo upstream")
 
