@@ -210,7 +210,7 @@ class RelayStream:
         if self.outcome is None:
             self.outcome = "client_disconnected"
         self._left = True
-        if self._producer is not None and not self._draining:
+        if self._producer is not None:
             self._producer.cancel()
         _resolve(self._data_ready)
 

@@ -23,6 +23,7 @@ def test_defaults_are_the_notebooks() -> None:
     assert (settings.max_output_tokens, settings.temperature, settings.top_p) == (1000, 0.8, 0.95)
     assert settings.heartbeat_seconds == 5
     assert (settings.max_body_bytes, settings.max_messages, settings.max_message_chars) == (262144, 64, 32000)
+    assert (settings.keepalive_seconds, settings.transport) == (60, "lean")
 
 
 @pytest.mark.parametrize(
@@ -60,6 +61,8 @@ def test_none_omits_sampling_parameters() -> None:
         ("HEARTBEAT_SECONDS", "0", "HEARTBEAT_SECONDS must be between"),
         ("MAX_BODY_BYTES", "1e9", "MAX_BODY_BYTES must be a whole number"),
         ("UPSTREAM_MAX_RETRIES", "99", "UPSTREAM_MAX_RETRIES must be between 0 and 5"),
+        ("UPSTREAM_KEEPALIVE_SECONDS", "-1", "UPSTREAM_KEEPALIVE_SECONDS must be between 0 and 3600"),
+        ("UPSTREAM_TRANSPORT", "h2", "UPSTREAM_TRANSPORT must be lean or httpx, got 'h2'"),
     ],
 )
 def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> None:

@@ -56,9 +56,10 @@ class Server(RequestParsing):
             write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % BIG + b"x" * BIG)
         elif path == "/garbage":
             write(b"NOT HTTP AT ALL\r\n\r\n")
-        elif path == "/interim":
+        elif path == "/interim":  # the final response a moment later, as when it takes time to make
             write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
-            write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")
+            final = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"
+            asyncio.get_running_loop().call_later(0.05, write, final)
         elif path == "/echo":
             write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         elif path == "/endless":
@@ -195,6 +196,13 @@ async def test_closing_the_client_ends_a_body_being_read(server: str, make_trans
         await asyncio.wait_for(Server.closed.wait(), 5)  # the socket is closed at once
         with pytest.raises(httpx2.TransportError):
             await asyncio.wait_for(anext(chunks), 5)
+
+
+async def test_the_lean_transport_refuses_head(server: str) -> None:
+    """httptools cannot be told that a response to HEAD has no body: refused rather than hanging."""
+    async with httpx2.AsyncClient(transport=StreamingTransport(), timeout=5) as client:
+        with pytest.raises(httpx2.UnsupportedProtocol, match="HEAD"):
+            await client.head(server + "/length")
 
 
 async def test_an_unread_body_stops_reading_the_socket(server: str) -> None:

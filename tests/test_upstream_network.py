@@ -10,6 +10,7 @@ as real servers do.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ DELTAS = ["滋賀県は", "琵琶湖の", "ある県です。"]
 QUESTION = {"input": "滋賀県について教えてください。"}
 _SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\n\r\n"
 TERMINATOR_DELAY = 0.02
+INTERIM_DELAY = 0.05
 
 
 class ResponsesServer:
@@ -77,11 +79,16 @@ class _ResponsesProtocol(RequestParsing):
 
     def answer(self, method: str, target: str, body: bytes) -> None:
         self.server.targets.append(target)
+        if self.server.early_hints:  # the response follows a moment later, as when it takes time to make
+            self.transport.write(b"HTTP/1.1 103 Early Hints\r\nlink: </app.js>; rel=preload\r\n\r\n")
+            asyncio.get_running_loop().call_later(INTERIM_DELAY, self._respond, body)
+        else:
+            self._respond(body)
+
+    def _respond(self, body: bytes) -> None:
         events = ResponseEvents(orjson.loads(body))
         payloads = [*events.opening(), *(events.delta(text) for text in DELTAS), *events.completion()]
         stream = b"".join(sse(payload) for payload in payloads)
-        if self.server.early_hints:
-            self.transport.write(b"HTTP/1.1 103 Early Hints\r\nlink: </app.js>; rel=preload\r\n\r\n")
         self.transport.write(_SSE_HEAD + b"%x\r\n%s\r\n" % (len(stream), stream))
         asyncio.get_running_loop().call_later(TERMINATOR_DELAY, self._end)
 
@@ -297,3 +304,13 @@ async def test_an_early_hints_response_changes_nothing(
 
 def completed(received: Received) -> bool:
     return received.text == "".join(DELTAS) and [event.event for event in received.terminals] == ["response.completed"]
+
+
+def test_the_start_up_log_names_the_transport(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="responses_relay")
+    ChatService(make_settings())
+    ChatService(make_settings(UPSTREAM_TRANSPORT="httpx"))
+    lines = [record.getMessage() for record in caplog.records if "transport" in record.getMessage()]
+    assert [line.split("transport ")[1] for line in lines] == ["lean (httptools)", "httpx (httpx2's own)"]
