@@ -187,6 +187,17 @@ async def test_connections_are_capped_by_the_limits(server: str, make_transport:
         assert (await waiting).content == b"hello"  # it got the connection once the first was done
 
 
+async def test_an_idle_connection_to_another_origin_makes_room(server: str, make_transport: MakeTransport) -> None:
+    limits = httpx2.Limits(max_connections=1)
+    other_origin = server.replace("127.0.0.1", "localhost")
+    async with httpx2.AsyncClient(
+        transport=make_transport(limits=limits), timeout=httpx2.Timeout(5, pool=0.2)
+    ) as client:
+        assert (await client.get(server + "/length")).content == b"hello"
+        assert (await client.get(other_origin + "/length")).content == b"hello"
+    assert Server.connections == 2
+
+
 async def test_closing_the_client_ends_a_body_being_read(server: str, make_transport: MakeTransport) -> None:
     client = httpx2.AsyncClient(transport=make_transport(), timeout=5)
     async with client.stream("GET", server + "/endless") as response:
@@ -196,6 +207,14 @@ async def test_closing_the_client_ends_a_body_being_read(server: str, make_trans
         await asyncio.wait_for(Server.closed.wait(), 5)  # the socket is closed at once
         with pytest.raises(httpx2.TransportError):
             await asyncio.wait_for(anext(chunks), 5)
+
+
+async def test_a_closed_lean_transport_opens_nothing(server: str) -> None:
+    transport = StreamingTransport()
+    await transport.aclose()
+    with pytest.raises(httpx2.ConnectError, match="closed"):
+        await transport.handle_async_request(httpx2.Request("GET", server + "/length"))
+    assert Server.connections == 0
 
 
 async def test_the_lean_transport_refuses_head(server: str) -> None:
