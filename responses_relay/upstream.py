@@ -24,7 +24,7 @@ from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient
 
 from .chat_request import ChatRequest
 from .errors import HttpError
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .transport import DEFAULT_LIMITS, StreamingTransport
 
 if TYPE_CHECKING:
@@ -171,6 +171,15 @@ def http_client(settings: Settings, timeout: httpx2.Timeout) -> httpx2.AsyncClie
     if settings.transport == "httpx":
         return DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
     return _LeanClient(timeout=timeout, limits=limits, buffer_bytes=settings.buffer_bytes)
+
+
+def check_proxy_environment(settings: Settings) -> None:
+    """Proxy variables httpx2 cannot use stop start-up with one line, as a bad setting does,
+    rather than failing every chat: the client is made here once, as the upstream makes it."""
+    try:
+        http_client(settings, httpx2.Timeout(settings.connect_timeout_seconds))
+    except (ValueError, ImportError) as error:  # an unknown proxy scheme; SOCKS without socksio
+        raise SettingsError(f"HTTP_PROXY, HTTPS_PROXY or ALL_PROXY cannot be used: {error}") from None
 
 
 class _LeanClient(DefaultAsyncHttpxClient):

@@ -23,7 +23,7 @@ import pytest
 from responses_relay.chat_request import parse_chat_request
 from responses_relay.demo.wire import ResponseEvents, sse
 from responses_relay.service import ChatService
-from responses_relay.settings import Settings
+from responses_relay.settings import Settings, SettingsError
 from responses_relay.transport import StreamingTransport
 from responses_relay.upstream import Upstream, http_client
 
@@ -314,3 +314,23 @@ def test_the_start_up_log_names_the_transport(
     ChatService(make_settings(UPSTREAM_TRANSPORT="httpx"))
     lines = [record.getMessage() for record in caplog.records if "transport" in record.getMessage()]
     assert [line.split("transport ")[1] for line in lines] == ["lean (httptools)", "httpx (httpx2's own)"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("HTTPS_PROXY", "ftp://user:secret@proxy:21", "Unknown scheme for proxy URL URL('ftp://user:[secure]@proxy')"),
+        ("ALL_PROXY", "socks5://proxy:1080", "the 'socksio' package is not installed"),
+    ],
+)
+def test_an_unusable_proxy_stops_start_up_with_one_line(
+    name: str, value: str, says: str, environ: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
+) -> None:
+    environ.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        ChatService(make_settings())
+    message = str(caught.value)
+    assert message.startswith("HTTP_PROXY, HTTPS_PROXY or ALL_PROXY cannot be used: ")
+    assert says in message
+    assert "\n" not in message
+    assert "secret" not in message
