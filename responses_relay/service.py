@@ -15,7 +15,7 @@ from .errors import HttpError, error_response
 from .events import Translator
 from .relay import RelayStream, SSEResponse
 from .settings import Settings
-from .upstream import Upstream
+from .upstream import Upstream, check_proxy_environment
 
 logger = logging.getLogger("responses_relay")
 
@@ -35,6 +35,7 @@ class ChatService:
         self._credential = credential
         self._upstream: Upstream | None = None
         self._lock = asyncio.Lock()
+        check_proxy_environment(settings)
         transport = "lean (httptools)" if settings.transport == "lean" else "httpx (httpx2's own)"
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
         if settings.endpoint is None:

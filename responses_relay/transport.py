@@ -219,7 +219,7 @@ class _Pool:
 
     def release(self, connection: _Connection) -> None:
         """A connection whose response ended cleanly: idle in the pool, or closed when there is no room."""
-        if self.closed or (self._max_idle is not None and self._idle_count >= self._max_idle):
+        if self._max_idle is not None and self._idle_count >= self._max_idle:
             connection.close()
             return
         connection.idle_since = time.monotonic()

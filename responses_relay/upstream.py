@@ -163,14 +163,15 @@ def http_client(settings: Settings, timeout: httpx2.Timeout) -> httpx2.AsyncClie
     """The SDK's httpx2 client on the transport UPSTREAM_TRANSPORT names, with idle
     connections expiring after UPSTREAM_KEEPALIVE_SECONDS. Either way httpx2 itself reads
     the proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and serves proxied
-    URLs with its own transport."""
+    URLs with its own transport; except in demo mode, whose upstream is on this machine."""
     # The counts are the openai SDK's own defaults.
     limits = httpx2.Limits(
         max_connections=1000, max_keepalive_connections=100, keepalive_expiry=settings.keepalive_seconds
     )
+    options: dict[str, Any] = {"timeout": timeout, "limits": limits, "trust_env": settings.endpoint is not None}
     if settings.transport == "httpx":
-        return DefaultAsyncHttpxClient(timeout=timeout, limits=limits)
-    return _LeanClient(timeout=timeout, limits=limits, buffer_bytes=settings.buffer_bytes)
+        return DefaultAsyncHttpxClient(**options)
+    return _LeanClient(buffer_bytes=settings.buffer_bytes, **options)
 
 
 def check_proxy_environment(settings: Settings) -> None:

@@ -23,7 +23,7 @@ import pytest
 from responses_relay.chat_request import parse_chat_request
 from responses_relay.demo.wire import ResponseEvents, sse
 from responses_relay.service import ChatService
-from responses_relay.settings import Settings, SettingsError
+from responses_relay.settings import Settings, SettingsError, load_settings
 from responses_relay.transport import StreamingTransport
 from responses_relay.upstream import Upstream, http_client
 
@@ -247,10 +247,10 @@ async def test_https_goes_through_a_connect_tunnel(
     assert proxy.seen == [f"CONNECT localhost:{urlsplit(base_url).port}"]
 
 
-def test_the_lean_transport_serves_what_no_proxy_covers(
+def test_the_lean_transport_serves_what_no_proxy_covers_and_the_demo(
     environ: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
 ) -> None:
-    environ.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    environ.setenv("ALL_PROXY", "http://proxy.example:3128")
     environ.setenv("NO_PROXY", ".internal.example")
     for transport, unproxied in (("lean", StreamingTransport), ("httpx", httpx2.AsyncHTTPTransport)):
         client = http_client(make_settings(UPSTREAM_TRANSPORT=transport), httpx2.Timeout(5))
@@ -259,6 +259,8 @@ def test_the_lean_transport_serves_what_no_proxy_covers(
         assert type(direct) is unproxied
         assert type(proxied) is httpx2.AsyncHTTPTransport
         assert proxied is not direct
+        demo = http_client(load_settings({"UPSTREAM_TRANSPORT": transport}), httpx2.Timeout(5))
+        assert type(demo._transport_for_url(httpx2.URL("http://127.0.0.1:7072/v1/responses"))) is unproxied
 
 
 async def test_sequential_chats_reuse_one_connection(
