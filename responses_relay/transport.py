@@ -12,8 +12,9 @@ How it keeps httpx2's transport contract:
   reused per origin, most recently used first; at most `max_connections` are open
   (a request waits up to the pool timeout for room, then `PoolTimeout`; an idle
   connection to another origin is closed to make room) and `max_keepalive_connections`
-  idle; one idle longer than `keepalive_expiry` is closed, never reused (networks such
-  as Azure's outbound SNAT forget idle flows without telling either end).
+  idle; one idle longer than `keepalive_expiry` is never reused: the next request to its
+  origin closes it (networks such as Azure's outbound SNAT forget idle flows without
+  telling either end).
 - TLS: `verify`, `cert` and `trust_env` (`SSL_CERT_FILE`, `SSL_CERT_DIR`) make the
   context through `httpx2.create_ssl_context`, as httpx2's transport does.
 - Request bodies are read whole before sending (here they are small JSON), so a
