@@ -221,17 +221,22 @@ def run(scenarios: list[Scenario], targets: list[str]) -> dict[str, Any]:
                 results[name] = asyncio.run(run_target(target, scenarios, None, upstream_port))
                 continue
             port = free_port()
-            app_dir = ROOT if name == "project" else ROOT / "bench" / "naive"
-            with process(relay_command(app_dir, port), "Uvicorn running on", relay_env, OUT / f"{name}.log") as (
-                pid,
-                _,
-            ):
+            app_dir, env = RELAYS[name]
+            with process(
+                relay_command(app_dir, port), "Uvicorn running on", {**relay_env, **env}, OUT / f"{name}.log"
+            ) as (pid, _):
                 target = Target(name, "127.0.0.1", port, "/api/chat")
                 results[name] = asyncio.run(run_target(target, scenarios, pid, upstream_port))
     return results
 
 
-TARGETS = ("direct", "naive", "project")
+# The relays: the function app each runs under the local host, and its extra environment.
+RELAYS: dict[str, tuple[Path, dict[str, str]]] = {
+    "naive": (ROOT / "bench" / "naive", {}),
+    "project": (ROOT, {}),
+    "project-httpx": (ROOT, {"UPSTREAM_TRANSPORT": "httpx"}),
+}
+TARGETS = ("direct", *RELAYS)
 
 
 def check_targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
@@ -312,7 +317,8 @@ def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> s
         f"- versions: openai {openai.__version__}, uvicorn {uvicorn.__version__}",
         "- all processes on one machine, on loopback: upstream emulator, relay, load client",
         "- direct: the client reads the upstream itself (the floor); naive: the SDK relay users would otherwise",
-        "  write (bench/naive); project: function_app.py. Both relays run under the same local host.",
+        "  write (bench/naive); project: function_app.py; project-httpx: the same with UPSTREAM_TRANSPORT=httpx",
+        "  (httpx2's own transport instead of the lean one). All relays run under the same local host.",
         "",
         "| scenario | target | first delta p50 / p99 | delta latency p50 / p99 | deltas/s | relay CPU per delta"
         " | peak RSS | RSS per stream | errors | cancel p50 / p99 |",
@@ -335,9 +341,16 @@ def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> s
                 cancel,
             ]
             lines.append("| " + " | ".join(cells) + " |")
-    if set(TARGETS) <= results.keys() and len(scenarios) == len(FULL):
+    if {"direct", "naive", "project"} <= results.keys() and len(scenarios) == len(FULL):
         lines += ["", "## Targets", "", "| target | met | figures |", "| --- | --- | --- |"]
         lines += [f"| {name} | {'yes' if met else 'NO'} | {why} |" for name, met, why in check_targets(results)]
+    if {"project", "project-httpx"} <= results.keys():
+        lines += ["", "## The lean transport's own gain", "", "| scenario | relay CPU per delta: lean / httpx |"]
+        lines.append("| --- | --- |")
+        for scenario in scenarios:
+            lean, stock = (results[name][scenario.name]["cpu_us_per_delta"] for name in ("project", "project-httpx"))
+            ratio = f" ({lean / stock:.2f})" if lean and stock else ""
+            lines.append(f"| {scenario.name} | {_number(lean)} us / {_number(stock)} us{ratio} |")
     return "\n".join(lines) + "\n"
 
 

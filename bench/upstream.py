@@ -114,7 +114,8 @@ class UpstreamProtocol(asyncio.Protocol):
                 await self.writable.wait()
                 await asyncio.sleep(0)
             write(_chunk(_delta(events)))
-        write(_chunk(b"".join(sse(payload) for payload in events.completion())) + b"0\r\n\r\n")
+        write(_chunk(b"".join(sse(payload) for payload in events.completion())))
+        write(b"0\r\n\r\n")  # the chunked terminator in a write of its own, as real servers send it
         in_flight.discard(self.stream_id or "")
         self.stream_id = None
         if self.buffer:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, suppress
 
 import httpx2
@@ -32,6 +32,8 @@ SSE_HEADERS = {
 }
 
 logger = logging.getLogger("responses_relay.relay")
+_FINISH_BYTES = 64 * 1024  # what the upstream may still send after the terminal event, to keep its connection
+_FINISH_SECONDS = 1.0
 
 
 class RelayStream:
@@ -55,6 +57,7 @@ class RelayStream:
         self._space_ready: asyncio.Future[None] | None = None
         self._producer: asyncio.Task[None] | None = None
         self._done = False  # the producer has pushed its last bytes
+        self._draining = False  # after the terminal event: reading the rest of the upstream body
         self._left = False  # the client went away
         self._ping_due = False
         self._last_sent = 0.0
@@ -127,6 +130,10 @@ class RelayStream:
                         self.first_text_at = time.monotonic()
                     self._push(translator.take())
                     if translator.finished:
+                        self._draining = True
+                        self._done = True  # the body ends now; the upstream's may take a moment more
+                        _resolve(self._data_ready)
+                        await _finish_upstream_body(chunks)
                         return
                     if self._buffered >= self._limit:
                         await self._wait_for_space()
@@ -191,7 +198,8 @@ class RelayStream:
         if self._producer is None:
             await self._upstream.aclose()
         elif not self._producer.done():
-            self._producer.cancel()
+            if not self._draining:  # a drain ends by itself, soon
+                self._producer.cancel()
             try:
                 await self._producer
             except asyncio.CancelledError:
@@ -258,6 +266,19 @@ class SSEResponse(Response):
         while (await receive())["type"] != "http.disconnect":
             pass
         self.stream.client_left()
+
+
+async def _finish_upstream_body(chunks: AsyncIterator[bytes]) -> None:
+    """After the terminal event, read what is left of the upstream body (usually just the
+    chunked terminator, often a read behind) so its connection goes back to the pool;
+    bounded in bytes and time, past which the connection is closed instead."""
+    left = _FINISH_BYTES
+    with suppress(httpx2.HTTPError, TimeoutError):
+        async with asyncio.timeout(_FINISH_SECONDS):
+            async for chunk in chunks:
+                left -= len(chunk)
+                if left < 0:
+                    return
 
 
 def _resolve(waiter: asyncio.Future[None] | None) -> None:

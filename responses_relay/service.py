@@ -16,7 +16,7 @@ from .events import Translator
 from .invocation import INVOCATION_ID_HEADER
 from .relay import RelayStream, SSEResponse
 from .settings import Settings
-from .upstream import Upstream
+from .upstream import Upstream, check_proxy_environment
 
 logger = logging.getLogger("responses_relay")
 
@@ -36,6 +36,9 @@ class ChatService:
         self._credential = credential
         self._upstream: Upstream | None = None
         self._lock = asyncio.Lock()
+        check_proxy_environment(settings)
+        transport = "lean (httptools)" if settings.transport == "lean" else "httpx (httpx2's own)"
+        logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
         if settings.endpoint is None:
             logger.warning("DEMO MODE: OPENAI_ENDPOINT is not set, answers come from the built-in demo upstream")
 

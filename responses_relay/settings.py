@@ -42,6 +42,8 @@ class Settings:
     max_retries: int
     buffer_bytes: int
     demo_delta_seconds: float
+    keepalive_seconds: float
+    transport: str
 
     @property
     def upstream_kind(self) -> str:
@@ -87,6 +89,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_retries=env.integer("UPSTREAM_MAX_RETRIES", 1, low=0, high=5),
         buffer_bytes=env.integer("STREAM_BUFFER_BYTES", 256 * 1024, low=1024, high=64 * 1024 * 1024),
         demo_delta_seconds=env.number("DEMO_DELTA_SECONDS", 0.03, low=0.0, high=10.0),
+        keepalive_seconds=env.number("UPSTREAM_KEEPALIVE_SECONDS", 60.0, low=0.0, high=3600.0),
+        transport=env.choice("UPSTREAM_TRANSPORT", ("lean", "httpx")) or "lean",
     )
 
 

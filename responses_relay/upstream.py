@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx2
 import openai
@@ -23,8 +24,11 @@ from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient
 
 from .chat_request import ChatRequest
 from .errors import HttpError
-from .settings import Settings
-from .transport import StreamingTransport
+from .settings import Settings, SettingsError
+from .transport import DEFAULT_LIMITS, StreamingTransport
+
+if TYPE_CHECKING:
+    from httpx2._types import CertTypes
 
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
 _RETRY_STATUSES = frozenset({500, 502, 503})
@@ -66,10 +70,7 @@ class Upstream:
             api_key=api_key,
             max_retries=0,  # retries are ours: bounded and only before the first byte
             timeout=timeout,
-            # httpx2's own transport still serves proxied URLs (HTTPS_PROXY and the like).
-            http_client=DefaultAsyncHttpxClient(
-                transport=StreamingTransport(buffer_bytes=settings.buffer_bytes), timeout=timeout
-            ),
+            http_client=http_client(settings, timeout),
         )
 
     async def open(self, request: ChatRequest) -> httpx2.Response:
@@ -162,6 +163,61 @@ class Upstream:
         await self.client.close()
         if self._credential is not None:
             await self._credential.close()
+
+
+def http_client(settings: Settings, timeout: httpx2.Timeout) -> httpx2.AsyncClient:
+    """The SDK's httpx2 client on the transport UPSTREAM_TRANSPORT names, with idle
+    connections expiring after UPSTREAM_KEEPALIVE_SECONDS. Either way httpx2 itself reads
+    the proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and serves proxied
+    URLs with its own transport; except in demo mode, whose upstream is on this machine."""
+    # The counts are the openai SDK's own defaults.
+    limits = httpx2.Limits(
+        max_connections=1000, max_keepalive_connections=100, keepalive_expiry=settings.keepalive_seconds
+    )
+    options: dict[str, Any] = {"timeout": timeout, "limits": limits, "trust_env": settings.endpoint is not None}
+    if settings.transport == "httpx":
+        return DefaultAsyncHttpxClient(**options)
+    return _LeanClient(buffer_bytes=settings.buffer_bytes, **options)
+
+
+def check_proxy_environment(settings: Settings) -> None:
+    """Proxy variables httpx2 cannot use stop start-up with one line, as a bad setting does,
+    rather than failing every chat: the client is made here once, as the upstream makes it."""
+    try:
+        http_client(settings, httpx2.Timeout(settings.connect_timeout_seconds))
+    except (ValueError, ImportError) as error:  # an unknown proxy scheme; SOCKS without socksio
+        raise SettingsError(f"HTTP_PROXY, HTTPS_PROXY or ALL_PROXY cannot be used: {error}") from None
+
+
+class _LeanClient(DefaultAsyncHttpxClient):
+    """httpx2's client with the lean transport wherever no proxy applies.
+
+    Passing `transport=` would turn off httpx2's reading of the proxy variables; instead
+    the client is built as usual, so it derives its proxy mounts from the environment and
+    serves those URLs with its own transport, and only the transport it makes for
+    everything else, with the client's `verify`, `cert`, `trust_env` and `limits`, is
+    the lean one.
+    """
+
+    def __init__(self, *, buffer_bytes: int, **options: Any) -> None:
+        self._buffer_bytes = buffer_bytes  # read by _init_transport, which __init__ calls
+        super().__init__(**options)
+
+    def _init_transport(
+        self,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: CertTypes | None = None,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        limits: httpx2.Limits = DEFAULT_LIMITS,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> httpx2.AsyncBaseTransport:
+        if transport is not None:
+            return transport
+        return StreamingTransport(
+            verify=verify, cert=cert, trust_env=trust_env, limits=limits, buffer_bytes=self._buffer_bytes
+        )
 
 
 def _default_credential(settings: Settings) -> AsyncTokenCredential:

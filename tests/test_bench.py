@@ -1,4 +1,4 @@
-"""The benchmark still runs end to end (tiny counts): emulator, both relays, load client, report."""
+"""The benchmark still runs end to end (tiny counts): emulator, the relays, load client, report."""
 
 from __future__ import annotations
 
@@ -22,10 +22,12 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     report = out.read_text()
     for scenario in ("S1", "S2", "S3", "S4", "S5"):
-        for target in ("direct", "naive", "project"):
+        for target in ("direct", "naive", "project", "project-httpx"):
             assert f"| {scenario}: " in report
             assert f"| {target} |" in report
-    rows = [line for line in report.splitlines() if line.startswith("| S") and "| project |" in line]
-    assert len(rows) == 5
-    assert all(line.split("|")[-3].strip() == "0" for line in rows), "the project had errors:\n" + report
+    for target in ("project", "project-httpx"):
+        rows = [line for line in report.splitlines() if line.startswith("| S") and f"| {target} |" in line]
+        assert len(rows) == 5
+        assert all(line.split("|")[-3].strip() == "0" for line in rows), f"{target} had errors:\n" + report
     assert "## Targets" in report
+    assert "## The lean transport's own gain" in report

@@ -165,6 +165,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       UPSTREAM_READ_TIMEOUT_SECONDS: '120'
       UPSTREAM_MAX_RETRIES: '1'
       STREAM_BUFFER_BYTES: '262144'
+      UPSTREAM_KEEPALIVE_SECONDS: '60'
+      UPSTREAM_TRANSPORT: 'lean'
     }
     dependsOn: [storageAccess, telemetryAccess]
   }
