@@ -97,6 +97,8 @@ async def ingestion() -> AsyncIterator[Ingestion]:
     await server.start()
     yield server
     await server.aclose()
+
+
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for localhost (cert.pem, key.pem), made with openssl."""
