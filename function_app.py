@@ -21,6 +21,14 @@ def create_app(service: ChatService | None = None) -> func.FunctionApp:
     async def chat(req: Request) -> Response:
         return await chat_service.chat(req)
 
+    @app.route(route="chat/{response_id}", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
+    async def resume(req: Request) -> Response:
+        return await chat_service.resume(req, req.path_params["response_id"])
+
+    @app.route(route="chat/{response_id}/cancel", methods=[func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
+    async def cancel(req: Request) -> Response:
+        return await chat_service.cancel(req, req.path_params["response_id"])
+
     @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
     async def health(req: Request) -> Response:
         return chat_service.health()

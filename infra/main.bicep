@@ -49,6 +49,9 @@ param reasoningSummary string = ''
 @description('WEB_SEARCH: let the model search the web (the web_search tool), citing what it found.')
 param webSearch bool = false
 
+@description('RESUMABLE_STREAMS: background mode, so streams resume after a cut and Stop always stops; responses are stored upstream (30 days on Azure OpenAI).')
+param resumableStreams bool = false
+
 @description('Highest number of Function App instances.')
 param maximumInstanceCount int = 40
 
@@ -98,6 +101,7 @@ module api 'app/function.bicep' = {
     reasoningEffort: reasoningEffort
     reasoningSummary: reasoningSummary
     webSearch: webSearch
+    resumableStreams: resumableStreams
     allowedOrigins: ['https://${web.outputs.defaultHostname}']
     maximumInstanceCount: maximumInstanceCount
   }

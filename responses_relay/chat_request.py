@@ -1,4 +1,5 @@
-"""The caller's request to POST /api/chat: reading it within limits, and validating it.
+"""The caller's request to POST /api/chat: reading it within limits, and validating it;
+and the response id and cursor of a resume or cancel.
 
 Validation errors name the field, so the caller can fix the request. Model,
 instructions and token limits are not the caller's to choose: they come from settings.
@@ -19,7 +20,8 @@ from .settings import Settings
 ROLES = ("user", "assistant")
 _FIELDS = {"input", "previous_response_id"}
 _MESSAGE_FIELDS = {"role", "content", "type"}
-_RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9_-]{1,250}")
+_RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9_-]{1,200}")
+_CURSOR = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,25 @@ def _parse_response_id(value: Any) -> str | None:
     if not isinstance(value, str) or not _RESPONSE_ID.fullmatch(value):
         raise _invalid("'previous_response_id' must be a response id such as 'resp_abc123'", "previous_response_id")
     return value
+
+
+def check_response_id(response_id: str) -> None:
+    """A response id in a route: checked before anything is sent upstream."""
+    if not _RESPONSE_ID.fullmatch(response_id):
+        raise HttpError(400, "invalid_response_id", "The response id must look like 'resp_abc123'")
+
+
+def cursor(request: Request) -> int | None:
+    """Where a resumed stream continues: after the sequence number in `?after=N`, else in the
+    `Last-Event-ID` header (what EventSource sends when it reconnects); None: from the start."""
+    raw = request.query_params.get("after")
+    if raw is None:
+        raw = request.headers.get("last-event-id")
+    if raw is None or raw == "":
+        return None
+    if not _CURSOR.fullmatch(raw):
+        raise HttpError(400, "invalid_cursor", "The cursor (after, or Last-Event-ID) must be an event id such as 42")
+    return int(raw)
 
 
 def _quote(name: str) -> str:

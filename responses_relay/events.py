@@ -34,6 +34,7 @@ DELTA_PARTS: dict[str, tuple[str, ...]] = {
 MAX_URL_CHARS = 2048
 MAX_TITLE_CHARS = 300
 
+_FINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
 _CODE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _NO_PART: dict[str, int] = {}
 
@@ -43,14 +44,15 @@ class UpstreamProtocolError(Exception):
 
 
 class Translator:
-    def __init__(self, redact: Callable[[str], str] = str) -> None:
+    def __init__(self, redact: Callable[[str], str] = str, *, response_id: str | None = None) -> None:
         self._redact = redact
         self._frames: list[bytes] = []
         self._pending: list[str] = []  # deltas not sent yet, all of one kind and part
         self._pending_kind = TEXT_DELTA
         self._pending_part = _NO_PART
         self._pending_id: int | None = None
-        self.response_id: str | None = None
+        self.response_id = response_id
+        self.last_sequence: int | None = None  # the upstream's last sequence number fed, to resume after
         self.model: str | None = None
         self.outcome: str | None = None  # completed, incomplete:<reason>, or an error code
         self.usage: dict[str, int] | None = None
@@ -77,6 +79,8 @@ class Translator:
             return
         sequence = payload.get("sequence_number")
         event_id = sequence if type(sequence) is int else None
+        if event_id is not None:
+            self.last_sequence = event_id
         part_fields = DELTA_PARTS.get(kind)
         if part_fields is not None:
             self._delta(kind, payload, part_fields, event_id)
@@ -94,6 +98,27 @@ class Translator:
         if not self.finished:
             self._flush_deltas()
             self._error(code, message, None)
+
+    def finish_with(self, response: dict[str, Any]) -> None:
+        """End the stream from a retrieved response object, when its status is terminal (the
+        upstream's stream ended without saying so, as it may after a cancel)."""
+        status = response.get("status")
+        if self.finished or status not in _FINAL_STATUSES:
+            return
+        self._flush_deltas()
+        wrapped = {"response": response}
+        if status == "failed":
+            self._failed(wrapped, None)
+        elif status == "incomplete":
+            self._incomplete(wrapped, None)
+        else:
+            self._end(wrapped, None, str(status), None)
+
+    def cancel(self) -> None:
+        """End the stream as cancelled, as the relay decided (so the event has no id)."""
+        if not self.finished:
+            self._flush_deltas()
+            self._end({}, None, "cancelled", None)
 
     def take(self) -> bytes:
         self._flush_deltas()

@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, suppress
+from typing import Any
 
 import httpx2
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from . import shutdown
+from . import live_streams, shutdown
+from .errors import HttpError
 from .events import Translator, UpstreamProtocolError
 from .sse import Decoder, encode_comment
 
@@ -30,6 +32,12 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",
 }
+
+# After the upstream stream of a stored (background) response ended early: given its id and the
+# last sequence number relayed, its retrieved response object when that is final, or a
+# stream that continues after that sequence number. Raises HttpError when neither is possible.
+Recover = Callable[[str, int | None], Awaitable["httpx2.Response | dict[str, Any]"]]
+MAX_HEALS = 3  # recoveries per stream
 
 logger = logging.getLogger("responses_relay.relay")
 _FINISH_BYTES = 64 * 1024  # what the upstream may still send after the terminal event, to keep its connection
@@ -45,9 +53,12 @@ class RelayStream:
         heartbeat_seconds: float,
         buffer_bytes: int,
         invocation_id: str | None = None,
+        recover: Recover | None = None,
     ) -> None:
         self._upstream = upstream
         self._invocation_id = invocation_id
+        self._recover = recover
+        self._listed_as: str | None = None  # the response id this stream is listed under in live_streams
         self._translator = translator
         self._heartbeat = heartbeat_seconds
         self._limit = buffer_bytes
@@ -119,33 +130,14 @@ class RelayStream:
     async def _produce(self) -> None:
         translator = self._translator
         try:
-            decoder = Decoder()
-            # Raw bytes skip a decoder layer; a compressed body still goes through httpx2's.
-            encoded = "content-encoding" in self._upstream.headers
-            async with aclosing(self._upstream.aiter_bytes() if encoded else self._upstream.aiter_raw()) as chunks:
-                async for chunk in chunks:
-                    for event in decoder.feed(chunk):
-                        translator.feed(event)
-                    if translator.deltas and self.first_text_at is None:
-                        self.first_text_at = time.monotonic()
-                    self._push(translator.take())
-                    if translator.finished:
-                        self._draining = True
-                        self._done = True  # the body ends now; the upstream's may take a moment more
-                        _resolve(self._data_ready)
-                        await _finish_upstream_body(chunks)
-                        return
-                    if self._buffered >= self._limit:
-                        await self._wait_for_space()
-            for event in decoder.close():
-                translator.feed(event)
-            translator.fail("upstream_incomplete", "The model service ended the stream before it finished")
-        except httpx2.TimeoutException:
-            logger.warning("upstream stalled longer than the read timeout")
-            translator.fail("upstream_timeout", "The model service stopped sending")
-        except httpx2.TransportError as error:
-            logger.warning("upstream connection lost mid-stream: %s", type(error).__name__)
-            translator.fail("upstream_connection_lost", "The connection to the model service was lost")
+            heals = 0
+            while (ended_early := await self._relay_upstream()) is not None:
+                if not await self._heal(ended_early, heals):
+                    translator.fail(*ended_early)
+                    return
+                if translator.finished:  # its retrieved status ended it
+                    return
+                heals += 1
         except UpstreamProtocolError as error:
             logger.warning("upstream sent a bad event: %s", error)
             translator.fail("upstream_bad_response", "The model service sent an invalid event")
@@ -157,7 +149,79 @@ class RelayStream:
             self._push(translator.take())
             self._done = True
             _resolve(self._data_ready)
+            self._unlist()
             await self._upstream.aclose()
+
+    async def _relay_upstream(self) -> tuple[str, str] | None:
+        """Relay the current upstream response: None once the terminal event is out, or the
+        error (code, message) that ends the stream if it cannot go on elsewhere."""
+        translator = self._translator
+        decoder = Decoder()
+        upstream = self._upstream
+        try:
+            # Raw bytes skip a decoder layer; a compressed body still goes through httpx2's.
+            encoded = "content-encoding" in upstream.headers
+            async with aclosing(upstream.aiter_bytes() if encoded else upstream.aiter_raw()) as chunks:
+                async for chunk in chunks:
+                    for event in decoder.feed(chunk):
+                        translator.feed(event)
+                    if translator.deltas and self.first_text_at is None:
+                        self.first_text_at = time.monotonic()
+                    self._list()
+                    self._push(translator.take())
+                    if translator.finished:
+                        self._draining = True
+                        self._done = True  # the body ends now; the upstream's may take a moment more
+                        _resolve(self._data_ready)
+                        await _finish_upstream_body(chunks)
+                        return None
+                    if self._buffered >= self._limit:
+                        await self._wait_for_space()
+            for event in decoder.close():
+                translator.feed(event)
+            if translator.finished:
+                return None
+            return ("upstream_incomplete", "The model service ended the stream before it finished")
+        except httpx2.TimeoutException:
+            logger.warning("upstream stalled longer than the read timeout")
+            return ("upstream_timeout", "The model service stopped sending")
+        except httpx2.TransportError as error:
+            logger.warning("upstream connection lost mid-stream: %s", type(error).__name__)
+            return ("upstream_connection_lost", "The connection to the model service was lost")
+        finally:
+            await upstream.aclose()
+
+    async def _heal(self, ended_early: tuple[str, str], heals: int) -> bool:
+        """A stored response's stream ended early: end it from its real status, or continue it
+        after the last event relayed. False when neither was possible."""
+        translator = self._translator
+        response_id = translator.response_id
+        if self._recover is None or response_id is None or heals >= MAX_HEALS:
+            return False
+        logger.info("upstream stream ended early (%s); recovering after %s", ended_early[0], translator.last_sequence)
+        try:
+            recovered = await self._recover(response_id, translator.last_sequence)
+        except HttpError as error:
+            logger.warning("could not recover the upstream stream: %d %s", error.status, error.code)
+            return False
+        if isinstance(recovered, dict):
+            translator.finish_with(recovered)
+            self._push(translator.take())
+            return translator.finished
+        self._upstream = recovered
+        return True
+
+    def _list(self) -> None:
+        """List the stream under its response id, once known, so a cancel on this instance finds it."""
+        response_id = self._translator.response_id
+        if self._listed_as is None and response_id is not None:
+            self._listed_as = response_id
+            live_streams.add(response_id, self)
+
+    def _unlist(self) -> None:
+        if self._listed_as is not None:
+            live_streams.remove(self._listed_as, self)
+            self._listed_as = None
 
     def _push(self, frames: bytes) -> None:
         if frames:
@@ -174,9 +238,17 @@ class RelayStream:
 
     def interrupt(self, code: str, message: str) -> None:
         """End the stream now with an `error` event the relay makes itself."""
+        self._end_now(lambda: self._translator.fail(code, message))
+
+    def cancel(self) -> None:
+        """End the stream now as cancelled; closing the upstream connection stops the model
+        (a background response is cancelled upstream by the caller of this)."""
+        self._end_now(self._translator.cancel)
+
+    def _end_now(self, end: Callable[[], None]) -> None:
         if self._done or self._left:
             return
-        self._translator.fail(code, message)
+        end()
         self._push(self._translator.take())
         if self._producer is not None:
             self._producer.cancel()

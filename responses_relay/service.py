@@ -1,20 +1,24 @@
-"""What the routes call: request handling for /api/chat and /api/health."""
+"""What the routes call: request handling for /api/chat (and resuming and cancelling a
+response) and /api/health."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
+import httpx2
 from azure.core.credentials_async import AsyncTokenCredential
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .chat_request import check_content_type, parse_chat_request, read_body
+from . import live_streams
+from .chat_request import check_content_type, check_response_id, cursor, parse_chat_request, read_body
 from .demo import DemoUpstream
 from .errors import HttpError, error_response
 from .events import Translator
 from .invocation import INVOCATION_ID_HEADER
-from .relay import RelayStream, SSEResponse
+from .relay import Recover, RelayStream, SSEResponse
 from .settings import Settings
 from .upstream import Upstream, check_proxy_environment
 
@@ -55,18 +59,77 @@ class ChatService:
         except Exception:
             logger.exception("chat failed before the stream started")
             return error_response(500, "internal_error", "The relay failed; the failure is logged")
+        return self._relay(request, upstream, response, Translator(redact=upstream.redact))
+
+    async def resume(self, request: Request, response_id: str) -> Response:
+        """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
+        try:
+            check_response_id(response_id)
+            after = cursor(request)
+            self._check_resumable()
+            upstream = await self.upstream()
+            response = await upstream.resume(response_id, after)
+        except HttpError as error:
+            logger.info("resume refused: %d %s", error.status, error.code)
+            return error.to_response()
+        except Exception:
+            logger.exception("resume failed before the stream started")
+            return error_response(500, "internal_error", "The relay failed; the failure is logged")
+        return self._relay(request, upstream, response, Translator(redact=upstream.redact, response_id=response_id))
+
+    async def cancel(self, request: Request, response_id: str) -> Response:
+        """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
+        cancelled upstream (streams of it on other instances then end too); otherwise the
+        response's live stream on this instance is ended, which closes its upstream call."""
+        try:
+            check_response_id(response_id)
+            if self.settings.resumable:
+                upstream = await self.upstream()
+                status = _text(await upstream.cancel(response_id), "status") or "cancelled"
+            elif not live_streams.of_response(response_id):
+                raise HttpError(404, "response_not_found", "No stream of that response is live on this instance")
+            else:
+                status = "cancelled"
+        except HttpError as error:
+            logger.info("cancel refused: %d %s", error.status, error.code)
+            return error.to_response()
+        except Exception:
+            logger.exception("cancel failed")
+            return error_response(500, "internal_error", "The relay failed; the failure is logged")
+        if status == "cancelled":
+            for stream in live_streams.of_response(response_id):
+                stream.cancel()
+        return JSONResponse({"id": response_id, "status": status}, headers={"Cache-Control": "no-store"})
+
+    def _relay(
+        self, request: Request, upstream: Upstream, response: httpx2.Response, translator: Translator
+    ) -> Response:
         stream = RelayStream(
             response,
-            Translator(redact=upstream.redact),
+            translator,
             heartbeat_seconds=self.settings.heartbeat_seconds,
             buffer_bytes=self.settings.buffer_bytes,
             invocation_id=request.headers.get(INVOCATION_ID_HEADER),
+            recover=_recovery(upstream) if self.settings.resumable else None,
         )
         return SSEResponse(stream)
 
+    def _check_resumable(self) -> None:
+        if not self.settings.resumable:
+            raise HttpError(
+                409, "not_resumable", "Responses are not resumable here: the relay runs with RESUMABLE_STREAMS off"
+            )
+
     def health(self) -> Response:
         settings = self.settings
-        return JSONResponse({"status": "ok", "upstream": settings.upstream_kind, "model": settings.model})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "upstream": settings.upstream_kind,
+                "model": settings.model,
+                "resumable": settings.resumable,
+            }
+        )
 
     async def upstream(self) -> Upstream:
         """The upstream client, made on first use inside the serving event loop."""
@@ -93,3 +156,18 @@ class ChatService:
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None
+
+
+def _recovery(upstream: Upstream) -> Recover:
+    async def recover(response_id: str, after: int | None) -> httpx2.Response | dict[str, Any]:
+        response = await upstream.retrieve(response_id)
+        if response.get("status") in ("queued", "in_progress"):
+            return await upstream.resume(response_id, after)
+        return response
+
+    return recover
+
+
+def _text(mapping: dict[str, Any], key: str) -> str | None:
+    value = mapping.get(key)
+    return value if isinstance(value, str) else None

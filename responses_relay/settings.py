@@ -44,6 +44,7 @@ class Settings:
     demo_delta_seconds: float
     keepalive_seconds: float
     transport: str
+    resumable: bool
 
     @property
     def upstream_kind(self) -> str:
@@ -91,6 +92,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         demo_delta_seconds=env.number("DEMO_DELTA_SECONDS", 0.03, low=0.0, high=10.0),
         keepalive_seconds=env.number("UPSTREAM_KEEPALIVE_SECONDS", 60.0, low=0.0, high=3600.0),
         transport=env.choice("UPSTREAM_TRANSPORT", ("lean", "httpx")) or "lean",
+        resumable=env.flag("RESUMABLE_STREAMS", default=False),
     )
 
 

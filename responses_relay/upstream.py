@@ -13,7 +13,7 @@ import logging
 import math
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 import openai
@@ -37,6 +37,8 @@ _MAX_RETRY_DELAY = 2.0
 _CALLER_CODES = frozenset(
     {"content_filter", "context_length_exceeded", "invalid_prompt", "previous_response_not_found"}
 )
+
+_Result = TypeVar("_Result")
 
 logger = logging.getLogger("responses_relay.upstream")
 # httpx2 logs every request's URL at INFO: that is the upstream's address, which stays out of logs.
@@ -76,20 +78,55 @@ class Upstream:
     async def open(self, request: ChatRequest) -> httpx2.Response:
         """The upstream's streaming HTTP response, its headers received and status 2xx."""
         body = orjson.dumps(self._parameters(request))
+        # `responses.create(stream=True)`, minus the SDK's per-request parameter transformation
+        # and typed event parsing: the body is already plain JSON, and the stream is read raw.
+        # With cast_to=httpx2.Response the SDK hands back the response itself, body unread.
+        return await self._call(
+            lambda: self.client.post(
+                "/responses",
+                cast_to=httpx2.Response,
+                content=body,
+                options={"headers": {"Content-Type": "application/json"}},
+                stream=True,
+                stream_cls=AsyncStream[Any],
+            ),
+            httpx2.Response,
+        )
+
+    async def resume(self, response_id: str, after: int | None) -> httpx2.Response:
+        """A stored (background) response's stream, after sequence number `after` (None: from the start)."""
+        query: dict[str, object] = {"stream": "true"}
+        if after is not None:
+            query["starting_after"] = after
+        return await self._call(
+            lambda: self.client.get(
+                f"/responses/{response_id}",
+                cast_to=httpx2.Response,
+                options={"params": query},
+                stream=True,
+                stream_cls=AsyncStream[Any],
+            ),
+            httpx2.Response,
+            stored=True,
+        )
+
+    async def retrieve(self, response_id: str) -> dict[str, Any]:
+        """A stored response object: its `status`, `usage`, `incomplete_details`, `error`."""
+        return await self._call(lambda: self.client.get(f"/responses/{response_id}", cast_to=object), dict, stored=True)
+
+    async def cancel(self, response_id: str) -> dict[str, Any]:
+        """Cancel a background response; the response object as it now stands."""
+        path = f"/responses/{response_id}/cancel"
+        return await self._call(lambda: self.client.post(path, cast_to=object), dict, stored=True)
+
+    async def _call(
+        self, send: Callable[[], Awaitable[object]], kind: type[_Result], *, stored: bool = False
+    ) -> _Result:
+        """One request with our retries; every failure as an `HttpError`. `stored`: a request
+        about a stored response, whose 404 means that response, not the deployment."""
         for attempt in range(self.settings.max_retries + 1):
             try:
-                # `responses.create(stream=True)`, minus the SDK's per-request parameter transformation
-                # and typed event parsing: the body is already plain JSON, and the stream is read raw.
-                # With cast_to=httpx2.Response the SDK hands back the response itself, body unread.
-                response = await self.client.post(
-                    "/responses",
-                    cast_to=httpx2.Response,
-                    content=body,
-                    options={"headers": {"Content-Type": "application/json"}},
-                    stream=True,
-                    stream_cls=AsyncStream[Any],
-                )
-                return cast(httpx2.Response, response)
+                result = await send()
             except openai.APITimeoutError:
                 logger.warning("upstream timed out before its response headers")
                 raise HttpError(504, "upstream_timeout", "The model service did not answer in time") from None
@@ -98,6 +135,7 @@ class Upstream:
                 if attempt == self.settings.max_retries:
                     raise HttpError(502, "upstream_unreachable", "The model service could not be reached") from None
                 await asyncio.sleep(0.1 * (attempt + 1))
+                continue
             except openai.APIStatusError as error:
                 delay = _retry_after(error.response.headers)
                 retry = error.status_code in _RETRY_STATUSES and attempt < self.settings.max_retries
@@ -105,7 +143,12 @@ class Upstream:
                     logger.warning("upstream answered %d (attempt %d); retrying", error.status_code, attempt + 1)
                     await asyncio.sleep(delay if delay is not None else 0.1 * (attempt + 1))
                     continue
+                if stored and error.status_code == 404:
+                    raise HttpError(404, "response_not_found", "No stored response has that id") from None
                 raise self._status_error(error) from None
+            if not isinstance(result, kind):
+                raise HttpError(502, "upstream_bad_response", "The model service sent an invalid answer")
+            return result
         raise AssertionError("unreachable")
 
     def _parameters(self, request: ChatRequest) -> dict[str, Any]:
@@ -129,6 +172,9 @@ class Upstream:
             parameters["tools"] = [{"type": "web_search"}]
         if request.previous_response_id is not None:
             parameters["previous_response_id"] = request.previous_response_id
+        if settings.resumable:  # background mode: stored upstream, resumable from any instance
+            parameters["background"] = True
+            parameters["store"] = True
         return parameters
 
     def _status_error(self, error: openai.APIStatusError) -> HttpError:

@@ -100,17 +100,23 @@ async def test_registered_function_behaves_as_through_the_local_host(
     )
     assert (health_status, json.loads(health)) == (
         200,
-        {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini"},
+        {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini", "resumable": False},
     )
     assert (bad_status, json.loads(bad)["error"]["code"]) == (400, "invalid_json")
 
 
 def test_app_registers_the_contract_routes() -> None:
     functions = {name: trigger for name, (trigger, _) in http_triggers(function_app.app).items()}
-    assert set(functions) == {"chat", "health"}
-    assert (functions["chat"].route, [m.value for m in functions["chat"].methods or ()]) == ("chat", ["POST"])
-    assert functions["chat"].auth_level == func.AuthLevel.FUNCTION
-    assert (functions["health"].route, functions["health"].auth_level) == ("health", func.AuthLevel.ANONYMOUS)
+    routes = {
+        name: (trigger.route, [method.value for method in trigger.methods or ()], trigger.auth_level)
+        for name, trigger in functions.items()
+    }
+    assert routes == {
+        "chat": ("chat", ["POST"], func.AuthLevel.FUNCTION),
+        "resume": ("chat/{response_id}", ["GET"], func.AuthLevel.FUNCTION),
+        "cancel": ("chat/{response_id}/cancel", ["POST"], func.AuthLevel.FUNCTION),
+        "health": ("health", ["GET"], func.AuthLevel.ANONYMOUS),
+    }
     assert route_prefix(ROOT) == "api"
 
 
@@ -166,4 +172,4 @@ async def test_cors_preflight_for_allowed_origin(
 
 async def test_relay_answers_health(relay: RelayServer) -> None:
     response = await relay.client.get("/api/health")
-    assert response.json() == {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini"}
+    assert response.json() == {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini", "resumable": False}

@@ -63,14 +63,19 @@ def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host:
         for line in worker_host.lines
         if (match := re.fullmatch(r"\s+(\w+): \[([A-Z,]+)\] http://[\d.:]+(\S+) \(auth: (\w+)\)", line))
     }
-    assert listed == {"chat": ("POST", "/api/chat", "function"), "health": ("GET", "/api/health", "anonymous")}
+    assert listed == {
+        "chat": ("POST", "/api/chat", "function"),
+        "resume": ("GET", "/api/chat/{response_id}", "function"),
+        "cancel": ("POST", "/api/chat/{response_id}/cancel", "function"),
+        "health": ("GET", "/api/health", "anonymous"),
+    }
     assert "back end: Azure Functions Python worker" in worker_host.output
 
 
 async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
     health = await client.get("/api/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini"}
+    assert health.json() == {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini", "resumable": False}
     unkeyed = await client.post("/api/chat", json={"input": "hi"})
     assert (unkeyed.status_code, unkeyed.json()["error"]["code"]) == (401, "unauthorized")
     wrong_method = await client.get("/api/chat", headers=KEYED)

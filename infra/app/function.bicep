@@ -10,6 +10,7 @@ param modelDeploymentName string
 param reasoningEffort string
 param reasoningSummary string
 param webSearch bool
+param resumableStreams bool
 param allowedOrigins array
 param maximumInstanceCount int
 
@@ -157,6 +158,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       REASONING_EFFORT: reasoningEffort
       REASONING_SUMMARY: reasoningSummary
       WEB_SEARCH: webSearch ? 'true' : 'false'
+      RESUMABLE_STREAMS: resumableStreams ? 'true' : 'false'
       HEARTBEAT_SECONDS: '5'
       MAX_BODY_BYTES: '262144'
       MAX_MESSAGES: '64'

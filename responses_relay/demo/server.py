@@ -6,24 +6,28 @@ with a reasoning summary (also whenever the request asks for one), a web search
 with url citations, or be a refusal. A `Scenario` turns it into a fault injector
 for the tests: an HTTP error before the stream, an error event (flat or nested),
 `response.failed`, `response.incomplete`, a cut connection, a stall, or a stream
-that just stops.
+that just stops. Requests with `background: true` get background mode (see
+`background.py`): stored, resumable from any point, retrievable and cancellable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 import orjson
 import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
 from .answers import Answer, answer_for, reasoning_for, split_deltas
+from .background import StoredResponse
 from .wire import ResponseEvents, error_body, sse
 
 Ending = Literal[
@@ -39,6 +43,10 @@ _STATUS_ERRORS = {
     500: ("server_error", "The server had an error while processing your request."),
     503: ("server_error", "The service is temporarily unable to process your request."),
 }
+# POST /responses, GET /responses/{id}, POST /responses/{id}/cancel
+_ROUTE = re.compile(r"/responses(?:/(?P<id>resp_[A-Za-z0-9_-]+)(?P<cancel>/cancel)?)?$")
+_ROUTES = {("POST", True, True), ("GET", False, True), ("POST", False, False)}
+_STORED_RESPONSES = 1000
 _SEARCH_DELTAS = 20  # a web search takes as long as this many deltas
 
 
@@ -69,9 +77,23 @@ class StreamRecord:
 
     request: dict[str, Any]
     authorization: str | None
+    method: str = "POST"
+    path: str = ""
     ended_at: float | None = None
     client_left: bool = False  # the relay closed the connection before the body ended
     ended: threading.Event = field(default_factory=threading.Event)
+
+
+async def _follow(stored: StoredResponse, after: int | None, send: Send, cut_after: int | None = None) -> None:
+    """Stream a stored response after `after`; with `cut_after`, drop the connection after that many text deltas."""
+    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+    deltas = 0
+    async for frame in stored.follow(after):
+        await send({"type": "http.response.body", "body": frame, "more_body": True})
+        deltas += b'"response.output_text.delta"' in frame
+        if cut_after is not None and deltas >= cut_after:
+            raise CutConnection
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class CutConnection(Exception):
@@ -88,6 +110,7 @@ class DemoUpstream:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._released: asyncio.Event | None = None
+        self._stored: list[StoredResponse] = []  # background responses, the latest last
 
     @property
     def base_url(self) -> str:
@@ -136,20 +159,25 @@ class DemoUpstream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        if scope["method"] != "POST" or not scope["path"].endswith("/responses"):
+        route = _ROUTE.search(scope["path"]) if scope["method"] in ("GET", "POST") else None
+        if route is None or (scope["method"], route["id"] is None, route["cancel"] is None) not in _ROUTES:
             await _send_json(send, 404, error_body("404", "Resource not found"))
             return
         body = await _read_body(receive)
         try:
-            request = orjson.loads(body)
+            request = orjson.loads(body) if body else {}
         except orjson.JSONDecodeError:
             await _send_json(send, 400, error_body("invalid_json", "The body is not JSON"))
             return
         headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
-        record = StreamRecord(request=request, authorization=headers.get("authorization"))
+        record = StreamRecord(
+            request=request, authorization=headers.get("authorization"), method=scope["method"], path=scope["path"]
+        )
         self.records.append(record)
+        query = parse_qs(scope["query_string"].decode())
         left = asyncio.get_running_loop().create_task(_wait_for_disconnect(receive))
-        respond = asyncio.get_running_loop().create_task(self._respond(self.scenario, request, send))
+        handling = self._handle(self.scenario, request, route["id"], route["cancel"] is not None, query, send)
+        respond = asyncio.get_running_loop().create_task(handling)
         try:
             await asyncio.wait({left, respond}, return_when=asyncio.FIRST_COMPLETED)
             if not respond.done():
@@ -164,6 +192,43 @@ class DemoUpstream:
         finally:
             record.ended_at = time.monotonic()
             record.ended.set()
+
+    async def _handle(
+        self,
+        scenario: Scenario,
+        request: dict[str, Any],
+        response_id: str | None,
+        cancel: bool,
+        query: dict[str, list[str]],
+        send: Send,
+    ) -> None:
+        if response_id is None:
+            if request.get("background") and scenario.status is None:
+                await self._create_in_background(scenario, request, send)
+            else:
+                await self._respond(scenario, request, send)
+            return
+        stored = next((stored for stored in self._stored if stored.id == response_id), None)
+        if stored is None:
+            await _send_json(send, 404, error_body("not_found", f"Response with id '{response_id}' not found."))
+        elif cancel:
+            await stored.cancel()
+            await _send_json(send, 200, orjson.dumps(stored.response()))
+        elif query.get("stream") == ["true"]:
+            after = query.get("starting_after", [None])[0]
+            await _follow(stored, int(after) if after is not None else None, send)
+        else:
+            await _send_json(send, 200, orjson.dumps(stored.response()))
+
+    async def _create_in_background(self, scenario: Scenario, request: dict[str, Any], send: Send) -> None:
+        """Generate on its own (a cut only cuts this connection), and stream it from the start."""
+        stored = StoredResponse()
+        self._stored.append(stored)
+        del self._stored[:-_STORED_RESPONSES]
+        cut = scenario.ending == "cut"
+        generated = replace(scenario, ending="completed", after_deltas=None) if cut else scenario
+        stored.generation = asyncio.get_running_loop().create_task(self._respond(generated, request, stored))
+        await _follow(stored, None, send, cut_after=scenario.after_deltas if cut else None)
 
     async def _respond(self, scenario: Scenario, request: dict[str, Any], send: Send) -> None:
         assert self._released is not None
