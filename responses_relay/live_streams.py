@@ -1,5 +1,5 @@
-"""The relay streams this process is sending, by the response they carry: what a cancel
-on this instance ends."""
+"""The relay streams an instance is sending, by the response they carry: what a cancel on
+that instance ends."""
 
 from __future__ import annotations
 
@@ -10,20 +10,19 @@ class Cancellable(Protocol):
     def cancel(self) -> None: ...
 
 
-_by_response: dict[str, set[Cancellable]] = {}
+class LiveStreams:
+    def __init__(self) -> None:
+        self._by_response: dict[str, set[Cancellable]] = {}
 
+    def add(self, response_id: str, stream: Cancellable) -> None:
+        self._by_response.setdefault(response_id, set()).add(stream)
 
-def add(response_id: str, stream: Cancellable) -> None:
-    _by_response.setdefault(response_id, set()).add(stream)
+    def remove(self, response_id: str, stream: Cancellable) -> None:
+        streams = self._by_response.get(response_id)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self._by_response[response_id]
 
-
-def remove(response_id: str, stream: Cancellable) -> None:
-    streams = _by_response.get(response_id)
-    if streams is not None:
-        streams.discard(stream)
-        if not streams:
-            del _by_response[response_id]
-
-
-def of_response(response_id: str) -> list[Cancellable]:
-    return list(_by_response.get(response_id, ()))
+    def of_response(self, response_id: str) -> list[Cancellable]:
+        return list(self._by_response.get(response_id, ()))

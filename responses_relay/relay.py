@@ -20,9 +20,10 @@ import httpx2
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from . import live_streams, shutdown
+from . import shutdown
 from .errors import HttpError
 from .events import Translator, UpstreamProtocolError
+from .live_streams import LiveStreams
 from .sse import Decoder, encode_comment
 
 OPENING = encode_comment("stream open")
@@ -54,10 +55,12 @@ class RelayStream:
         buffer_bytes: int,
         invocation_id: str | None = None,
         recover: Recover | None = None,
+        live: LiveStreams | None = None,
     ) -> None:
         self._upstream = upstream
         self._invocation_id = invocation_id
         self._recover = recover
+        self._live = live
         self._listed_as: str | None = None  # the response id this stream is listed under in live_streams
         self._translator = translator
         self._heartbeat = heartbeat_seconds
@@ -214,13 +217,13 @@ class RelayStream:
     def _list(self) -> None:
         """List the stream under its response id, once known, so a cancel on this instance finds it."""
         response_id = self._translator.response_id
-        if self._listed_as is None and response_id is not None:
+        if self._listed_as is None and response_id is not None and self._live is not None:
             self._listed_as = response_id
-            live_streams.add(response_id, self)
+            self._live.add(response_id, self)
 
     def _unlist(self) -> None:
-        if self._listed_as is not None:
-            live_streams.remove(self._listed_as, self)
+        if self._listed_as is not None and self._live is not None:
+            self._live.remove(self._listed_as, self)
             self._listed_as = None
 
     def _push(self, frames: bytes) -> None:

@@ -12,12 +12,12 @@ from azure.core.credentials_async import AsyncTokenCredential
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from . import live_streams
 from .chat_request import check_content_type, check_response_id, cursor, parse_chat_request, read_body
 from .demo import DemoUpstream
 from .errors import HttpError, error_response
 from .events import Translator
 from .invocation import INVOCATION_ID_HEADER
+from .live_streams import LiveStreams
 from .relay import Recover, RelayStream, SSEResponse
 from .settings import Settings
 from .upstream import Upstream, check_proxy_environment
@@ -40,6 +40,7 @@ class ChatService:
         self._credential = credential
         self._upstream: Upstream | None = None
         self._lock = asyncio.Lock()
+        self._live = LiveStreams()  # this instance's streams, for a cancel
         check_proxy_environment(settings)
         transport = "lean (httptools)" if settings.transport == "lean" else "httpx (httpx2's own)"
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
@@ -86,7 +87,7 @@ class ChatService:
             if self.settings.resumable:
                 upstream = await self.upstream()
                 status = _text(await upstream.cancel(response_id), "status") or "cancelled"
-            elif not live_streams.of_response(response_id):
+            elif not self._live.of_response(response_id):
                 raise HttpError(404, "response_not_found", "No stream of that response is live on this instance")
             else:
                 status = "cancelled"
@@ -97,7 +98,7 @@ class ChatService:
             logger.exception("cancel failed")
             return error_response(500, "internal_error", "The relay failed; the failure is logged")
         if status == "cancelled":
-            for stream in live_streams.of_response(response_id):
+            for stream in self._live.of_response(response_id):
                 stream.cancel()
         return JSONResponse({"id": response_id, "status": status}, headers={"Cache-Control": "no-store"})
 
@@ -111,6 +112,7 @@ class ChatService:
             buffer_bytes=self.settings.buffer_bytes,
             invocation_id=request.headers.get(INVOCATION_ID_HEADER),
             recover=_recovery(upstream) if self.settings.resumable else None,
+            live=self._live,
         )
         return SSEResponse(stream)
 

@@ -1,9 +1,10 @@
 """The upstream: an AsyncOpenAI client for Azure OpenAI or any OpenAI-compatible URL.
 
 `Upstream.open` sends `responses.create(stream=True)` and returns once the
-upstream's response headers have arrived; every failure up to that point becomes
-an `HttpError` for the caller. Retries are short, bounded, and only happen here,
-before the first byte has reached the caller.
+upstream's response headers have arrived; `resume`, `retrieve` and `cancel` reach a
+stored (background) response. Every failure up to that point becomes an `HttpError`
+for the caller. Retries are short, bounded, and only happen here, before the first
+byte has reached the caller.
 """
 
 from __future__ import annotations

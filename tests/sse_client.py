@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +52,30 @@ async def chat(
     """
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     request_headers = {"content-type": "application/json", **(headers or {})}
-    async with client.stream("POST", "/api/chat", content=content, headers=request_headers) as response:
+    return await read_sse(
+        client,
+        "POST",
+        "/api/chat",
+        content=content,
+        headers=request_headers,
+        read_size=read_size,
+        stop_after=stop_after,
+    )
+
+
+async def read_sse(
+    client: httpx2.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    read_size: int | None = None,
+    stop_after: int | None = None,
+    created: asyncio.Future[str] | None = None,
+    **request: Any,
+) -> Received:
+    """Send a request and read its SSE body as it arrives (see `chat`); `created` is resolved
+    with the response id as soon as `response.created` arrives."""
+    async with client.stream(method, path, **request) as response:
         received = Received(response.status_code, response.headers)
         decoder = Decoder()
         deltas = 0
@@ -65,6 +89,8 @@ async def chat(
                     received.events.append(event)
                     received.arrivals.append((time.monotonic(), event))
                     deltas += event.event == "response.output_text.delta"
+                    if event.event == "response.created" and created is not None and not created.done():
+                        created.set_result(orjson.loads(event.data)["response_id"])
             if stop_after is not None and deltas >= stop_after:
                 break
     return received

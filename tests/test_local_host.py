@@ -172,4 +172,9 @@ async def test_cors_preflight_for_allowed_origin(
 
 async def test_relay_answers_health(relay: RelayServer) -> None:
     response = await relay.client.get("/api/health")
-    assert response.json() == {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini", "resumable": False}
+    assert response.json() == {
+        "status": "ok",
+        "upstream": "openai-compatible",
+        "model": "gpt-4o-mini",
+        "resumable": False,
+    }

@@ -14,7 +14,7 @@ import re
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx2
@@ -22,11 +22,13 @@ import orjson
 import pytest
 
 from responses_relay.demo import DemoUpstream, Scenario
+from responses_relay.service import ChatService
+from responses_relay.settings import Settings
 
-from .conftest import FAKE_KEY
+from .conftest import FAKE_KEY, serve
 from .host_process import ROOT, HostProcess
 from .ingestion import Ingestion
-from .sse_client import chat
+from .sse_client import chat, read_sse
 
 KEY = "worker-test-key"
 TEXT = "琵琶湖は日本最大の湖です。湖東の城下町や比叡山、近江牛もお楽しみください！"
@@ -75,7 +77,12 @@ def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host:
 async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
     health = await client.get("/api/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini", "resumable": False}
+    assert health.json() == {
+        "status": "ok",
+        "upstream": "openai-compatible",
+        "model": "gpt-4o-mini",
+        "resumable": False,
+    }
     unkeyed = await client.post("/api/chat", json={"input": "hi"})
     assert (unkeyed.status_code, unkeyed.json()["error"]["code"]) == (401, "unauthorized")
     wrong_method = await client.get("/api/chat", headers=KEYED)
@@ -233,3 +240,41 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "State:\tZ" not in status
+
+
+@pytest.fixture(scope="module")
+def resumable_worker_host(upstream_server: DemoUpstream) -> Iterator[HostProcess]:
+    host = HostProcess("--worker", environ=worker_environ(upstream_server, RESUMABLE_STREAMS="true"))
+    host.start()
+    yield host
+    assert host.stop() == -signal.SIGTERM, host.output
+
+
+async def test_resume_and_cancel_through_the_worker(
+    resumable_worker_host: HostProcess, upstream: DemoUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    text = "".join(f"湖東の{i}番目の寺です。" for i in range(30))
+    upstream.set_scenario(Scenario(text=text, delta_seconds=0.005, chunk_chars=4))
+    async with httpx2.AsyncClient(base_url=resumable_worker_host.url, timeout=30, headers=KEYED) as worker:
+        async for instance in serve(ChatService(make_settings(RESUMABLE_STREAMS="true"))):
+            # Dropped on an in-process instance, continued on the worker.
+            first = await chat(instance.client, {"input": "滋賀"}, stop_after=3)
+            created = orjson.loads(next(e.data for e in first.events if e.event == "response.created"))
+            last_id = [event.id for event in first.events if event.id is not None][-1]
+            rest = await read_sse(
+                worker, "GET", f"/api/chat/{created['response_id']}", headers={"last-event-id": str(last_id)}
+            )
+            assert first.text + rest.text == text
+            assert rest.payloads("response.completed")[0]["status"] == "completed"
+            # Cancelled through the worker, live on the in-process instance.
+            upstream.set_scenario(Scenario(text=text * 3, delta_seconds=0.01))
+            response_id: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            live = asyncio.create_task(
+                read_sse(instance.client, "POST", "/api/chat", json={"input": "滋賀"}, created=response_id)
+            )
+            cancelled = await worker.post(f"/api/chat/{await asyncio.wait_for(response_id, 10)}/cancel")
+            received = await asyncio.wait_for(live, 5)
+            bad = await worker.get("/api/chat/resp_bad!id")
+    assert (cancelled.status_code, cancelled.json()["status"]) == (200, "cancelled")
+    assert received.payloads("response.completed")[0]["status"] == "cancelled"
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_response_id")

@@ -79,6 +79,7 @@ class StreamRecord:
     authorization: str | None
     method: str = "POST"
     path: str = ""
+    query: str = ""
     ended_at: float | None = None
     client_left: bool = False  # the relay closed the connection before the body ended
     ended: threading.Event = field(default_factory=threading.Event)
@@ -171,7 +172,11 @@ class DemoUpstream:
             return
         headers = {key.decode().lower(): value.decode() for key, value in scope["headers"]}
         record = StreamRecord(
-            request=request, authorization=headers.get("authorization"), method=scope["method"], path=scope["path"]
+            request=request,
+            authorization=headers.get("authorization"),
+            method=scope["method"],
+            path=scope["path"],
+            query=scope["query_string"].decode(),
         )
         self.records.append(record)
         query = parse_qs(scope["query_string"].decode())

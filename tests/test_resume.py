@@ -1,0 +1,202 @@
+"""Resumable streams (RESUMABLE_STREAMS=true: the Responses API's background mode), over real
+sockets with two relay instances sharing one upstream, as Flex Consumption's instances
+share Azure OpenAI: a stream dropped on one instance continues on the other, an upstream
+cut heals invisibly, a cancel on one instance ends a live stream on the other, and bad
+input is refused before anything reaches the upstream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import orjson
+import pytest
+
+from responses_relay.demo import DemoUpstream, Scenario
+from responses_relay.service import ChatService
+from responses_relay.settings import Settings
+
+from .conftest import RelayServer, serve
+from .sse_client import Received, chat, read_sse
+
+ANSWER = "".join(f"琵琶湖の{i}番目の見どころです。" for i in range(40))
+
+
+@asynccontextmanager
+async def instances(settings: Settings, count: int = 2) -> AsyncIterator[list[RelayServer]]:
+    """`count` relay instances, each its own ChatService on its own socket."""
+    async with AsyncExitStack() as stack:
+        servers = []
+        for _ in range(count):
+            servers.append(await stack.enter_async_context(asynccontextmanager(serve)(ChatService(settings))))
+        yield servers
+
+
+@pytest.fixture
+def resumable(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(RESUMABLE_STREAMS="true")
+
+
+def ids(received: Received) -> list[int]:
+    return [int(event.id) for event in received.events if event.id is not None]
+
+
+def response_id(received: Received) -> str:
+    return str(received.payloads("response.created")[0]["response_id"])
+
+
+async def resume(server: RelayServer, response: str, **options: Any) -> Received:
+    return await read_sse(server.client, "GET", f"/api/chat/{response}", **options)
+
+
+async def test_background_mode_reaches_the_upstream_and_the_health_route(
+    upstream: DemoUpstream, resumable: Settings, make_settings: Callable[..., Settings]
+) -> None:
+    upstream.set_scenario(Scenario(text="琵琶湖", delta_seconds=0.001))
+    async with instances(resumable, 1) as [server]:
+        await chat(server.client, {"input": "hi"})
+        health = (await server.client.get("/api/health")).json()
+    assert (upstream.records[-1].request["background"], upstream.records[-1].request["store"]) == (True, True)
+    assert health["resumable"] is True
+    async with instances(make_settings(), 1) as [server]:
+        await chat(server.client, {"input": "hi"})
+        health = (await server.client.get("/api/health")).json()
+    assert "background" not in upstream.records[-1].request
+    assert health["resumable"] is False
+
+
+async def test_a_stream_dropped_on_one_instance_continues_on_another_exactly_once(
+    upstream: DemoUpstream, resumable: Settings
+) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.005, chunk_chars=4))
+    async with instances(resumable) as [a, b]:
+        first = await chat(a.client, {"input": "滋賀"}, stop_after=5)
+        last_id = ids(first)[-1]
+        rest = await resume(b, response_id(first), headers={"last-event-id": str(last_id)})
+    assert rest.status == 200
+    assert rest.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert rest.raw.startswith(b": stream open\n\n")
+    assert first.text + rest.text == ANSWER
+    assert not first.terminals
+    assert [event.event for event in rest.terminals] == ["response.completed"]
+    assert rest.payloads("response.completed")[0]["status"] == "completed"
+    assert min(ids(rest)) > last_id
+    assert ids(first) + ids(rest) == sorted(set(ids(first) + ids(rest)))
+
+
+async def test_resume_from_the_start_or_after_a_query_cursor(upstream: DemoUpstream, resumable: Settings) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001, chunk_chars=8))
+    async with instances(resumable) as [a, b]:
+        whole = await chat(a.client, {"input": "滋賀"})
+        again = await resume(b, response_id(whole))
+        cursor = ids(whole)[3]
+        after = await resume(b, response_id(whole), params={"after": str(cursor)})
+    assert again.text == whole.text == ANSWER
+    kinds = [event.event for event in whole.events if event.event != "response.output_text.delta"]
+    assert [event.event for event in again.events if event.event != "response.output_text.delta"] == kinds
+    assert again.payloads("response.created") == whole.payloads("response.created")
+    later = [event for event in whole.events if event.id is not None and int(event.id) > cursor]
+    deltas = [orjson.loads(event.data)["delta"] for event in later if event.event == "response.output_text.delta"]
+    assert after.text == "".join(deltas)
+    assert min(ids(after)) > cursor
+    assert ids(after)[-1] == ids(whole)[-1]
+
+
+async def test_an_upstream_cut_mid_stream_is_healed_invisibly(upstream: DemoUpstream, resumable: Settings) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.002, chunk_chars=4, ending="cut", after_deltas=6))
+    async with instances(resumable, 1) as [server]:
+        received = await chat(server.client, {"input": "滋賀"})
+    assert received.text == ANSWER
+    assert [event.event for event in received.terminals] == ["response.completed"]
+    assert received.payloads("response.completed")[0]["status"] == "completed"
+    assert ids(received) == sorted(set(ids(received)))
+    resumed = [record for record in upstream.records if record.method == "GET"]
+    assert [record.path.rsplit("/", 1)[-1] for record in resumed] == [response_id(received)] * 2  # retrieve, stream
+
+
+async def test_heals_are_bounded(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+    # The stored response stalls: every stream of it falls silent past the read timeout.
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001, ending="stall", after_deltas=3))
+    settings = make_settings(RESUMABLE_STREAMS="true", UPSTREAM_READ_TIMEOUT_SECONDS="0.2")
+    async with instances(settings, 1) as [server]:
+        received = await chat(server.client, {"input": "滋賀"})
+    assert received.payloads("error") == [
+        {"type": "error", "code": "upstream_timeout", "message": "The model service stopped sending"}
+    ]
+    streams = [record for record in upstream.records if "stream=true" in record.query]
+    assert len(streams) == 3
+
+
+async def test_a_cancel_on_one_instance_ends_a_live_stream_on_another(
+    upstream: DemoUpstream, resumable: Settings
+) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER * 3, delta_seconds=0.01))
+    async with instances(resumable) as [a, b]:
+        created: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        live = asyncio.create_task(read_sse(b.client, "POST", "/api/chat", json={"input": "滋賀"}, created=created))
+        cancelled = await a.client.post(f"/api/chat/{await asyncio.wait_for(created, 10)}/cancel")
+        received = await asyncio.wait_for(live, 5)
+    assert (cancelled.status_code, cancelled.json()) == (200, {"id": await created, "status": "cancelled"})
+    assert [event.event for event in received.terminals] == ["response.completed"]
+    assert received.payloads("response.completed")[0]["status"] == "cancelled"
+    assert len(received.text) < len(ANSWER * 3)
+
+
+async def test_without_background_mode_a_cancel_stops_the_live_stream_here_only(
+    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER * 3, delta_seconds=0.01))
+    async with instances(make_settings()) as [a, b]:
+        created: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        live = asyncio.create_task(read_sse(a.client, "POST", "/api/chat", json={"input": "滋賀"}, created=created))
+        elsewhere = await b.client.post(f"/api/chat/{await asyncio.wait_for(created, 10)}/cancel")
+        here = await a.client.post(f"/api/chat/{await created}/cancel")
+        received = await asyncio.wait_for(live, 5)
+    assert (elsewhere.status_code, elsewhere.json()["error"]["code"]) == (404, "response_not_found")
+    assert (here.status_code, here.json()) == (200, {"id": await created, "status": "cancelled"})
+    assert received.payloads("response.completed")[0]["status"] == "cancelled"
+    record = upstream.records[0]
+    assert await asyncio.to_thread(record.ended.wait, 5)
+    assert record.client_left  # the upstream call was closed: the model stops
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status", "code"),
+    [
+        ("GET", "/api/chat/resp_abc!", {}, 400, "invalid_response_id"),
+        ("GET", "/api/chat/notaresponse", {}, 400, "invalid_response_id"),
+        ("GET", "/api/chat/resp_" + "a" * 201, {}, 400, "invalid_response_id"),
+        ("POST", "/api/chat/resp_abc%20def/cancel", {}, 400, "invalid_response_id"),
+        ("GET", "/api/chat/resp_abc?after=-1", {}, 400, "invalid_cursor"),
+        ("GET", "/api/chat/resp_abc?after=x", {}, 400, "invalid_cursor"),
+        ("GET", "/api/chat/resp_abc", {"last-event-id": "1.5"}, 400, "invalid_cursor"),
+        ("GET", "/api/chat/resp_unknown", {}, 404, "response_not_found"),
+        ("POST", "/api/chat/resp_unknown/cancel", {}, 404, "response_not_found"),
+    ],
+)
+async def test_bad_resume_and_cancel_requests(
+    upstream: DemoUpstream,
+    resumable: Settings,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    async with instances(resumable, 1) as [server]:
+        reply = await server.client.request(method, path, headers=headers)
+    assert (reply.status_code, reply.json()["error"]["code"]) == (status, code)
+    assert reply.headers["content-type"] == "application/json"
+    if status == 400:
+        assert upstream.records == [], "nothing reaches the upstream for a bad id or cursor"
+
+
+async def test_resume_is_refused_without_background_mode(
+    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    async with instances(make_settings(), 1) as [server]:
+        reply = await server.client.get("/api/chat/resp_abc")
+    assert (reply.status_code, reply.json()["error"]["code"]) == (409, "not_resumable")
+    assert upstream.records == []
