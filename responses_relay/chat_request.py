@@ -14,7 +14,15 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from .errors import HttpError
+from .errors import (
+    BODY_TOO_LARGE,
+    INVALID_CURSOR,
+    INVALID_JSON,
+    INVALID_REQUEST,
+    INVALID_RESPONSE_ID,
+    UNSUPPORTED_MEDIA_TYPE,
+    HttpError,
+)
 from .settings import Settings
 
 ROLES = ("user", "assistant")
@@ -46,14 +54,14 @@ async def read_body(request: Request, limit: int) -> bytes:
 def check_content_type(request: Request) -> None:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        raise HttpError(415, "unsupported_media_type", "Content-Type must be application/json")
+        raise HttpError(UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
 
 
 def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise HttpError(400, "invalid_json", "The body is not valid UTF-8 JSON") from None
+        raise HttpError(INVALID_JSON, "The body is not valid UTF-8 JSON") from None
     if not isinstance(document, dict):
         raise _invalid("The body must be a JSON object", None)
     for name in document:
@@ -119,7 +127,7 @@ def _parse_response_id(value: Any) -> str | None:
 def check_response_id(response_id: str) -> None:
     """A response id in a route: checked before anything is sent upstream."""
     if not _RESPONSE_ID.fullmatch(response_id):
-        raise HttpError(400, "invalid_response_id", "The response id must look like 'resp_abc123'")
+        raise HttpError(INVALID_RESPONSE_ID, "The response id must look like 'resp_abc123'")
 
 
 def cursor(request: Request) -> int | None:
@@ -131,7 +139,7 @@ def cursor(request: Request) -> int | None:
     if raw is None or raw == "":
         return None
     if not _CURSOR.fullmatch(raw):
-        raise HttpError(400, "invalid_cursor", "The cursor (after, or Last-Event-ID) must be an event id such as 42")
+        raise HttpError(INVALID_CURSOR, "The cursor (after, or Last-Event-ID) must be an event id such as 42")
     return int(raw)
 
 
@@ -143,8 +151,8 @@ def _quote(name: str) -> str:
 def _invalid(message: str, param: str | None) -> HttpError:
     if param is not None:
         param = param[:100] if param.isprintable() else None
-    return HttpError(400, "invalid_request", message, param=param)
+    return HttpError(INVALID_REQUEST, message, param=param)
 
 
 def _too_large(limit: int) -> HttpError:
-    return HttpError(413, "body_too_large", f"The body is larger than {limit} bytes")
+    return HttpError(BODY_TOO_LARGE, f"The body is larger than {limit} bytes")

@@ -1,11 +1,88 @@
-"""Errors answered before the first byte of a stream: plain HTTP with a JSON body."""
+"""Every error code the relay can send, in one catalogue, and the HTTP form of those
+answered before the first byte of a stream.
+
+An error known before the stream starts is plain HTTP with a JSON body
+`{"error": {"code", "message"[, "param"]}}`; one that happens after it is an `error`
+event, the stream's terminal event. docs/api.md lists exactly this catalogue (a test
+checks it). Besides these, an `error` event may carry the upstream's own code (for
+example `server_error`) for its `error` events and `response.failed`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import orjson
 from starlette.responses import Response
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    status: int | None  # the HTTP status when it is answered before the stream; None: only in a stream
+    in_stream: bool  # also (or only) sent as an `error` event after the stream started
+    meaning: str
+
+
+CATALOGUE: dict[str, ErrorCode] = {}
+
+
+def _entry(code: str, status: int | None, meaning: str, *, in_stream: bool = False) -> ErrorCode:
+    entry = CATALOGUE[code] = ErrorCode(code, status, in_stream or status is None, meaning)
+    return entry
+
+
+# The caller's request.
+INVALID_JSON = _entry("invalid_json", 400, "the body is not UTF-8 JSON")
+INVALID_REQUEST = _entry("invalid_request", 400, "a field is missing or wrong; `param` names it")
+INVALID_RESPONSE_ID = _entry("invalid_response_id", 400, "resume or cancel: the response id is malformed")
+INVALID_CURSOR = _entry("invalid_cursor", 400, "resume: `after` or `Last-Event-ID` is not a whole number")
+BODY_TOO_LARGE = _entry("body_too_large", 413, "the body is over `MAX_BODY_BYTES`")
+UNSUPPORTED_MEDIA_TYPE = _entry("unsupported_media_type", 415, "the body is not `application/json`")
+RESPONSE_NOT_FOUND = _entry(
+    "response_not_found", 404, "resume or cancel: no such stored response (or, without background mode, none live here)"
+)
+NOT_RESUMABLE = _entry("not_resumable", 409, "resume with `RESUMABLE_STREAMS` off")
+# The upstream refused the caller's input: its own code, passed on as a 400.
+CALLER_INPUT_CODES = {
+    code: _entry(code, 400, f"the model service refused the input ({meaning})")
+    for code, meaning in (
+        ("content_filter", "its content filter"),
+        ("context_length_exceeded", "too long for the model"),
+        ("invalid_prompt", "a prompt it will not take"),
+        ("previous_response_not_found", "`previous_response_id` is unknown to it"),
+    )
+}
+# The upstream, before the stream.
+RATE_LIMITED = _entry("rate_limited", 429, "the model service's rate limit, with its `Retry-After`; never retried")
+UPSTREAM_UNAUTHORIZED = _entry("upstream_unauthorized", 502, "the model service answered 401: check the key or role")
+UPSTREAM_FORBIDDEN = _entry("upstream_forbidden", 502, "the model service answered 403 (network rules, role)")
+UPSTREAM_NOT_FOUND = _entry("upstream_not_found", 502, "the model service answered 404: no such deployment")
+UPSTREAM_ERROR = _entry("upstream_error", 502, "the model service failed (5xx, after the retries for 500/502/503)")
+UPSTREAM_REJECTED = _entry("upstream_rejected", 502, "the model service rejected the request (another 4xx)")
+UPSTREAM_UNREACHABLE = _entry("upstream_unreachable", 502, "the model service could not be reached, after the retries")
+UPSTREAM_BAD_RESPONSE = _entry(
+    "upstream_bad_response", 502, "the model service sent something that is not its API", in_stream=True
+)
+UPSTREAM_TIMEOUT = _entry(
+    "upstream_timeout",
+    504,
+    "no answer within `UPSTREAM_READ_TIMEOUT_SECONDS` (also an upstream 408 or 504); in a stream: silent that long",
+    in_stream=True,
+)
+# Only in a stream.
+UPSTREAM_CONNECTION_LOST = _entry("upstream_connection_lost", None, "the connection to the model service broke")
+UPSTREAM_INCOMPLETE = _entry("upstream_incomplete", None, "the model service ended the stream without a terminal event")
+SERVER_SHUTTING_DOWN = _entry("server_shutting_down", None, "the instance stopped before the stream ended")
+RESPONSE_FAILED = _entry("response_failed", None, "`response.failed` without a code of its own")
+# The relay itself.
+INTERNAL_ERROR = _entry("internal_error", 500, "the relay failed; the failure is logged", in_stream=True)
+# The local host (`scripts/run`); in Azure, the Functions host answers these itself.
+UNAUTHORIZED = _entry("unauthorized", 401, "local host with `LOCAL_FUNCTION_KEY`: no or wrong function key")
+NOT_FOUND = _entry("not_found", 404, "local host: no such route or file")
+METHOD_NOT_ALLOWED = _entry("method_not_allowed", 405, "a method the route does not take; `Allow` lists those it does")
+WORKER_UNAVAILABLE = _entry("worker_unavailable", 502, "local host `--worker`: the Functions worker did not answer")
 
 
 class HttpError(Exception):
@@ -13,38 +90,33 @@ class HttpError(Exception):
 
     def __init__(
         self,
-        status: int,
-        code: str,
+        error: ErrorCode,
         message: str,
         *,
         param: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status = status
-        self.code = code
+        assert error.status is not None, f"{error.code} is only sent in a stream"
+        self.status = error.status
+        self.code = error.code
         self.message = message
         self.param = param
         self.headers = dict(headers or {})
 
     def to_response(self) -> Response:
-        return error_response(self.status, self.code, self.message, param=self.param, headers=self.headers)
+        error: dict[str, str] = {"code": self.code, "message": self.message}
+        if self.param is not None:
+            error["param"] = self.param
+        return Response(
+            orjson.dumps({"error": error}),
+            status_code=self.status,
+            headers={"Cache-Control": "no-store", **self.headers},
+            media_type="application/json",
+        )
 
 
 def error_response(
-    status: int,
-    code: str,
-    message: str,
-    *,
-    param: str | None = None,
-    headers: Mapping[str, str] | None = None,
+    error: ErrorCode, message: str, *, param: str | None = None, headers: Mapping[str, str] | None = None
 ) -> Response:
-    error: dict[str, str] = {"code": code, "message": message}
-    if param is not None:
-        error["param"] = param
-    return Response(
-        orjson.dumps({"error": error}),
-        status_code=status,
-        headers={"Cache-Control": "no-store", **(headers or {})},
-        media_type="application/json",
-    )
+    return HttpError(error, message, param=param, headers=headers).to_response()

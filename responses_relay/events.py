@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from .errors import RESPONSE_FAILED, UPSTREAM_ERROR, ErrorCode
 from .sse import Event, encode_event
 
 TEXT_DELTA = "response.output_text.delta"
@@ -93,11 +94,11 @@ class Translator:
             self._flush_deltas()
             self._emit(kind, {"type": kind}, event_id)
 
-    def fail(self, code: str, message: str) -> None:
+    def fail(self, error: ErrorCode, message: str) -> None:
         """End the stream with an `error` the relay makes itself (so it has no id)."""
         if not self.finished:
             self._flush_deltas()
-            self._error(code, message, None)
+            self._error(error.code, message, None)
 
     def finish_with(self, response: dict[str, Any]) -> None:
         """End the stream from a retrieved response object, when its status is terminal (the
@@ -188,15 +189,15 @@ class Translator:
 
     def _failed(self, payload: dict[str, Any], event_id: int | None) -> None:
         error = _object(_object(payload.get("response")).get("error"))
-        code = _text(error.get("code")) or "response_failed"
+        code = _text(error.get("code")) or RESPONSE_FAILED.code
         self._error(code, _text(error.get("message")) or "The model failed to produce a response", event_id)
 
     def _upstream_error(self, payload: dict[str, Any], event_id: int | None) -> None:
         # Two shapes exist: {"code", "message"} and {"error": {"code", "message"}}.
         error = _object(payload.get("error")) or payload
-        code = _text(error.get("code")) or _text(error.get("type")) or "upstream_error"
+        code = _text(error.get("code")) or _text(error.get("type")) or UPSTREAM_ERROR.code
         if code == "error":
-            code = "upstream_error"
+            code = UPSTREAM_ERROR.code
         self._error(code, _text(error.get("message")) or "The upstream reported an error", event_id)
 
 

@@ -21,7 +21,15 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from . import shutdown
-from .errors import HttpError
+from .errors import (
+    INTERNAL_ERROR,
+    UPSTREAM_BAD_RESPONSE,
+    UPSTREAM_CONNECTION_LOST,
+    UPSTREAM_INCOMPLETE,
+    UPSTREAM_TIMEOUT,
+    ErrorCode,
+    HttpError,
+)
 from .events import Translator, UpstreamProtocolError
 from .live_streams import LiveStreams
 from .sse import Decoder, encode_comment
@@ -143,11 +151,11 @@ class RelayStream:
                 heals += 1
         except UpstreamProtocolError as error:
             logger.warning("upstream sent a bad event: %s", error)
-            translator.fail("upstream_bad_response", "The model service sent an invalid event")
+            translator.fail(UPSTREAM_BAD_RESPONSE, "The model service sent an invalid event")
         except Exception:
             # The host considers the invocation finished already: log it here or nobody will.
             logger.exception("relay failed mid-stream")
-            translator.fail("internal_error", "The relay failed")
+            translator.fail(INTERNAL_ERROR, "The relay failed")
         finally:
             self._push(translator.take())
             self._done = True
@@ -155,7 +163,7 @@ class RelayStream:
             self._unlist()
             await self._upstream.aclose()
 
-    async def _relay_upstream(self) -> tuple[str, str] | None:
+    async def _relay_upstream(self) -> tuple[ErrorCode, str] | None:
         """Relay the current upstream response: None once the terminal event is out, or the
         error (code, message) that ends the stream if it cannot go on elsewhere."""
         translator = self._translator
@@ -184,24 +192,26 @@ class RelayStream:
                 translator.feed(event)
             if translator.finished:
                 return None
-            return ("upstream_incomplete", "The model service ended the stream before it finished")
+            return (UPSTREAM_INCOMPLETE, "The model service ended the stream before it finished")
         except httpx2.TimeoutException:
             logger.warning("upstream stalled longer than the read timeout")
-            return ("upstream_timeout", "The model service stopped sending")
+            return (UPSTREAM_TIMEOUT, "The model service stopped sending")
         except httpx2.TransportError as error:
             logger.warning("upstream connection lost mid-stream: %s", type(error).__name__)
-            return ("upstream_connection_lost", "The connection to the model service was lost")
+            return (UPSTREAM_CONNECTION_LOST, "The connection to the model service was lost")
         finally:
             await upstream.aclose()
 
-    async def _heal(self, ended_early: tuple[str, str], heals: int) -> bool:
+    async def _heal(self, ended_early: tuple[ErrorCode, str], heals: int) -> bool:
         """A stored response's stream ended early: end it from its real status, or continue it
         after the last event relayed. False when neither was possible."""
         translator = self._translator
         response_id = translator.response_id
         if self._recover is None or response_id is None or heals >= MAX_HEALS:
             return False
-        logger.info("upstream stream ended early (%s); recovering after %s", ended_early[0], translator.last_sequence)
+        logger.info(
+            "upstream stream ended early (%s); recovering after %s", ended_early[0].code, translator.last_sequence
+        )
         try:
             recovered = await self._recover(response_id, translator.last_sequence)
         except HttpError as error:
@@ -239,9 +249,9 @@ class RelayStream:
         finally:
             self._space_ready = None
 
-    def interrupt(self, code: str, message: str) -> None:
+    def interrupt(self, error: ErrorCode, message: str) -> None:
         """End the stream now with an `error` event the relay makes itself."""
-        self._end_now(lambda: self._translator.fail(code, message))
+        self._end_now(lambda: self._translator.fail(error, message))
 
     def cancel(self) -> None:
         """End the stream now as cancelled; closing the upstream connection stops the model

@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from .chat_request import check_content_type, check_response_id, cursor, parse_chat_request, read_body
 from .demo import DemoUpstream
-from .errors import HttpError, error_response
+from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, HttpError, error_response
 from .events import Translator
 from .invocation import INVOCATION_ID_HEADER
 from .live_streams import LiveStreams
@@ -59,7 +59,7 @@ class ChatService:
             return error.to_response()
         except Exception:
             logger.exception("chat failed before the stream started")
-            return error_response(500, "internal_error", "The relay failed; the failure is logged")
+            return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
         return self._relay(request, upstream, response, Translator(redact=upstream.redact))
 
     async def resume(self, request: Request, response_id: str) -> Response:
@@ -75,7 +75,7 @@ class ChatService:
             return error.to_response()
         except Exception:
             logger.exception("resume failed before the stream started")
-            return error_response(500, "internal_error", "The relay failed; the failure is logged")
+            return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
         return self._relay(request, upstream, response, Translator(redact=upstream.redact, response_id=response_id))
 
     async def cancel(self, request: Request, response_id: str) -> Response:
@@ -88,7 +88,7 @@ class ChatService:
                 upstream = await self.upstream()
                 status = _text(await upstream.cancel(response_id), "status") or "cancelled"
             elif not self._live.of_response(response_id):
-                raise HttpError(404, "response_not_found", "No stream of that response is live on this instance")
+                raise HttpError(RESPONSE_NOT_FOUND, "No stream of that response is live on this instance")
             else:
                 status = "cancelled"
         except HttpError as error:
@@ -96,7 +96,7 @@ class ChatService:
             return error.to_response()
         except Exception:
             logger.exception("cancel failed")
-            return error_response(500, "internal_error", "The relay failed; the failure is logged")
+            return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
         if status == "cancelled":
             for stream in self._live.of_response(response_id):
                 stream.cancel()
@@ -119,7 +119,7 @@ class ChatService:
     def _check_resumable(self) -> None:
         if not self.settings.resumable:
             raise HttpError(
-                409, "not_resumable", "Responses are not resumable here: the relay runs with RESUMABLE_STREAMS off"
+                NOT_RESUMABLE, "Responses are not resumable here: the relay runs with RESUMABLE_STREAMS off"
             )
 
     def health(self) -> Response:

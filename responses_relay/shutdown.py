@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from .errors import SERVER_SHUTTING_DOWN, ErrorCode
+
 
 class Interruptible(Protocol):
-    def interrupt(self, code: str, message: str) -> None: ...
+    def interrupt(self, error: ErrorCode, message: str) -> None: ...
 
 
 _live: set[Interruptible] = set()
@@ -43,6 +45,6 @@ async def drain(grace_seconds: float) -> None:
         await asyncio.wait_for(asyncio.shield(_drained), grace_seconds)
     except TimeoutError:
         for stream in list(_live):
-            stream.interrupt("server_shutting_down", "The server is restarting; please ask again")
+            stream.interrupt(SERVER_SHUTTING_DOWN, "The server is restarting; please ask again")
     finally:
         _drained = None

@@ -24,7 +24,20 @@ from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient
 
 from .chat_request import ChatRequest
-from .errors import HttpError
+from .errors import (
+    CALLER_INPUT_CODES,
+    RATE_LIMITED,
+    RESPONSE_NOT_FOUND,
+    UPSTREAM_BAD_RESPONSE,
+    UPSTREAM_ERROR,
+    UPSTREAM_FORBIDDEN,
+    UPSTREAM_NOT_FOUND,
+    UPSTREAM_REJECTED,
+    UPSTREAM_TIMEOUT,
+    UPSTREAM_UNAUTHORIZED,
+    UPSTREAM_UNREACHABLE,
+    HttpError,
+)
 from .settings import Settings, SettingsError
 from .transport import DEFAULT_LIMITS, StreamingTransport
 
@@ -34,10 +47,6 @@ if TYPE_CHECKING:
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
 _RETRY_STATUSES = frozenset({500, 502, 503})
 _MAX_RETRY_DELAY = 2.0
-# Upstream 4xx codes that are about the caller's input, so the caller sees a 400.
-_CALLER_CODES = frozenset(
-    {"content_filter", "context_length_exceeded", "invalid_prompt", "previous_response_not_found"}
-)
 
 _Result = TypeVar("_Result")
 
@@ -130,11 +139,11 @@ class Upstream:
                 result = await send()
             except openai.APITimeoutError:
                 logger.warning("upstream timed out before its response headers")
-                raise HttpError(504, "upstream_timeout", "The model service did not answer in time") from None
+                raise HttpError(UPSTREAM_TIMEOUT, "The model service did not answer in time") from None
             except openai.APIConnectionError as error:
                 logger.warning("upstream unreachable (attempt %d): %s", attempt + 1, type(error.__cause__).__name__)
                 if attempt == self.settings.max_retries:
-                    raise HttpError(502, "upstream_unreachable", "The model service could not be reached") from None
+                    raise HttpError(UPSTREAM_UNREACHABLE, "The model service could not be reached") from None
                 await asyncio.sleep(0.1 * (attempt + 1))
                 continue
             except openai.APIStatusError as error:
@@ -145,10 +154,10 @@ class Upstream:
                     await asyncio.sleep(delay if delay is not None else 0.1 * (attempt + 1))
                     continue
                 if stored and error.status_code == 404:
-                    raise HttpError(404, "response_not_found", "No stored response has that id") from None
+                    raise HttpError(RESPONSE_NOT_FOUND, "No stored response has that id") from None
                 raise self._status_error(error) from None
             if not isinstance(result, kind):
-                raise HttpError(502, "upstream_bad_response", "The model service sent an invalid answer")
+                raise HttpError(UPSTREAM_BAD_RESPONSE, "The model service sent an invalid answer")
             return result
         raise AssertionError("unreachable")
 
@@ -181,24 +190,25 @@ class Upstream:
     def _status_error(self, error: openai.APIStatusError) -> HttpError:
         status, code = error.status_code, error.code or ""
         logger.warning("upstream refused the request: status %d, code %s", status, code[:64] or "-")
-        if code in _CALLER_CODES and 400 <= status < 500:
-            return HttpError(400, code, self.redact(_message(error) or "The model service refused the input"))
+        if code in CALLER_INPUT_CODES and 400 <= status < 500:
+            refused = self.redact(_message(error) or "The model service refused the input")
+            return HttpError(CALLER_INPUT_CODES[code], refused)
         if status == 429:
             delay = _retry_after(error.response.headers)
             headers = {} if delay is None else {"Retry-After": str(max(1, math.ceil(delay)))}
-            return HttpError(429, "rate_limited", "The model service is busy; retry later", headers=headers)
+            return HttpError(RATE_LIMITED, "The model service is busy; retry later", headers=headers)
         if status in (408, 504):
-            return HttpError(504, "upstream_timeout", "The model service did not answer in time")
+            return HttpError(UPSTREAM_TIMEOUT, "The model service did not answer in time")
         known = {
-            401: ("upstream_unauthorized", "The relay is not authorized by the model service"),
-            403: ("upstream_forbidden", "The relay is not allowed to use the model service"),
-            404: ("upstream_not_found", "The model deployment was not found"),
+            401: (UPSTREAM_UNAUTHORIZED, "The relay is not authorized by the model service"),
+            403: (UPSTREAM_FORBIDDEN, "The relay is not allowed to use the model service"),
+            404: (UPSTREAM_NOT_FOUND, "The model deployment was not found"),
         }
         if status in known:
-            return HttpError(502, *known[status])
+            return HttpError(*known[status])
         if status >= 500:
-            return HttpError(502, "upstream_error", f"The model service failed (HTTP {status})")
-        return HttpError(502, "upstream_rejected", f"The model service rejected the request (HTTP {status})")
+            return HttpError(UPSTREAM_ERROR, f"The model service failed (HTTP {status})")
+        return HttpError(UPSTREAM_REJECTED, f"The model service rejected the request (HTTP {status})")
 
     def redact(self, message: str) -> str:
         """An upstream message made safe for callers: no upstream address, bounded length."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from responses_relay.errors import INTERNAL_ERROR, UPSTREAM_TIMEOUT
 from responses_relay.events import Translator, UpstreamProtocolError
 from responses_relay.sse import Decoder, Event
 
@@ -46,7 +47,7 @@ def test_completed_carries_usage_and_ends_the_stream() -> None:
         upstream({"type": "response.completed", "sequence_number": 9, "response": {"id": "r", "usage": usage}})
     )
     translator.feed(upstream(delta("late", 10)))
-    translator.fail("x", "after the end")
+    translator.fail(INTERNAL_ERROR, "after the end")
     events = relayed(translator.take())
     assert [kind for kind, _, _ in events] == ["response.output_text.delta", "response.completed"]
     assert events[1] == (
@@ -111,7 +112,7 @@ def test_relay_made_error_has_no_id_and_messages_are_redacted() -> None:
     assert payload == {"type": "error", "code": "bad_code_", "message": "see the model service"}
     assert event_id == "1"
     translator = Translator()
-    translator.fail("upstream_timeout", "stalled")
+    translator.fail(UPSTREAM_TIMEOUT, "stalled")
     [(_, payload, event_id)] = relayed(translator.take())
     assert event_id is None
 

@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import shutdown
-from ..errors import error_response
+from ..errors import METHOD_NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED, error_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _KEYED_LEVELS = frozenset({"function", "admin"})
@@ -92,9 +92,9 @@ def _guarded(endpoint: Endpoint, methods: frozenset[str], key: str | None) -> En
     async def guarded(request: Request) -> Response:
         if request.method not in methods:
             allow = {"Allow": ", ".join(sorted(methods))}
-            return error_response(405, "method_not_allowed", f"Use {' or '.join(sorted(methods))}", headers=allow)
+            return error_response(METHOD_NOT_ALLOWED, f"Use {' or '.join(sorted(methods))}", headers=allow)
         if key is not None and not _has_key(request, key):
-            return error_response(401, "unauthorized", "A function key is required (x-functions-key header or ?code=)")
+            return error_response(UNAUTHORIZED, "A function key is required (x-functions-key header or ?code=)")
         return await endpoint(request)
 
     return guarded
@@ -118,9 +118,9 @@ def _has_key(request: Request, key: str) -> bool:
 
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
-    code = codes.get(error.status_code, "http_error")
-    return error_response(error.status_code, code, str(error.detail), headers=error.headers)
+    if error.status_code == 405:
+        return error_response(METHOD_NOT_ALLOWED, str(error.detail), headers=error.headers)
+    return error_response(NOT_FOUND, str(error.detail), headers=error.headers)
 
 
 def route_prefix(app_dir: Path) -> str:

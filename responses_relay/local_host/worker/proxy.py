@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ... import shutdown
-from ...errors import error_response
+from ...errors import WORKER_UNAVAILABLE, ErrorCode, error_response
 from ...invocation import INVOCATION_ID_HEADER
 from ..app import Endpoint
 from .channel import WorkerChannel, WorkerGone
@@ -60,7 +60,7 @@ class WorkerProxy:
                 reply = await self._client.send(forwarded, stream=True)
             except httpx2.TransportError as error:
                 logger.warning("the Functions worker did not answer: %s", type(error).__name__)
-                return error_response(502, "worker_unavailable", "The Functions worker did not answer")
+                return error_response(WORKER_UNAVAILABLE, "The Functions worker did not answer")
             return ProxiedResponse(reply)
 
         return endpoint
@@ -142,7 +142,7 @@ class ProxiedResponse(Response):
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def interrupt(self, code: str, message: str) -> None:
+    def interrupt(self, error: ErrorCode, message: str) -> None:
         """Shutdown: the Functions host ends the connections still open, as a recycled instance does."""
         if self._forwarding is not None:
             self._forwarding.cancel()
