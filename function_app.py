@@ -13,8 +13,7 @@ from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
 
-def create_app(service: ChatService | None = None) -> func.FunctionApp:
-    chat_service = service or ChatService(load_settings())
+def create_app(chat_service: ChatService) -> func.FunctionApp:
     app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
     @app.route(route="chat", methods=[func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
@@ -36,5 +35,6 @@ def create_app(service: ChatService | None = None) -> func.FunctionApp:
     return app
 
 
-app = create_app()
-telemetry.configure()  # after the settings, so a .env file counts too
+settings = load_settings()
+telemetry.configure(settings)
+app = create_app(ChatService(settings))

@@ -1,5 +1,5 @@
-"""The relay: a producer task reads the upstream stream into a bounded buffer, and
-the response body drains that buffer, as the origin planned it.
+"""One relayed stream: a producer task reads the upstream stream into a bounded buffer,
+and the response body drains that buffer, as the origin planned it.
 
 The body starts with a comment (so headers and first bytes reach the client at
 once), sends a heartbeat comment whenever nothing was sent for a while, and ends
@@ -17,8 +17,6 @@ from contextlib import aclosing, suppress
 from typing import Any
 
 import httpx2
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from . import shutdown
 from .errors import (
@@ -36,11 +34,6 @@ from .sse import Decoder, encode_comment
 
 OPENING = encode_comment("stream open")
 PING = encode_comment("ping")
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache, no-transform",
-    "X-Accel-Buffering": "no",
-}
 
 # After the upstream stream of a stored (background) response ended early: given its id and the
 # last sequence number relayed, its retrieved response object when that is final, or a
@@ -319,38 +312,6 @@ class RelayStream:
 
 
 _FINE_OUTCOMES = frozenset({"completed", "incomplete", "client_disconnected"})
-
-
-class SSEResponse(Response):
-    """Streams a RelayStream, watching for the client to leave while upstream is quiet."""
-
-    def __init__(self, stream: RelayStream) -> None:
-        # Not Response.__init__: it would render an empty body with Content-Length: 0.
-        self.stream = stream
-        self.status_code = 200
-        self.background = None
-        self.init_headers(SSE_HEADERS)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        watcher = asyncio.get_running_loop().create_task(self._watch(receive))
-        try:
-            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            async with aclosing(self.stream.body()) as body:
-                async for chunk in body:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:  # uvicorn's ClientDisconnected: the client left while we wrote
-            self.stream.client_left()
-        finally:
-            watcher.cancel()
-            with suppress(asyncio.CancelledError):
-                await watcher
-            await self.stream.aclose()
-
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.stream.client_left()
 
 
 async def _finish_upstream_body(chunks: AsyncIterator[bytes]) -> None:

@@ -18,8 +18,9 @@ from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, HttpError
 from .events import Translator
 from .invocation import INVOCATION_ID_HEADER
 from .live_streams import LiveStreams
-from .relay import Recover, RelayStream, SSEResponse
+from .relay import Recover, RelayStream
 from .settings import Settings
+from .sse_response import SSEResponse
 from .upstream import Upstream, check_proxy_environment
 
 logger = logging.getLogger("responses_relay")

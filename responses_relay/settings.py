@@ -45,6 +45,8 @@ class Settings:
     keepalive_seconds: float
     transport: str
     resumable: bool
+    appinsights_connection_string: str | None
+    appinsights_authentication_string: str | None
 
     @property
     def upstream_kind(self) -> str:
@@ -93,6 +95,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         keepalive_seconds=env.number("UPSTREAM_KEEPALIVE_SECONDS", 60.0, low=0.0, high=3600.0),
         transport=env.choice("UPSTREAM_TRANSPORT", ("lean", "httpx")) or "lean",
         resumable=env.flag("RESUMABLE_STREAMS", default=False),
+        appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+        appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
     )
 
 

@@ -5,23 +5,21 @@ loaded: the distro is imported only here, only then."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from .settings import Settings
 
 LOGGER_NAME = "responses_relay"
 
 
-def configure(environ: Mapping[str, str] | None = None) -> bool:
+def configure(settings: Settings) -> bool:
     """Start exporting if Application Insights is configured; True when it is."""
-    environ = os.environ if environ is None else environ
-    connection_string = environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip()
-    if not connection_string:
+    connection_string = settings.appinsights_connection_string
+    if connection_string is None:
         return False
     from azure.monitor.opentelemetry import configure_azure_monitor
 
     configure_azure_monitor(
         connection_string=connection_string,
-        credential=_entra_credential(environ.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "")),
+        credential=_entra_credential(settings.appinsights_authentication_string or ""),
         logger_name=LOGGER_NAME,
         instrumentation_options={"azure_sdk": {"enabled": False}},
     )

@@ -36,8 +36,6 @@ HOST_ONLY = {
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "PYTHON_ENABLE_INIT_INDEXING",
 }
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 import pytest
+from openai import AsyncOpenAI, AsyncStream
 
 from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import split_deltas
@@ -126,10 +128,22 @@ async def test_client_leaving_closes_the_upstream_connection(
     assert "outcome=client_disconnected" in caplog.text
 
 
-async def test_relayed_stream_parses_with_the_sdk_types_after_the_relay(relay: RelayServer) -> None:
-    received = await chat(relay.client, {"input": "Tell me about Kyoto."})
-    assert "Kyoto" in received.text
-    assert received.events[-1].event == "response.completed"
+async def test_the_openai_sdks_stream_reader_reads_the_relayed_stream(
+    relay: RelayServer, upstream: DemoUpstream
+) -> None:
+    """A Python caller can read the relay with the SDK's own `AsyncStream` (its SSE decoder and
+    its error handling): the same events, in order, as the relay's wire format says."""
+    upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.001, chunk_chars=3))
+    sdk = AsyncOpenAI(base_url=relay.base_url + "/api", api_key="unused", max_retries=0)
+    async with sdk, relay.client.stream("POST", "/api/chat", json=QUESTION) as response:
+        items: list[dict[str, Any]] = [item async for item in AsyncStream(cast_to=dict, response=response, client=sdk)]
+    deltas = [item["delta"] for item in items if item["type"] == "response.output_text.delta"]
+    assert "".join(deltas) == TEXT
+    assert [item["type"] for item in items if item["type"] != "response.output_text.delta"] == [
+        "response.created",
+        "response.completed",
+    ]
+    assert items[-1]["status"] == "completed"
 
 
 async def test_a_failure_inside_the_stream_is_logged_and_ends_with_an_error_event(

@@ -19,7 +19,8 @@ EMIT = """
 import logging
 from opentelemetry._logs import get_logger_provider
 from responses_relay import telemetry
-assert telemetry.configure()
+from responses_relay.settings import load_settings
+assert telemetry.configure(load_settings())
 logging.getLogger("responses_relay.relay").warning(
     "stream ended: outcome=upstream_timeout", extra={"stream_outcome": "upstream_timeout", "stream_deltas": 12}
 )

@@ -247,20 +247,38 @@ async def test_https_goes_through_a_connect_tunnel(
     assert proxy.seen == [f"CONNECT localhost:{urlsplit(base_url).port}"]
 
 
-def test_the_lean_transport_serves_what_no_proxy_covers_and_the_demo(
+class Served(Exception):
+    """Raised by a spied transport instead of sending: which transport object was asked."""
+
+    def __init__(self, transport: httpx2.AsyncBaseTransport) -> None:
+        self.transport = transport
+
+
+async def served_by(client: httpx2.AsyncClient, url: str) -> httpx2.AsyncBaseTransport:
+    with pytest.raises(Served) as caught:
+        await client.get(url)
+    return caught.value.transport
+
+
+async def test_the_lean_transport_serves_what_no_proxy_covers_and_the_demo(
     environ: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
 ) -> None:
+    async def spy(self: httpx2.AsyncBaseTransport, request: httpx2.Request) -> httpx2.Response:
+        raise Served(self)
+
+    for transport_class in (StreamingTransport, httpx2.AsyncHTTPTransport):
+        environ.setattr(transport_class, "handle_async_request", spy)
     environ.setenv("ALL_PROXY", "http://proxy.example:3128")
     environ.setenv("NO_PROXY", ".internal.example")
     for transport, unproxied in (("lean", StreamingTransport), ("httpx", httpx2.AsyncHTTPTransport)):
-        client = http_client(make_settings(UPSTREAM_TRANSPORT=transport), httpx2.Timeout(5))
-        direct = client._transport_for_url(httpx2.URL("https://model.internal.example/v1/responses"))
-        proxied = client._transport_for_url(httpx2.URL("https://x.openai.azure.com/openai/v1/responses"))
+        async with http_client(make_settings(UPSTREAM_TRANSPORT=transport), httpx2.Timeout(5)) as client:
+            direct = await served_by(client, "https://model.internal.example/v1/responses")
+            proxied = await served_by(client, "https://x.openai.azure.com/openai/v1/responses")
         assert type(direct) is unproxied
         assert type(proxied) is httpx2.AsyncHTTPTransport
         assert proxied is not direct
-        demo = http_client(load_settings({"UPSTREAM_TRANSPORT": transport}), httpx2.Timeout(5))
-        assert type(demo._transport_for_url(httpx2.URL("http://127.0.0.1:7072/v1/responses"))) is unproxied
+        async with http_client(load_settings({"UPSTREAM_TRANSPORT": transport}), httpx2.Timeout(5)) as demo:
+            assert type(await served_by(demo, "http://127.0.0.1:7072/v1/responses")) is unproxied
 
 
 async def test_sequential_chats_reuse_one_connection(
