@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx2
@@ -49,59 +50,59 @@ class ChatService:
             logger.warning("DEMO MODE: OPENAI_ENDPOINT is not set, answers come from the built-in demo upstream")
 
     async def chat(self, request: Request) -> Response:
-        try:
-            check_content_type(request)
-            body = await read_body(request, self.settings.max_body_bytes)
-            chat_request = parse_chat_request(body, self.settings)
-            upstream = await self.upstream()
-            response = await upstream.open(chat_request)
-        except HttpError as error:
-            logger.info("chat refused: %d %s", error.status, error.code)
-            return error.to_response()
-        except Exception:
-            logger.exception("chat failed before the stream started")
-            return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
-        return self._relay(request, upstream, response, Translator(redact=upstream.redact))
+        """POST /api/chat: the answer's stream."""
+        return await self._answer("chat", self._chat(request))
 
     async def resume(self, request: Request, response_id: str) -> Response:
         """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
-        try:
-            check_response_id(response_id)
-            after = cursor(request)
-            self._check_resumable()
-            upstream = await self.upstream()
-            response = await upstream.resume(response_id, after)
-        except HttpError as error:
-            logger.info("resume refused: %d %s", error.status, error.code)
-            return error.to_response()
-        except Exception:
-            logger.exception("resume failed before the stream started")
-            return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
-        return self._relay(request, upstream, response, Translator(redact=upstream.redact, response_id=response_id))
+        return await self._answer("resume", self._resume(request, response_id))
 
     async def cancel(self, request: Request, response_id: str) -> Response:
         """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
         cancelled upstream (streams of it on other instances then end too); otherwise the
         response's live stream on this instance is ended, which closes its upstream call."""
-        try:
-            check_response_id(response_id)
-            if self.settings.resumable:
-                upstream = await self.upstream()
-                status = _text(await upstream.cancel(response_id), "status") or "cancelled"
-            elif not self._live.of_response(response_id):
-                raise HttpError(RESPONSE_NOT_FOUND, "No stream of that response is live on this instance")
-            else:
-                status = "cancelled"
-        except HttpError as error:
-            logger.info("cancel refused: %d %s", error.status, error.code)
-            return error.to_response()
-        except Exception:
-            logger.exception("cancel failed")
-            return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
+        return await self._answer("cancel", self._cancel(response_id))
+
+    async def _chat(self, request: Request) -> Response:
+        check_content_type(request)
+        body = await read_body(request, self.settings.max_body_bytes)
+        chat_request = parse_chat_request(body, self.settings)
+        upstream = await self.upstream()
+        response = await upstream.open(chat_request)
+        return self._relay(request, upstream, response, Translator(redact=upstream.redact))
+
+    async def _resume(self, request: Request, response_id: str) -> Response:
+        check_response_id(response_id)
+        after = cursor(request)
+        self._check_resumable()
+        upstream = await self.upstream()
+        response = await upstream.resume(response_id, after)
+        return self._relay(request, upstream, response, Translator(redact=upstream.redact, response_id=response_id))
+
+    async def _cancel(self, response_id: str) -> Response:
+        check_response_id(response_id)
+        if self.settings.resumable:
+            upstream = await self.upstream()
+            status = _text(await upstream.cancel(response_id), "status") or "cancelled"
+        elif not self._live.of_response(response_id):
+            raise HttpError(RESPONSE_NOT_FOUND, "No stream of that response is live on this instance")
+        else:
+            status = "cancelled"
         if status == "cancelled":
             for stream in self._live.of_response(response_id):
                 stream.cancel()
         return JSONResponse({"id": response_id, "status": status}, headers={"Cache-Control": "no-store"})
+
+    async def _answer(self, action: str, answering: Awaitable[Response]) -> Response:
+        """The response, or the error known before any byte of it went out, as plain HTTP."""
+        try:
+            return await answering
+        except HttpError as error:
+            logger.info("%s refused: %d %s", action, error.status, error.code)
+            return error.to_response()
+        except Exception:
+            logger.exception("%s failed before the stream started", action)
+            return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
 
     def _relay(
         self, request: Request, upstream: Upstream, response: httpx2.Response, translator: Translator

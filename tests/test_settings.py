@@ -128,6 +128,14 @@ def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> Non
     assert "\n" not in str(caught.value)
 
 
+def start_local_host(environ: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Start the local host as `scripts/run` does, with a setting that should stop it."""
+    command = [sys.executable, "-m", "responses_relay.local_host", "--port", "0", "--app-dir", str(ROOT), *arguments]
+    return subprocess.run(
+        command, env={**os.environ, **environ}, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "value", "says"),
     [
@@ -138,15 +146,7 @@ def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> Non
     ],
 )
 def test_bad_setting_stops_the_local_host_at_start_up_with_one_line(name: str, value: str, says: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "responses_relay.local_host", "--port", "0", "--app-dir", str(ROOT)],
-        env={**os.environ, name: value},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = start_local_host({name: value})
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -154,15 +154,7 @@ def test_bad_setting_stops_the_local_host_at_start_up_with_one_line(name: str, v
 
 
 def test_a_bad_setting_under_the_real_worker_is_one_line_too() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "responses_relay.local_host", "--worker", "--port", "0", "--app-dir", str(ROOT)],
-        env={**os.environ, "MAX_BODY_BYTES": "lots"},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = start_local_host({"MAX_BODY_BYTES": "lots"}, "--worker")
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [
