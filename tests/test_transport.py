@@ -225,10 +225,12 @@ async def test_the_lean_transport_refuses_head(server: str) -> None:
 
 
 async def test_an_unread_body_stops_reading_the_socket(server: str) -> None:
-    """The lean transport's own buffer is bounded (httpx2's reads only when asked)."""
-    client = httpx2.AsyncClient(transport=StreamingTransport(buffer_bytes=64 * 1024), timeout=5)
-    async with client, client.stream("GET", server + "/big") as response:
-        connection = response.stream._stream._connection  # type: ignore[union-attr]
+    """The lean transport's own buffer is bounded (httpx2's reads only when asked). White-box:
+    the transport is asked directly, so its response's stream is the transport's own body."""
+    transport = StreamingTransport(buffer_bytes=64 * 1024)
+    async with transport:
+        response = await transport.handle_async_request(httpx2.Request("GET", server + "/big"))
+        connection = response.stream._connection  # type: ignore[union-attr]
         socket_transport = connection._transport
         paused = asyncio.get_running_loop().create_future()
         pause_reading = socket_transport.pause_reading
@@ -245,6 +247,7 @@ async def test_an_unread_body_stops_reading_the_socket(server: str) -> None:
         assert not socket_transport.is_reading()
         assert 64 * 1024 <= buffered < 64 * 1024 + 256 * 1024  # one read past the limit at most
         received = sum([len(chunk) async for chunk in response.aiter_raw()])
+        await response.aclose()
     assert received == BIG
 
 
