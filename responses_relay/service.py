@@ -63,7 +63,23 @@ class ChatService:
 
     def health(self) -> Response:
         settings = self.settings
-        return JSONResponse({"status": "ok", "upstream": settings.upstream_kind, "model": settings.model})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "upstream": settings.upstream_kind,
+                "model": settings.model,
+                # Azure OpenAI keeps responses by default (the relay never sends `store: false`), and the
+                # demo answers a follow-up from its question alone: callers continue with
+                # `previous_response_id`. An OpenAI-compatible server may keep none (vLLM and Ollama do
+                # not by default): callers send the history.
+                "stores_responses": settings.upstream_kind != "openai-compatible",
+                "limits": {
+                    "max_body_bytes": settings.max_body_bytes,
+                    "max_messages": settings.max_messages,
+                    "max_message_chars": settings.max_message_chars,
+                },
+            }
+        )
 
     async def upstream(self) -> Upstream:
         """The upstream client, made on first use inside the serving event loop."""

@@ -70,7 +70,13 @@ def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host:
 async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
     health = await client.get("/api/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini"}
+    assert health.json() == {
+        "status": "ok",
+        "upstream": "openai-compatible",
+        "model": "gpt-4o-mini",
+        "stores_responses": False,
+        "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
+    }
     unkeyed = await client.post("/api/chat", json={"input": "hi"})
     assert (unkeyed.status_code, unkeyed.json()["error"]["code"]) == (401, "unauthorized")
     wrong_method = await client.get("/api/chat", headers=KEYED)
