@@ -149,7 +149,8 @@ async function ask(text, typing) {
     if (terminal === null) {
       showProblem(answer, "cut", {}, text);
     } else if (terminal.type === "error") {
-      showProblem(answer, "failed", terminal.data, text);
+      const { code, message } = terminal.data;
+      showProblem(answer, "failed", { code, message }, text);
     } else {
       const { status, incomplete_reason: reason, response_id: responseId, usage } = terminal.data;
       localize(answer.status, status === "incomplete" ? "incomplete" : null, { reason });
