@@ -87,7 +87,7 @@ function askForKey() {
       },
       { once: true },
     );
-    keyDialog.returnValue = ""; // Escape leaves it as it is: never the last dialog's "save"
+    keyDialog.returnValue = ""; // a close request (Escape, a back gesture) keeps it: never the last "save"
     keyDialog.showModal();
   });
 }

@@ -35,9 +35,13 @@ async def test_an_answer_is_busy_while_written_then_announced_once_whole(page: P
     upstream.set_scenario(Scenario(ending="stall", after_deltas=6, delta_seconds=0.001))
     await page.evaluate(
         """() => {
-          window.announced = [];
-          new MutationObserver(() => window.announced.push(document.querySelector('#announcer').textContent))
-            .observe(document.querySelector('#announcer'), {childList: true, subtree: true, characterData: true});
+          window.announced = [];  // each thing put into the status region
+          new MutationObserver((records) => {
+            for (const record of records) {
+              for (const node of record.addedNodes) window.announced.push(node.textContent);
+              if (record.type === 'characterData') window.announced.push(record.target.data);
+            }
+          }).observe(document.querySelector('#announcer'), {childList: true, subtree: true, characterData: true});
         }"""
     )
     await send(page, "滋賀県について教えてください。")
@@ -149,3 +153,14 @@ async def test_on_a_phone_a_tap_on_send_leaves_the_keyboard_closed(page: Page, u
     await send(page, "京都は？")  # typed, sent with Enter: the user is typing
     await answered(page, 2)
     await expect(page.locator("#question")).to_be_focused()
+
+    upstream.set_scenario(Scenario(ending="stall", after_deltas=3, delta_seconds=0.001))
+    await page.fill("#question", "奈良は？")
+    await page.click("#send")
+    await expect(page.locator("#stop")).to_be_focused()
+    await page.click("#question")  # the user starts on the next question while the answer streams
+    await page.keyboard.type("次は")
+    upstream.release()
+    await answered(page, 3)
+    await expect(page.locator("#question")).to_be_focused()  # left where the user put it
+    assert await page.input_value("#question") == "次は"

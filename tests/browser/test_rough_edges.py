@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Awaitable, Callable
 
 from playwright.async_api import BrowserContext, ConsoleMessage, Page, Request, Response, Route, expect
 
@@ -64,16 +65,17 @@ async def test_send_waits_until_the_configuration_is_read(
         await route.fulfill(content_type="application/json", body=json.dumps({"apiBase": site_url + "/api/"}))
 
     await page.route("**/config.json", slow_config)
-    await page.goto(site_url + "/", wait_until="commit")
-    await expect(page).to_have_title("観光ガイド チャット")  # the page's script runs, waiting for config.json
-    await expect(page.locator("#send")).to_be_disabled()
-    await page.fill("#question", "滋賀県について教えてください。")
-    await page.press("#question", "Enter")
-    await page.click("#send", force=True)  # a disabled button: nothing
-    await expect(page.locator("#send")).to_be_disabled()
-    assert await page.input_value("#question") == "滋賀県について教えてください。"  # kept, not sent
-
-    configured.set()
+    try:
+        await page.goto(site_url + "/", wait_until="commit")
+        await expect(page).to_have_title("観光ガイド チャット")  # the page's script runs, waiting for config.json
+        await expect(page.locator("#send")).to_be_disabled()
+        await page.fill("#question", "滋賀県について教えてください。")
+        await page.press("#question", "Enter")
+        await page.click("#send", force=True)  # a disabled button: nothing
+        await expect(page.locator("#send")).to_be_disabled()
+        assert await page.input_value("#question") == "滋賀県について教えてください。"  # kept, not sent
+    finally:
+        configured.set()
     await expect(page.locator("#send")).to_be_enabled()
     assert chats == []
     upstream.set_scenario(Scenario(delta_seconds=0.001))
@@ -115,7 +117,7 @@ async def test_a_429_disables_retry_until_its_retry_after_has_passed(
     assert len(upstream.records) == 2
 
 
-async def test_escape_in_the_key_dialog_never_saves_what_was_typed(page: Page, upstream: DemoUpstream) -> None:
+async def test_closing_the_key_dialog_unsaved_never_saves_what_was_typed(page: Page, upstream: DemoUpstream) -> None:
     upstream.set_scenario(Scenario(text="OK", delta_seconds=0.001))
     wanted = {"key": "first-key"}
     keys: list[str | None] = []
@@ -135,14 +137,23 @@ async def test_escape_in_the_key_dialog_never_saves_what_was_typed(page: Page, u
     await page.wait_for_selector(DONE)
 
     wanted["key"] = "rotated-key"  # the saved key is refused now
+    # A close request (the spec's Escape, Android's back gesture) closes without a return value:
+    # the dialog's returnValue must not still say "save" from the first time.
     await send(page, "京都は？")
     await expect(page.locator("#key-dialog")).to_be_visible()
+    await page.fill("#key-input", "typo")
+    await page.evaluate("document.querySelector('#key-dialog').requestClose()")
+    await expect(page.locator("#key-dialog")).to_be_hidden()
+    await expect(page.locator(".turn.assistant .status").last).to_contain_text("unauthorized")
+    assert await page.evaluate("sessionStorage.getItem('functionKey')") is None
+
+    await send(page, "奈良は？")
     await page.fill("#key-input", "typo")
     await page.press("#key-input", "Escape")
     await expect(page.locator("#key-dialog")).to_be_hidden()
     await expect(page.locator(".turn.assistant .status").last).to_contain_text("unauthorized")
     assert await page.evaluate("sessionStorage.getItem('functionKey')") is None
-    assert keys == [None, "first-key", "first-key"]  # "typo" was never sent
+    assert keys == [None, "first-key", "first-key", None]  # "typo" was never sent
 
 
 async def test_switching_language_relabels_the_turns_already_there(page: Page, upstream: DemoUpstream) -> None:
@@ -185,27 +196,31 @@ async def test_the_view_follows_a_growing_answer_until_the_user_scrolls_up(page:
     await page.set_viewport_size({"width": 900, "height": 500})
     paragraphs = "\n\n".join(f"琵琶湖のほとりを歩きます（{number}）。" for number in range(1, 41))
     held = 120  # deltas sent before the stream is held: two-character deltas, so 240 characters
-    upstream.set_scenario(Scenario(text=paragraphs, ending="stall", after_deltas=held, delta_seconds=0.001))
-    await send(page, "滋賀県について教えてください。")
-    await _followed_while_written(page, 0)
     await page.mouse.move(450, 200)
-    await page.mouse.wheel(0, -300)  # the user goes back up to read
-    await page.wait_for_function(f"() => {FROM_END} > 200")
-
-    upstream.release()  # the rest of the answer arrives
-    await page.wait_for_selector(DONE)
-    assert (await page.inner_text(".turn.assistant .body")).endswith("琵琶湖のほとりを歩きます（40）。")
-    assert await page.evaluate(FROM_END) > 1000  # left where the user was, far above the end now
+    scrolls_up: list[Callable[[], Awaitable[None]]] = [
+        lambda: page.mouse.wheel(0, -300),
+        lambda: page.keyboard.press("PageUp"),
+    ]
+    for answer, scroll_up in enumerate(scrolls_up):
+        upstream.set_scenario(Scenario(text=paragraphs, ending="stall", after_deltas=held, delta_seconds=0.001))
+        await send(page, f"質問 {answer + 1}")  # a new question is followed, even from up the page
+        await _followed_while_written(page, answer)
+        await scroll_up()  # the user goes back up to read, with the wheel, then the keyboard
+        await page.wait_for_function(f"() => {FROM_END} > 200")
+        upstream.release()  # the rest of the answer arrives
+        await answered(page, answer + 1)
+        assert await page.evaluate(FROM_END) > 1000  # left where the user was, far above the end now
+    assert (await page.inner_text(".turn.assistant .body >> nth=1")).endswith("琵琶湖のほとりを歩きます（40）。")
 
     upstream.set_scenario(Scenario(text=paragraphs, ending="stall", after_deltas=held, delta_seconds=0.001))
-    await send(page, "もう一度")  # a new question is followed again, even from up there
-    await _followed_while_written(page, 1)
+    await send(page, "質問 3")
+    await _followed_while_written(page, 2)
     await page.mouse.wheel(0, -300)
     await page.wait_for_function(f"() => {FROM_END} > 200")
     await page.mouse.wheel(0, 100_000)  # and back down to the end: followed again
     await page.wait_for_function(f"() => {FROM_END} <= 8")
     upstream.release()
-    await answered(page, 2)
+    await answered(page, 3)
     assert await page.evaluate(FROM_END) <= 8  # the end of the answer, its metrics included
 
 
