@@ -54,7 +54,14 @@ async def test_demo_mode_needs_no_settings_and_says_so() -> None:
     async for server in serve(service):
         health = (await server.client.get("/api/health")).json()
         received = await chat(server.client, {"input": "滋賀県について教えてください。"})
-    assert health == {"status": "ok", "upstream": "demo", "model": "gpt-4o-mini", "resumable": False}
+    assert health == {
+        "status": "ok",
+        "upstream": "demo",
+        "model": "gpt-4o-mini",
+        "resumable": False,
+        "stores_responses": True,
+        "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
+    }
     assert "琵琶湖" in received.text
     assert received.events[-1].event == "response.completed"
 

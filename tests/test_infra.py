@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -113,10 +114,37 @@ def test_azure_yaml_names_services_and_paths_that_exist() -> None:
     assert web["host"] == "staticwebapp"
     assert (ROOT / web["project"] / web["dist"] / "index.html").exists()
     assert (ROOT / web["project"] / "staticwebapp.config.json").exists()
-    for hook in web["hooks"]["predeploy"].values():
-        assert (ROOT / web["project"] / hook["run"]).resolve().exists()
+    for stage in ("predeploy", "postdeploy"):
+        for hook in web["hooks"][stage].values():
+            script = next(word for word in hook["run"].split() if word.startswith("../"))
+            assert (ROOT / web["project"] / script).resolve().exists()
     tagged = re.findall(r"'azd-service-name': '(\w+)'", "".join(path.read_text() for path in BICEP_FILES))
     assert sorted(tagged) == sorted(services)
+
+
+def test_page_config_defaults_to_this_origin_and_deploy_hooks_rewrite_it(tmp_path: Path) -> None:
+    assert json.loads((ROOT / "static" / "config.json").read_text()) == {"apiBase": "/api"}
+    # The hooks as azd runs them, from static/, on a copy of the two folders they touch.
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "static").mkdir()
+    shutil.copy2(ROOT / "scripts" / "write-page-config.sh", tmp_path / "scripts")
+    config = tmp_path / "static" / "config.json"
+    hooks = yaml.safe_load((ROOT / "azure.yaml").read_text())["services"]["web"]["hooks"]
+    url = "https://func-abc.azurewebsites.net/api"
+
+    def run(stage: str, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        hook = hooks[stage]["posix"]
+        command = [hook["shell"], "-c", hook["run"]]
+        return subprocess.run(command, cwd=tmp_path / "static", env=environ, capture_output=True, text=True, timeout=10)
+
+    assert run("predeploy", {"PATH": "/usr/bin:/bin", "API_BASE_URL": url}).returncode == 0
+    assert json.loads(config.read_text()) == {"apiBase": url}
+    assert run("postdeploy", {"PATH": "/usr/bin:/bin", "API_BASE_URL": url}).returncode == 0
+    assert json.loads(config.read_text()) == {"apiBase": "/api"}
+    unprovisioned = run("predeploy", {"PATH": "/usr/bin:/bin"})
+    assert unprovisioned.returncode != 0
+    assert "API_BASE_URL is not set" in unprovisioned.stderr
+    assert json.loads(config.read_text()) == {"apiBase": "/api"}
 
 
 def test_outputs_the_hooks_and_readme_rely_on() -> None:

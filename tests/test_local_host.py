@@ -98,10 +98,7 @@ async def test_registered_function_behaves_as_through_the_local_host(
             ["response.created", "response.completed"],
         )
     )
-    assert (health_status, json.loads(health)) == (
-        200,
-        {"status": "ok", "upstream": "openai-compatible", "model": "gpt-4o-mini", "resumable": False},
-    )
+    assert (health_status, json.loads(health)["upstream"]) == (200, "openai-compatible")
     assert (bad_status, json.loads(bad)["error"]["code"]) == (400, "invalid_json")
 
 
@@ -177,4 +174,22 @@ async def test_relay_answers_health(relay: RelayServer) -> None:
         "upstream": "openai-compatible",
         "model": "gpt-4o-mini",
         "resumable": False,
+        "stores_responses": False,  # an OpenAI-compatible server may keep no responses: send the history
+        "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }
+
+
+async def test_health_gives_the_limits_in_force_and_whether_to_chain_responses(
+    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(
+        OPENAI_ENDPOINT="https://name.openai.azure.com/openai/v1/",
+        MAX_BODY_BYTES="2048",
+        MAX_MESSAGES="3",
+        MAX_MESSAGE_CHARS="100",
+    )
+    async for server in serve(ChatService(settings)):
+        health = (await server.client.get("/api/health")).json()
+    assert health["upstream"] == "azure-openai"
+    assert health["stores_responses"] is True
+    assert health["limits"] == {"max_body_bytes": 2048, "max_messages": 3, "max_message_chars": 100}

@@ -1,4 +1,5 @@
-"""The page's vendored libraries are exactly the pinned npm versions, and nothing loads from a CDN."""
+"""The vendored libraries are exactly the pinned npm versions: the page's in static/vendor/, the browser
+tests' accessibility checker in tests/browser/vendor/ (never shipped). Nothing loads from a CDN."""
 
 from __future__ import annotations
 
@@ -10,34 +11,47 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-VENDOR = ROOT / "static" / "vendor"
-MANIFEST = json.loads((VENDOR / "VENDOR.json").read_text())
+# Each folder scripts/vendor.mjs fills, with its manifest.
+MANIFESTS = {
+    folder: json.loads((ROOT / folder / "VENDOR.json").read_text())
+    for folder in ("static/vendor", "tests/browser/vendor")
+}
 PINS = json.loads((ROOT / "package.json").read_text())["devDependencies"]
 LOCK = json.loads((ROOT / "package-lock.json").read_text())["packages"]
 
 
-def test_manifest_lists_exactly_the_pinned_packages() -> None:
-    assert {name: entry["version"] for name, entry in MANIFEST.items()} == PINS
+def test_manifests_list_exactly_the_pinned_packages() -> None:
+    listed = [(name, entry["version"]) for manifest in MANIFESTS.values() for name, entry in manifest.items()]
+    assert len(listed) == len(dict(listed))  # each package vendored into one folder
+    assert dict(listed) == PINS
     for name, version in PINS.items():
         assert LOCK[f"node_modules/{name}"]["version"] == version
 
 
 @pytest.mark.parametrize(
-    ("name", "target"), [(name, target) for name, entry in MANIFEST.items() for target in entry["files"]]
+    ("folder", "name", "target"),
+    [
+        (folder, name, target)
+        for folder, manifest in MANIFESTS.items()
+        for name, entry in manifest.items()
+        for target in entry["files"]
+    ],
 )
-def test_vendored_file_matches_its_pinned_hash(name: str, target: str) -> None:
-    entry = MANIFEST[name]["files"][target]
-    content = (VENDOR / target).read_bytes()
+def test_vendored_file_matches_its_pinned_hash(folder: str, name: str, target: str) -> None:
+    entry = MANIFESTS[folder][name]["files"][target]
+    content = (ROOT / folder / target).read_bytes()
     assert hashlib.sha256(content).hexdigest() == entry["sha256"]
     installed = ROOT / "node_modules" / name
     if installed.exists():  # scripts/test runs `npm ci`: compare with the registry's own file too
-        assert json.loads((installed / "package.json").read_text())["version"] == MANIFEST[name]["version"]
+        assert json.loads((installed / "package.json").read_text())["version"] == MANIFESTS[folder][name]["version"]
         assert (installed / entry["source"]).read_bytes() == content
 
 
-def test_every_vendored_file_is_in_the_manifest() -> None:
-    listed = {target for entry in MANIFEST.values() for target in entry["files"]}
-    present = {str(path.relative_to(VENDOR)) for path in VENDOR.rglob("*") if path.is_file()} - {"VENDOR.json"}
+@pytest.mark.parametrize("folder", MANIFESTS)
+def test_every_vendored_file_is_in_the_manifest(folder: str) -> None:
+    listed = {target for entry in MANIFESTS[folder].values() for target in entry["files"]}
+    vendor = ROOT / folder
+    present = {str(path.relative_to(vendor)) for path in vendor.rglob("*") if path.is_file()} - {"VENDOR.json"}
     assert present == listed
 
 

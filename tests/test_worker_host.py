@@ -82,6 +82,8 @@ async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
         "upstream": "openai-compatible",
         "model": "gpt-4o-mini",
         "resumable": False,
+        "stores_responses": False,
+        "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }
     unkeyed = await client.post("/api/chat", json={"input": "hi"})
     assert (unkeyed.status_code, unkeyed.json()["error"]["code"]) == (401, "unauthorized")

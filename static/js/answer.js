@@ -2,7 +2,7 @@
 // (open while the model thinks, collapsed once the answer starts), the answer as Markdown
 // with numbered citations, a refusal as plain text marked as one, and the web search status.
 import { Citations } from "./citations.js";
-import { t } from "./i18n.js";
+import { localize } from "./i18n.js";
 import { StreamingMarkdown } from "./markdown.js";
 
 export class AnswerView {
@@ -42,10 +42,10 @@ export class AnswerView {
         break;
       case "response.web_search_call.in_progress":
       case "response.web_search_call.searching":
-        this.turn.status.textContent = t("searching");
+        localize(this.turn.status, "searching");
         break;
       case "response.web_search_call.completed":
-        this.turn.status.textContent = this.started ? "" : t("thinking");
+        localize(this.turn.status, this.started ? null : "thinking");
         break;
     }
     return false;
@@ -56,7 +56,7 @@ export class AnswerView {
     if (thinking.hidden) {
       thinking.hidden = false;
       thinking.open = !this.started;
-      thinkingLabel.textContent = t(this.started ? "reasoning" : "reasoningLive");
+      localize(thinkingLabel, this.started ? "reasoning" : "reasoningLive");
     }
     // A new part of the summary (or of a later reasoning item) is a new paragraph.
     const partKey = `${item}:${part}`;
@@ -68,9 +68,9 @@ export class AnswerView {
   start() {
     if (this.started) return false;
     this.started = true;
-    this.turn.status.textContent = "";
+    localize(this.turn.status, null);
     this.turn.thinking.open = false;
-    this.turn.thinkingLabel.textContent = t("reasoning");
+    localize(this.turn.thinkingLabel, "reasoning");
     return true;
   }
 
@@ -78,6 +78,6 @@ export class AnswerView {
   render() {
     this.markdown.render();
     if (!this.turn.thinking.hidden) this.thinking.render();
-    if (!this.started) this.turn.thinkingLabel.textContent = t("reasoning");
+    if (!this.started) localize(this.turn.thinkingLabel, "reasoning");
   }
 }

@@ -10,7 +10,7 @@ export async function loadApiBase() {
       if (typeof apiBase === "string" && apiBase) return apiBase.replace(/\/+$/, "");
     }
   } catch {
-    // No config.json: the API is on this origin.
+    // An unreadable config.json: the API is on this origin.
   }
   return "/api";
 }
@@ -24,6 +24,7 @@ export function saveFunctionKey(key) {
   else sessionStorage.removeItem(KEY_STORAGE);
 }
 
+/** GET /api/health: {status, upstream, model, stores_responses, limits}, or null when unreachable. */
 export async function health(apiBase) {
   try {
     const response = await fetch(`${apiBase}/health`, { cache: "no-store" });
@@ -33,21 +34,34 @@ export async function health(apiBase) {
   }
 }
 
-/** POST the conversation; resolves to the Response (the caller reads its body as a stream). */
-export function postChat(apiBase, input, signal) {
+/** POST a chat body ({input, previous_response_id?}); resolves to the Response (the caller reads its body as a stream). */
+export function postChat(apiBase, body, signal) {
   const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
   const key = functionKey();
   if (key) headers["x-functions-key"] = key; // a header, never the URL: URLs end up in logs
-  return fetch(`${apiBase}/chat`, { method: "POST", headers, body: JSON.stringify({ input }), signal, cache: "no-store" });
+  return fetch(`${apiBase}/chat`, { method: "POST", headers, body: JSON.stringify(body), signal, cache: "no-store" });
 }
 
-/** The {code, message} of an error answered before the stream. */
+/**
+ * The {code, message, retryAfter} of an error answered before the stream; retryAfter is
+ * the seconds to wait from a Retry-After header (readable cross-origin only when exposed), or null.
+ */
 export async function errorOf(response) {
+  const retryAfter = retryAfterSeconds(response.headers.get("Retry-After"), Date.now());
   try {
     const { error } = await response.json();
-    if (error?.code) return { code: error.code, message: error.message ?? "" };
+    if (error?.code) return { code: error.code, message: error.message ?? "", retryAfter };
   } catch {
     // not JSON: fall through
   }
-  return { code: `http_${response.status}`, message: response.statusText || "HTTP error" };
+  return { code: `http_${response.status}`, message: response.statusText || "HTTP error", retryAfter };
+}
+
+/** Seconds until a Retry-After value (delay-seconds or an HTTP date) has passed, at `now` (ms); null without one. */
+export function retryAfterSeconds(value, now) {
+  if (!value) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
 }

@@ -2,7 +2,7 @@
 // links (target _blank, rel "noopener noreferrer"); any other URL stays a plain number.
 // The links are built with DOM calls after the Markdown is rendered and sanitized: no
 // citation field is ever parsed as HTML or Markdown.
-import { t } from "./i18n.js";
+import { localizeLabel } from "./i18n.js";
 
 // A marker "\uE000<number>\uE001" goes into the Markdown source where a citation ends and
 // becomes the link once rendered. These private-use characters in the model's own text
@@ -115,7 +115,7 @@ export class Citations {
     link.rel = "noopener noreferrer";
     link.textContent = label;
     link.title = source.title || new URL(source.href).hostname;
-    link.setAttribute("aria-label", t("source", { number, title: link.title }));
+    localizeLabel(link, "source", { number, title: link.title });
     wrapper.append(link);
     return wrapper;
   }

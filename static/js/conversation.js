@@ -1,20 +1,62 @@
-// The conversation: finished exchanges go back to the server as the `input` list.
+// The conversation, and the request body that continues it. When the server keeps responses
+// the next question names the last one (`previous_response_id`) and carries nothing else;
+// otherwise the earlier exchanges go back as the `input` list, the oldest left out first when
+// the whole would pass the API's limits (GET /api/health gives them).
+
+/** The relay's defaults, for a server that did not say (settings MAX_MESSAGES, ...). */
+export const DEFAULT_LIMITS = { max_messages: 64, max_message_chars: 32000, max_body_bytes: 262144 };
+
+const encoder = new TextEncoder();
+const bytes = (value) => encoder.encode(JSON.stringify(value)).length;
+
+/** `text` cut to `max` characters as the server counts them (code points). */
+export function cutToChars(text, max) {
+  if (text.length <= max) return text; // UTF-16 units never undercount code points
+  return Array.from(text).slice(0, max).join("");
+}
+
 export class Conversation {
   constructor() {
-    this.turns = [];
+    this.exchanges = []; // {question, answer}, oldest first
+    this.responseId = null; // the last answered response, for previous_response_id
   }
 
-  /** The `input` for a new question: every earlier exchange, then the question. */
-  inputFor(question) {
-    return [...this.turns, { role: "user", content: question }];
+  /**
+   * The body for `question` and how many earlier exchanges it leaves out. `chain`: name the
+   * last response instead of sending the history. `keep`: send at most this many of the
+   * latest exchanges (after the model said the conversation is too long for it).
+   */
+  request(question, { chain = true, limits = DEFAULT_LIMITS, keep = Infinity } = {}) {
+    const asked = { role: "user", content: question };
+    const count = this.exchanges.length;
+    if (chain && this.responseId !== null && keep >= count) {
+      return { body: { input: [asked], previous_response_id: this.responseId }, omitted: 0, sent: count };
+    }
+    const messages = this.exchanges.slice(count - Math.min(keep, count)).flatMap((exchange) => [
+      { role: "user", content: cutToChars(exchange.question, limits.max_message_chars) },
+      { role: "assistant", content: cutToChars(exchange.answer, limits.max_message_chars) },
+    ]);
+    // Leave out the oldest exchanges while there are too many messages or bytes.
+    const sizes = messages.map(bytes);
+    let total = bytes({ input: [asked] }) + sizes.reduce((sum, size) => sum + size + 1, 0); // + 1: a comma each
+    let first = 0;
+    const tooLong = () => messages.length - first + 1 > limits.max_messages || total > limits.max_body_bytes;
+    while (first < messages.length && tooLong()) {
+      total -= sizes[first] + sizes[first + 1] + 2;
+      first += 2;
+    }
+    const sent = (messages.length - first) / 2;
+    return { body: { input: [...messages.slice(first), asked] }, omitted: count - sent, sent };
   }
 
-  /** Keep an exchange whose answer ended with a terminal event. */
-  remember(question, answer) {
-    this.turns.push({ role: "user", content: question }, { role: "assistant", content: answer });
+  /** Keep an answered exchange (a blank answer cannot go back: the server refuses empty messages). */
+  remember(question, answer, responseId) {
+    if (answer.trim()) this.exchanges.push({ question, answer });
+    if (responseId) this.responseId = responseId;
   }
 
   clear() {
-    this.turns = [];
+    this.exchanges = [];
+    this.responseId = null;
   }
 }

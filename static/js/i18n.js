@@ -10,6 +10,8 @@ const TEXT = {
     stop: "停止",
     newChat: "新しい会話",
     language: "言語",
+    transcript: "会話",
+    ask: "質問する",
     you: "あなた",
     assistant: "ガイド",
     thinking: "回答を待っています…",
@@ -22,8 +24,11 @@ const TEXT = {
     cut: "接続が途中で切れました。回答は完全ではありません。",
     incomplete: "回答は途中で打ち切られました（理由: {reason}）。",
     retry: "再試行",
+    retryIn: "再試行（あと {seconds} 秒）",
     failed: "エラー: {message}（{code}）",
     network: "サーバーに接続できませんでした。",
+    badData: "サーバーから読み取れないデータ（JSON ではないイベント）が届きました。回答は完全ではありません。",
+    trimmed: "会話が長いため、古いやり取り {count} 件を省いて質問しました。",
     ttft: "最初の文字まで {ms} ms",
     rate: "{rate} トークン/秒",
     usage: "トークン: 入力 {input} / 出力 {output} / 合計 {total}",
@@ -43,6 +48,8 @@ const TEXT = {
     stop: "Stop",
     newChat: "New conversation",
     language: "Language",
+    transcript: "Conversation",
+    ask: "Ask",
     you: "You",
     assistant: "Guide",
     thinking: "Waiting for the answer…",
@@ -55,8 +62,11 @@ const TEXT = {
     cut: "The connection was cut; the answer is not complete.",
     incomplete: "The answer was cut short (reason: {reason}).",
     retry: "Retry",
+    retryIn: "Retry (in {seconds} s)",
     failed: "Error: {message} ({code})",
     network: "Could not reach the server.",
+    badData: "The server sent data the page cannot read (an event that is not JSON); the answer is not complete.",
+    trimmed: "The conversation is long: the oldest {count} exchanges were left out of this question.",
     ttft: "first token after {ms} ms",
     rate: "{rate} tokens/s",
     usage: "tokens: {input} in / {output} out / {total} total",
@@ -88,10 +98,37 @@ export function t(key, values = {}) {
   return template.replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
 
-/** Fill every [data-i18n] element's text and [data-i18n-placeholder] placeholder. */
+/** Set `element`'s text to `key`'s (with `values`), kept so a language switch redoes it; a null key empties it. */
+export function localize(element, key, values = {}) {
+  if (key === null) {
+    delete element.dataset.i18n;
+    delete element.dataset.i18nValues;
+    element.textContent = "";
+    return;
+  }
+  element.dataset.i18n = key;
+  element.dataset.i18nValues = JSON.stringify(values);
+  element.textContent = t(key, values);
+}
+
+/** The same for `element`'s aria-label. */
+export function localizeLabel(element, key, values = {}) {
+  element.dataset.i18nLabel = key;
+  element.dataset.i18nLabelValues = JSON.stringify(values);
+  element.setAttribute("aria-label", t(key, values));
+}
+
+const valuesOf = (json) => (json ? JSON.parse(json) : {});
+
+/** Fill every [data-i18n] element's text, [data-i18n-label] aria-label and [data-i18n-placeholder] placeholder. */
 export function translatePage(root) {
   root.documentElement.lang = current;
-  for (const element of root.querySelectorAll("[data-i18n]")) element.textContent = t(element.dataset.i18n);
+  for (const element of root.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n, valuesOf(element.dataset.i18nValues));
+  }
+  for (const element of root.querySelectorAll("[data-i18n-label]")) {
+    element.setAttribute("aria-label", t(element.dataset.i18nLabel, valuesOf(element.dataset.i18nLabelValues)));
+  }
   for (const element of root.querySelectorAll("[data-i18n-placeholder]")) {
     element.placeholder = t(element.dataset.i18nPlaceholder);
   }

@@ -1,10 +1,12 @@
 // The chat page: wires the form, the stream reader and the transcript together.
 import { AnswerView } from "./answer.js";
 import { errorOf, functionKey, health, loadApiBase, postChat, saveFunctionKey } from "./api.js";
-import { Conversation } from "./conversation.js";
-import { chooseLanguage, setLanguage, t, translatePage } from "./i18n.js";
+import { Conversation, DEFAULT_LIMITS } from "./conversation.js";
+import { FollowScroll } from "./follow.js";
+import { chooseLanguage, localize, setLanguage, t, translatePage } from "./i18n.js";
 import { isSendKey, watchComposition } from "./keyboard.js";
-import { readEvents } from "./stream.js";
+import { readEvents, StreamDataError } from "./stream.js";
+import { createTurn, offerRetry, showMetrics } from "./turn.js";
 
 const $ = (selector) => document.querySelector(selector);
 const form = $("#ask");
@@ -12,72 +14,64 @@ const question = $("#question");
 const send = $("#send");
 const stop = $("#stop");
 const transcript = $("#transcript");
+const template = $("#turn");
+const announcer = $("#announcer");
+const alertRegion = $("#alert");
 const banner = $("#demo-banner");
 const languageSelect = $("#language");
 const keyDialog = $("#key-dialog");
+const narrow = matchMedia("(max-width: 32rem)"); // app.css's phone layout
 
-const state = { apiBase: "/api", controller: null, conversation: new Conversation() };
+const state = {
+  apiBase: null, // from config.json; nothing is sent before it is read
+  chain: true, // continue with previous_response_id; false: send the history (see conversation.js)
+  limits: DEFAULT_LIMITS,
+  controller: null,
+  conversation: new Conversation(),
+};
+const follow = new FollowScroll(transcript);
 
 function applyLanguage(language) {
   languageSelect.value = setLanguage(language);
   translatePage(document);
 }
 
-function addTurn(role) {
-  const article = $("#turn").content.firstElementChild.cloneNode(true);
-  article.classList.add(role);
-  article.querySelector(".who").textContent = t(role === "user" ? "you" : "assistant");
-  transcript.append(article);
-  const parts = {
-    article,
-    body: article.querySelector(".body"),
-    status: article.querySelector(".status"),
-    metrics: article.querySelector(".metrics"),
-    thinking: article.querySelector(".thinking"),
-    thinkingLabel: article.querySelector(".thinking summary"),
-    thinkingBody: article.querySelector(".thinking-body"),
-    refusal: article.querySelector(".refusal"),
-    refusalText: article.querySelector(".refusal-text"),
-  };
-  parts.refusal.querySelector(".refusal-label").textContent = t("refusal");
-  article.scrollIntoView({ block: "end" });
-  return parts;
+/** Speak `text` once, through a live region outside the transcript. */
+function say(region, text) {
+  const line = document.createElement("p");
+  line.textContent = text;
+  region.replaceChildren(line);
 }
 
-function setBusy(busy) {
-  send.disabled = busy;
-  stop.hidden = !busy;
-  send.hidden = busy;
+/** While an answer streams: the turn is busy and Stop has the focus (moved before Send hides, so it never falls to <body>). */
+function setBusy(answer, busy, typing = false) {
   document.body.dataset.busy = String(busy);
-  if (!busy) question.focus();
+  if (busy) {
+    answer.article.setAttribute("aria-busy", "true");
+    stop.hidden = false;
+    stop.focus({ preventScroll: true });
+    send.hidden = true;
+    return;
+  }
+  answer.article.removeAttribute("aria-busy");
+  send.hidden = false;
+  // Back to the text box only where that opens no on-screen keyboard unasked; focus the user moved stays.
+  if ([stop, document.body, null].includes(document.activeElement)) {
+    (typing || !narrow.matches ? question : send).focus({ preventScroll: true });
+  }
+  stop.hidden = true;
 }
 
-function showProblem(turn, text, retryQuestion, isError = true) {
-  turn.status.textContent = text;
-  turn.status.classList.toggle("error", isError);
-  turn.status.setAttribute("role", "alert");
-  if (retryQuestion === undefined) return;
-  const retry = document.createElement("button");
-  retry.type = "button";
-  retry.className = "retry";
-  retry.textContent = t("retry");
-  retry.addEventListener("click", () => {
+function showProblem(turn, key, values, retryQuestion, waitSeconds = null) {
+  localize(turn.status, key, values);
+  turn.status.classList.add("error");
+  say(alertRegion, t(key, values));
+  offerRetry(turn, waitSeconds, () => {
+    if (state.controller) return;
     turn.article.previousElementSibling?.remove();
     turn.article.remove();
-    ask(retryQuestion);
+    ask(retryQuestion, false);
   });
-  turn.status.append(" ", retry);
-}
-
-function showMetrics(turn, started, firstAt, usage) {
-  const parts = [];
-  if (firstAt !== null) parts.push(t("ttft", { ms: Math.round(firstAt - started) }));
-  const seconds = (performance.now() - (firstAt ?? started)) / 1000;
-  if (usage) {
-    if (seconds > 0) parts.push(t("rate", { rate: (usage.output_tokens / seconds).toFixed(1) }));
-    parts.push(t("usage", { input: usage.input_tokens, output: usage.output_tokens, total: usage.total_tokens }));
-  }
-  turn.metrics.textContent = parts.join(" · ");
 }
 
 function askForKey() {
@@ -93,32 +87,59 @@ function askForKey() {
       },
       { once: true },
     );
+    keyDialog.returnValue = ""; // a close request (Escape, a back gesture) keeps it: never the last "save"
     keyDialog.showModal();
   });
 }
 
-async function ask(text) {
-  if (state.controller) return;
-  const userTurn = addTurn("user");
+/** POST the question, continuing the conversation as the server allows; resolves to {response, omitted}. */
+async function post(text, signal) {
+  let keep = Infinity;
+  for (;;) {
+    const { body, omitted, sent } = state.conversation.request(text, { chain: state.chain, limits: state.limits, keep });
+    const response = await postChat(state.apiBase, body, signal);
+    const code = response.status === 400 ? (await errorOf(response.clone())).code : null;
+    if (code === "previous_response_not_found" && body.previous_response_id) {
+      state.chain = false; // the server keeps no responses, or lost this one: send the history from now on
+    } else if (code === "context_length_exceeded" && sent > 0) {
+      keep = Math.floor(sent / 2); // too long for the model: only the later half of the exchanges
+    } else {
+      return { response, omitted };
+    }
+  }
+}
+
+/** Ask `text`; `typing`: it was sent from the text box (so focus goes back there). */
+async function ask(text, typing) {
+  if (state.controller || state.apiBase === null) return;
+  alertRegion.replaceChildren();
+  const userTurn = createTurn(template, "user");
   userTurn.body.textContent = text;
-  const answer = addTurn("assistant");
-  answer.status.textContent = t("thinking");
+  const answer = createTurn(template, "assistant");
+  localize(answer.status, "thinking");
+  transcript.append(userTurn.article, answer.article);
   const controller = (state.controller = new AbortController());
-  setBusy(true);
+  setBusy(answer, true);
+  follow.start();
   const view = new AnswerView(answer);
   const started = performance.now();
   let firstAt = null;
-  let retryWithKey = false;
+  let askAgain = false;
   try {
-    const response = await postChat(state.apiBase, state.conversation.inputFor(text), controller.signal);
+    const { response, omitted } = await post(text, controller.signal);
+    if (omitted > 0) localize(answer.note, "trimmed", { count: omitted });
     if (response.status === 401 && !controller.signal.aborted) {
       if (functionKey()) saveFunctionKey(null); // the saved key was refused
-      retryWithKey = await askForKey();
-      if (!retryWithKey) showProblem(answer, t("failed", await errorOf(response)), text);
+      askAgain = await askForKey();
+      if (!askAgain) {
+        const { code, message } = await errorOf(response);
+        showProblem(answer, "failed", { code, message }, text);
+      }
       return;
     }
     if (!response.ok) {
-      showProblem(answer, t("failed", await errorOf(response)), text);
+      const { code, message, retryAfter } = await errorOf(response);
+      showProblem(answer, "failed", { code, message }, text, retryAfter);
       return;
     }
     const { terminal } = await readEvents(response.body, (event) => {
@@ -126,30 +147,39 @@ async function ask(text) {
     });
     view.render();
     if (terminal === null) {
-      showProblem(answer, t("cut"), text);
+      showProblem(answer, "cut", {}, text);
     } else if (terminal.type === "error") {
-      showProblem(answer, t("failed", terminal.data), text);
+      const { code, message } = terminal.data;
+      showProblem(answer, "failed", { code, message }, text);
     } else {
-      answer.status.textContent = "";
-      if (terminal.data.status === "incomplete") {
-        showProblem(answer, t("incomplete", { reason: terminal.data.incomplete_reason }), undefined, false);
-      }
-      state.conversation.remember(text, view.text);
-      showMetrics(answer, started, firstAt, terminal.data.usage);
+      const { status, incomplete_reason: reason, response_id: responseId, usage } = terminal.data;
+      localize(answer.status, status === "incomplete" ? "incomplete" : null, { reason });
+      state.conversation.remember(text, view.text, responseId);
+      showMetrics(answer, { started, firstAt, ended: performance.now(), usage });
     }
-  } catch {
+  } catch (error) {
     view.render();
-    if (controller.signal.aborted) showProblem(answer, t("stopped"), undefined, false);
-    else showProblem(answer, firstAt === null ? t("network") : t("cut"), text);
+    if (controller.signal.aborted) localize(answer.status, "stopped");
+    else if (error instanceof StreamDataError) showProblem(answer, "badData", {}, text);
+    else showProblem(answer, firstAt === null ? "network" : "cut", {}, text);
   } finally {
     state.controller = null;
-    setBusy(false);
-    if (retryWithKey) {
+    follow.stop();
+    setBusy(answer, false, typing);
+    if (askAgain) {
       userTurn.article.remove();
       answer.article.remove();
-      ask(text);
+      ask(text, typing);
+    } else if (answer.article.isConnected && !answer.status.classList.contains("error")) {
+      say(announcer, answerText(answer));
     }
   }
+}
+
+/** What a screen reader hears of a finished answer: all of it, once. */
+function answerText(turn) {
+  const parts = [turn.refusal.hidden ? "" : turn.refusal.innerText, turn.body.innerText, turn.status.textContent];
+  return parts.filter((part) => part.trim()).join("\n");
 }
 
 const composition = watchComposition(question);
@@ -163,9 +193,9 @@ question.addEventListener("keydown", (event) => {
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = question.value.trim();
-  if (!text || state.controller) return;
+  if (!text || state.controller || state.apiBase === null) return;
   question.value = "";
-  ask(text);
+  ask(text, event.submitter !== send);
 });
 
 stop.addEventListener("click", () => state.controller?.abort());
@@ -174,6 +204,7 @@ $("#new-chat").addEventListener("click", () => {
   state.controller?.abort();
   state.conversation.clear();
   transcript.replaceChildren();
+  alertRegion.replaceChildren();
   question.focus();
 });
 
@@ -182,8 +213,21 @@ languageSelect.addEventListener("change", () => {
   applyLanguage(languageSelect.value);
 });
 
+/** The server's limits, where it gave them as positive integers. */
+function limitsFrom(given) {
+  const limits = { ...DEFAULT_LIMITS };
+  for (const name of Object.keys(limits)) {
+    if (Number.isSafeInteger(given?.[name]) && given[name] > 0) limits[name] = given[name];
+  }
+  return limits;
+}
+
 applyLanguage(chooseLanguage(localStorage.getItem("language"), navigator.languages));
 state.apiBase = await loadApiBase();
+send.disabled = false;
 const status = await health(state.apiBase);
+state.chain = status?.stores_responses !== false;
+state.limits = limitsFrom(status?.limits);
+question.maxLength = state.limits.max_message_chars;
 banner.hidden = status?.upstream !== "demo";
 document.body.dataset.ready = "true";

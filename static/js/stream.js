@@ -5,11 +5,14 @@ import { createParser } from "../vendor/eventsource-parser/index.js";
 
 export const TERMINAL_TYPES = new Set(["response.completed", "error"]);
 
+/** The server sent an event whose data is not JSON: the stream cannot be read on. */
+export class StreamDataError extends Error {}
+
 /**
  * Calls onEvent({type, id, data}) for each event as it arrives, and resolves to
  * {terminal} (the one terminal event) or {terminal: null} when the stream ended
  * without one, which means it was cut. Comments (": ping") are not events.
- * A read that fails (network error, abort) rejects.
+ * A read that fails (network error, abort) rejects; data that is not JSON rejects with StreamDataError.
  */
 export async function readEvents(body, onEvent) {
   const reader = body.getReader();
@@ -23,7 +26,7 @@ export async function readEvents(body, onEvent) {
       try {
         data = JSON.parse(message.data);
       } catch {
-        failure = new Error("The server sent an event that is not JSON");
+        failure = new StreamDataError("The server sent an event that is not JSON");
         return;
       }
       const event = { type: message.event ?? data.type, id: message.id ?? null, data };

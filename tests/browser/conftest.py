@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import BrowserContext, Page, async_playwright
 
 from responses_relay.demo import DemoUpstream
 from responses_relay.service import ChatService
@@ -52,15 +52,41 @@ def site_url(site: RelayServer) -> str:
 
 
 @pytest.fixture
-async def page(site_url: str, chromium: str) -> AsyncIterator[Page]:
+async def context(chromium: str, site_url: str) -> AsyncIterator[BrowserContext]:
+    """A fresh Japanese browser context at a desktop width; script errors in any of its pages fail the test.
+    (It needs `site_url` to close before the site does.)"""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         context = await browser.new_context(locale="ja-JP", viewport={"width": 900, "height": 800})
-        page = await context.new_page()
         errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        await page.goto(site_url + "/")
-        await page.wait_for_selector("body[data-ready=true]")
-        yield page
+        context.on("weberror", lambda error: errors.append(str(error.error)))
+        yield context
         await browser.close()
         assert not errors, f"errors in the page: {errors}"
+
+
+@pytest.fixture
+async def page(site_url: str, context: BrowserContext) -> Page:
+    """The page, loaded and ready (its configuration and the health route read)."""
+    page = await context.new_page()
+    await page.goto(site_url + "/")
+    await page.wait_for_selector("body[data-ready=true]")
+    return page
+
+
+# An answer has ended when the page is idle and the answer's metrics are shown.
+DONE = "body[data-busy=false] .turn.assistant .metrics:not(:empty)"
+
+
+async def send(page: Page, text: str) -> None:
+    await page.fill("#question", text)
+    await page.press("#question", "Enter")
+
+
+async def answered(page: Page, count: int) -> None:
+    """Wait until `count` answers have ended with their metrics."""
+    await page.wait_for_function(
+        "count => document.body.dataset.busy === 'false'"
+        " && document.querySelectorAll('.turn.assistant .metrics:not(:empty)').length === count",
+        arg=count,
+    )

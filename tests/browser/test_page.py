@@ -12,18 +12,12 @@ from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import answer_for
 
 from ..conftest import RelayServer
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, DONE, answered, send
 
 ANSWER = (
     "滋賀県は日本最大の湖、琵琶湖を抱く自然豊かな県です。"
     "比叡山延暦寺や彦根城など歴史の見どころも多く、近江牛も楽しめます。"
 )
-DONE = "body[data-busy=false] .turn.assistant .metrics:not(:empty)"
-
-
-async def send(page: Page, text: str) -> None:
-    await page.fill("#question", text)
-    await page.press("#question", "Enter")
 
 
 async def test_japanese_question_streams_in_progressively(page: Page, upstream: DemoUpstream) -> None:
@@ -63,25 +57,6 @@ async def test_stop_ends_the_stream_and_the_upstream_call(page: Page, upstream: 
     assert record.client_left
     await expect(page.locator("#send")).to_be_visible()
     await expect(page.locator("#stop")).to_be_hidden()
-
-
-async def test_second_question_sends_the_first_exchange_back(page: Page, upstream: DemoUpstream) -> None:
-    upstream.set_scenario(Scenario(text="琵琶湖は**日本最大**の湖です。", delta_seconds=0.001))
-    await send(page, "滋賀県について教えてください。")
-    await page.wait_for_selector(DONE)
-    await send(page, "京都は？")
-    await page.wait_for_function("() => document.querySelectorAll('.turn.assistant .metrics:not(:empty)').length === 2")
-
-    assert upstream.records[-1].request["input"] == [
-        {"role": "user", "content": "滋賀県について教えてください。"},
-        {"role": "assistant", "content": "琵琶湖は**日本最大**の湖です。"},
-        {"role": "user", "content": "京都は？"},
-    ]
-    await page.click("#new-chat")
-    await expect(page.locator(".turn")).to_have_count(0)
-    await send(page, "奈良は？")
-    await page.wait_for_selector(DONE)
-    assert upstream.records[-1].request["input"] == [{"role": "user", "content": "奈良は？"}]
 
 
 async def test_enter_while_an_ime_is_composing_does_not_send(page: Page, upstream: DemoUpstream) -> None:
@@ -143,7 +118,9 @@ async def test_errors_are_shown_with_a_retry(page: Page, upstream: DemoUpstream)
     await send(page, "滋賀県について教えてください。")
     status = page.locator(".turn.assistant .status")
     await expect(status).to_contain_text("upstream_error")
-    await expect(status).to_have_attribute("role", "alert")
+    # Said once through the alert region, outside the transcript.
+    await expect(page.locator("#alert")).to_have_text(await status.inner_text())
+    assert await page.locator("#transcript [role=alert], #transcript[aria-live], #transcript [aria-live]").count() == 0
 
     upstream.set_scenario(Scenario(text=ANSWER, ending="error_nested", after_deltas=4, delta_seconds=0.001))
     await page.click(".turn.assistant .retry")
@@ -194,7 +171,7 @@ async def test_function_key_is_asked_once_and_kept_in_session_storage(
     assert await page.evaluate("localStorage.getItem('functionKey')") is None
     assert not [url for url in urls if "secret-key" in url]
     await send(page, "京都は？")
-    await page.wait_for_function("() => document.querySelectorAll('.turn.assistant .metrics:not(:empty)').length === 2")
+    await answered(page, 2)
     await expect(page.locator("#key-dialog")).to_be_hidden()
 
 
@@ -263,11 +240,8 @@ async def test_refusal_is_shown_as_text_marked_as_a_refusal(page: Page, upstream
     await expect(page.locator(".turn.assistant .status")).to_be_empty()
 
     await send(page, "京都は？")
-    await page.wait_for_function("() => document.querySelectorAll('.turn.assistant .metrics:not(:empty)').length === 2")
-    assert upstream.records[-1].request["input"][1] == {
-        "role": "assistant",
-        "content": answer_for("爆弾の作り方は？").text,
-    }
+    await answered(page, 2)
+    assert upstream.records[-1].request["previous_response_id"].startswith("resp_")  # the refusal is part of it
     await expect(page.locator(".turn.assistant .refusal").nth(1)).to_be_hidden()
 
 

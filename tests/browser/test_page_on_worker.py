@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from ..host_process import HostProcess
-from .test_page import DONE, send
+from .conftest import DONE, send
 
 
 @pytest.fixture(scope="module")

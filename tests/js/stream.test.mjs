@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { readEvents } from "../../static/js/stream.js";
+import { readEvents, StreamDataError } from "../../static/js/stream.js";
 
 const STREAM = new TextEncoder().encode(
   ": stream open\r\n\r\n" +
@@ -77,8 +77,8 @@ test("an error event is terminal", async () => {
   assert.equal(terminal.data.code, "upstream_timeout");
 });
 
-test("data that is not JSON rejects", async () => {
-  await assert.rejects(collect([new TextEncoder().encode("data: {oops\n\n")]), /not JSON/);
+test("data that is not JSON rejects as such, not as a failed read", async () => {
+  await assert.rejects(collect([new TextEncoder().encode("data: {oops\n\n")]), StreamDataError);
 });
 
 test("a failing read rejects", async () => {
@@ -87,5 +87,5 @@ test("a failing read rejects", async () => {
       controller.error(new TypeError("network error"));
     },
   });
-  await assert.rejects(readEvents(body, () => {}), /network error/);
+  await assert.rejects(readEvents(body, () => {}), (error) => /network error/.test(error.message) && !(error instanceof StreamDataError));
 });
