@@ -311,7 +311,7 @@ class RelayStream:
         logger.log(logging.INFO if fine else logging.WARNING, message, extra=fields)
 
 
-_FINE_OUTCOMES = frozenset({"completed", "incomplete", "client_disconnected"})
+_FINE_OUTCOMES = frozenset({"completed", "incomplete", "cancelled", "client_disconnected"})
 
 
 async def _finish_upstream_body(chunks: AsyncIterator[bytes]) -> None:

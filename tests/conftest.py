@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx2
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 import function_app
 from responses_relay.demo import DemoUpstream, Scenario
@@ -63,9 +64,14 @@ class RelayServer:
         self.service = service
 
 
-async def serve(service: ChatService, **host_options: object) -> AsyncIterator[RelayServer]:
+async def serve(
+    service: ChatService, *, wrap: Callable[[ASGIApp], ASGIApp] | None = None, **host_options: object
+) -> AsyncIterator[RelayServer]:
+    """The relay on a socket of 127.0.0.1, its app wrapped in `wrap` (a test's middleware) if given."""
     already_running = asyncio.all_tasks()  # such as another instance's server
-    app = build_asgi_app(http_functions(function_app.create_app(service)), **host_options)  # type: ignore[arg-type]
+    app: ASGIApp = build_asgi_app(http_functions(function_app.create_app(service)), **host_options)  # type: ignore[arg-type]
+    if wrap is not None:
+        app = wrap(app)
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)

@@ -24,7 +24,7 @@ export function saveFunctionKey(key) {
   else sessionStorage.removeItem(KEY_STORAGE);
 }
 
-/** GET /api/health: {status, upstream, model, stores_responses, limits}, or null when unreachable. */
+/** GET /api/health: {status, upstream, model, resumable, stores_responses, limits}, or null when unreachable. */
 export async function health(apiBase) {
   try {
     const response = await fetch(`${apiBase}/health`, { cache: "no-store" });
@@ -36,10 +36,31 @@ export async function health(apiBase) {
 
 /** POST a chat body ({input, previous_response_id?}); resolves to the Response (the caller reads its body as a stream). */
 export function postChat(apiBase, body, signal) {
-  const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
-  const key = functionKey();
-  if (key) headers["x-functions-key"] = key; // a header, never the URL: URLs end up in logs
+  const headers = keyed({ "Content-Type": "application/json", Accept: "text/event-stream" });
   return fetch(`${apiBase}/chat`, { method: "POST", headers, body: JSON.stringify(body), signal, cache: "no-store" });
+}
+
+/** GET the stream of a stored response after event id `after` (null: from its start); resolves to the Response. */
+export function resumeChat(apiBase, responseId, after, signal) {
+  const query = after === null ? "" : `?after=${encodeURIComponent(after)}`;
+  const url = `${apiBase}/chat/${encodeURIComponent(responseId)}${query}`;
+  return fetch(url, { headers: keyed({ Accept: "text/event-stream" }), signal, cache: "no-store" });
+}
+
+/** Ask the server to stop generating a response (it may not hear of an aborted fetch); errors are ignored. */
+export async function cancelChat(apiBase, responseId) {
+  const url = `${apiBase}/chat/${encodeURIComponent(responseId)}/cancel`;
+  try {
+    await fetch(url, { method: "POST", headers: keyed({}), cache: "no-store" });
+  } catch {
+    // the page may be offline: the answer is marked as stopped all the same
+  }
+}
+
+/** `headers` with the function key, when one is saved: a header, never the URL (URLs end up in logs). */
+function keyed(headers) {
+  const key = functionKey();
+  return key ? { ...headers, "x-functions-key": key } : headers;
 }
 
 /**

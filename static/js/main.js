@@ -1,10 +1,11 @@
 // The chat page: wires the form, the stream reader and the transcript together.
 import { AnswerView } from "./answer.js";
-import { errorOf, functionKey, health, loadApiBase, postChat, saveFunctionKey } from "./api.js";
+import { cancelChat, errorOf, functionKey, health, loadApiBase, postChat, resumeChat, saveFunctionKey } from "./api.js";
 import { Conversation, DEFAULT_LIMITS } from "./conversation.js";
 import { FollowScroll } from "./follow.js";
 import { chooseLanguage, localize, setLanguage, t, translatePage } from "./i18n.js";
 import { isSendKey, watchComposition } from "./keyboard.js";
+import { BACKOFF_SECONDS, clearPending, Progress, savePending, takePending, wait } from "./resume.js";
 import { readEvents, StreamDataError } from "./stream.js";
 import { createTurn, offerRetry, showMetrics } from "./turn.js";
 
@@ -26,7 +27,10 @@ const state = {
   apiBase: null, // from config.json; nothing is sent before it is read
   chain: true, // continue with previous_response_id; false: send the history (see conversation.js)
   limits: DEFAULT_LIMITS,
+  resumable: false, // the server can resume a cut stream and cancel a response (RESUMABLE_STREAMS)
   controller: null,
+  progress: null, // how far the answer being read got
+  leaving: false, // the page is being unloaded: an unfinished answer stays for the reload to continue
   conversation: new Conversation(),
 };
 const follow = new FollowScroll(transcript);
@@ -112,6 +116,20 @@ async function post(text, signal) {
 /** Ask `text`; `typing`: it was sent from the text box (so focus goes back there). */
 async function ask(text, typing) {
   if (state.controller || state.apiBase === null) return;
+  await showAnswer(new Progress(text), typing, (signal) => post(text, signal));
+}
+
+/** Continue the answer a reload of the page cut off: its whole stream again, from the start. */
+async function continuePending({ question: text, responseId }) {
+  const progress = new Progress(text);
+  progress.responseId = responseId;
+  const open = async (signal) => ({ response: await resumeChat(state.apiBase, responseId, null, signal), omitted: 0 });
+  await showAnswer(progress, false, open);
+}
+
+/** Show the answer to `progress.question` that `open(signal)` starts ({response, omitted}). */
+async function showAnswer(progress, typing, open) {
+  const text = progress.question;
   alertRegion.replaceChildren();
   const userTurn = createTurn(template, "user");
   userTurn.body.textContent = text;
@@ -119,14 +137,19 @@ async function ask(text, typing) {
   localize(answer.status, "thinking");
   transcript.append(userTurn.article, answer.article);
   const controller = (state.controller = new AbortController());
+  state.progress = progress;
   setBusy(answer, true);
   follow.start();
   const view = new AnswerView(answer);
   const started = performance.now();
   let firstAt = null;
   let askAgain = false;
+  const onEvent = (event) => {
+    if (event.type === "response.created" && state.resumable) savePending(sessionStorage, progress);
+    if (view.show(event)) firstAt = performance.now();
+  };
   try {
-    const { response, omitted } = await post(text, controller.signal);
+    const { response, omitted } = await open(controller.signal);
     if (omitted > 0) localize(answer.note, "trimmed", { count: omitted });
     if (response.status === 401 && !controller.signal.aborted) {
       if (functionKey()) saveFunctionKey(null); // the saved key was refused
@@ -142,18 +165,18 @@ async function ask(text, typing) {
       showProblem(answer, "failed", { code, message }, text, retryAfter);
       return;
     }
-    const { terminal } = await readEvents(response.body, (event) => {
-      if (view.show(event)) firstAt = performance.now();
-    });
+    const { terminal, refused } = await readResuming(response.body, onEvent, progress, answer, controller.signal);
     view.render();
-    if (terminal === null) {
-      showProblem(answer, "cut", {}, text);
+    if (refused) {
+      showProblem(answer, "failed", refused, text);
+    } else if (terminal === null) {
+      showProblem(answer, firstAt === null && progress.responseId === null ? "network" : "cut", {}, text);
     } else if (terminal.type === "error") {
       const { code, message } = terminal.data;
       showProblem(answer, "failed", { code, message }, text);
     } else {
       const { status, incomplete_reason: reason, response_id: responseId, usage } = terminal.data;
-      localize(answer.status, status === "incomplete" ? "incomplete" : null, { reason });
+      localize(answer.status, { incomplete: "incomplete", cancelled: "stopped" }[status] ?? null, { reason });
       state.conversation.remember(text, view.text, responseId);
       showMetrics(answer, { started, firstAt, ended: performance.now(), usage });
     }
@@ -164,6 +187,8 @@ async function ask(text, typing) {
     else showProblem(answer, firstAt === null ? "network" : "cut", {}, text);
   } finally {
     state.controller = null;
+    state.progress = null;
+    if (!state.leaving) clearPending(sessionStorage);
     follow.stop();
     setBusy(answer, false, typing);
     if (askAgain) {
@@ -173,6 +198,51 @@ async function ask(text, typing) {
     } else if (answer.article.isConnected && !answer.status.classList.contains("error")) {
       say(announcer, answerText(answer));
     }
+  }
+}
+
+/**
+ * Read the answer's events to its terminal event; after a cut, when the server can resume,
+ * reconnect with backoff and read on after the last event seen, so no text comes twice.
+ * Resolves to {terminal} (null: it stayed cut) or {refused} (the server would not resume it).
+ */
+async function readResuming(body, onEvent, progress, turn, signal) {
+  let moved = false;
+  const see = (event) => {
+    if (progress.see(event)) moved = true;
+    onEvent(event);
+  };
+  let { terminal } = await readOrCut(body, see, signal);
+  for (let attempt = 0; terminal === null && state.resumable && progress.responseId; attempt++) {
+    if (attempt >= BACKOFF_SECONDS.length) break;
+    localize(turn.status, "reconnecting");
+    await wait(BACKOFF_SECONDS[attempt], signal);
+    let response;
+    try {
+      response = await resumeChat(state.apiBase, progress.responseId, progress.lastId, signal);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      continue; // still offline: wait longer
+    }
+    if (!response.ok) {
+      const { code, message } = await errorOf(response);
+      return { terminal: null, refused: { code, message } };
+    }
+    localize(turn.status, null);
+    moved = false;
+    ({ terminal } = await readOrCut(response.body, see, signal));
+    if (moved) attempt = -1; // it got somewhere: a later cut starts the backoff over
+  }
+  return { terminal };
+}
+
+/** readEvents, with a broken connection read as a cut (a stream without its terminal event). */
+async function readOrCut(body, onEvent, signal) {
+  try {
+    return await readEvents(body, onEvent);
+  } catch (error) {
+    if (signal.aborted || error instanceof StreamDataError) throw error;
+    return { terminal: null };
   }
 }
 
@@ -198,7 +268,17 @@ form.addEventListener("submit", (event) => {
   ask(text, event.submitter !== send);
 });
 
-stop.addEventListener("click", () => state.controller?.abort());
+stop.addEventListener("click", () => {
+  // The server may never hear of the aborted fetch (a host that does not pass disconnects on):
+  // ask it to stop generating as well.
+  const responseId = state.progress?.responseId;
+  if (responseId) cancelChat(state.apiBase, responseId);
+  state.controller?.abort();
+});
+
+addEventListener("pagehide", () => {
+  state.leaving = true;
+});
 
 $("#new-chat").addEventListener("click", () => {
   state.controller?.abort();
@@ -226,8 +306,11 @@ applyLanguage(chooseLanguage(localStorage.getItem("language"), navigator.languag
 state.apiBase = await loadApiBase();
 send.disabled = false;
 const status = await health(state.apiBase);
+state.resumable = status?.resumable === true;
 state.chain = status?.stores_responses !== false;
 state.limits = limitsFrom(status?.limits);
 question.maxLength = state.limits.max_message_chars;
 banner.hidden = status?.upstream !== "demo";
 document.body.dataset.ready = "true";
+const pending = takePending(sessionStorage);
+if (pending && state.resumable) continuePending(pending);

@@ -1,0 +1,70 @@
+// Resumable streams (RESUMABLE_STREAMS on the server): how far an answer got, when to try
+// again after a cut, and the unfinished answer a reload continues. No DOM, no fetch.
+
+/** Seconds to wait before each reconnection after a cut; a reconnection that brings events starts over. */
+export const BACKOFF_SECONDS = [0.5, 1, 2, 4];
+
+const PENDING = "pendingAnswer";
+
+/** How far an answer's stream got: its response id, and the id of the last event seen (the resume cursor). */
+export class Progress {
+  constructor(question) {
+    this.question = question;
+    this.responseId = null;
+    this.lastId = null;
+  }
+
+  /** Note an event; true when it is one a resume would not bring again (so the stream moved on). */
+  see(event) {
+    if (event.type === "response.created" && typeof event.data.response_id === "string") {
+      this.responseId = event.data.response_id;
+    }
+    if (event.id === null || !/^\d+$/.test(event.id)) return false;
+    const id = Number(event.id);
+    if (this.lastId !== null && id <= this.lastId) return false;
+    this.lastId = id;
+    return true;
+  }
+}
+
+/** Keep an unfinished answer across a reload of the page (this tab only). */
+export function savePending(storage, progress) {
+  storage.setItem(PENDING, JSON.stringify({ question: progress.question, responseId: progress.responseId }));
+}
+
+/** The unfinished answer a reload left behind, once; null when there is none. */
+export function takePending(storage) {
+  const saved = storage.getItem(PENDING);
+  storage.removeItem(PENDING);
+  try {
+    const { question, responseId } = JSON.parse(saved ?? "null") ?? {};
+    return typeof question === "string" && /^resp_[A-Za-z0-9_-]{1,200}$/.test(responseId ?? "")
+      ? { question, responseId }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+export function clearPending(storage) {
+  storage.removeItem(PENDING);
+}
+
+/** Resolves after `seconds`; rejects with the signal's reason if it is aborted first. */
+export function wait(seconds, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", stop);
+      resolve();
+    }, seconds * 1000);
+    const stop = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", stop, { once: true });
+  });
+}

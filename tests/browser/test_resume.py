@@ -1,0 +1,139 @@
+"""The page with resumable streams (RESUMABLE_STREAMS=true): a connection cut mid-answer is
+resumed from the last event, a reload continues the answer, and Stop cancels it upstream.
+The cut is real: a middleware in front of the relay drops the browser's connection."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Page, expect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from responses_relay.demo import DemoUpstream, Scenario
+from responses_relay.service import ChatService
+from responses_relay.settings import load_settings
+
+from ..conftest import serve
+from .conftest import DONE, ROOT, send
+
+ANSWER = "".join(f"琵琶湖の見どころ{i}。" for i in range(60))
+
+
+class DroppedConnection(Exception):
+    """Raised while sending, so uvicorn drops the connection mid-body, as a lost network does."""
+
+
+class CutFirstChat:
+    """Lets through everything, but drops the first POST /api/chat's connection after `after` body
+    messages; records the requests it saw."""
+
+    def __init__(self, app: ASGIApp, after: int) -> None:
+        self.app = app
+        self.after = after
+        self.cut = False
+        self.requests: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/chat"):
+            await self.app(scope, receive, send)
+            return
+        self.requests.append(f"{scope['method']} {scope['path']}?{scope['query_string'].decode()}")
+        if scope["method"] != "POST" or scope["path"] != "/api/chat" or self.cut:
+            await self.app(scope, receive, send)
+            return
+        self.cut = True
+        sent = 0
+
+        async def dropping(message: Message) -> None:
+            nonlocal sent
+            if message["type"] == "http.response.body":
+                sent += 1
+                if sent > self.after:
+                    raise DroppedConnection
+            await send(message)
+
+        await self.app(scope, receive, dropping)
+
+
+class _QuietDrop(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
+
+
+@pytest.fixture
+def cutter() -> list[CutFirstChat]:
+    return []
+
+
+@pytest.fixture
+async def site_url(upstream: DemoUpstream, cutter: list[CutFirstChat]) -> AsyncIterator[str]:
+    def wrap(app: ASGIApp) -> ASGIApp:
+        cutter.append(CutFirstChat(app, after=6))
+        return cutter[0]
+
+    quiet = _QuietDrop()
+    logging.getLogger("uvicorn.error").addFilter(quiet)
+    service = ChatService(load_settings({"RESUMABLE_STREAMS": "true"}), demo=upstream)
+    try:
+        async for server in serve(service, wrap=wrap, static_dir=ROOT / "static"):
+            yield server.base_url
+    finally:
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
+
+
+async def test_a_cut_mid_answer_is_resumed_and_no_text_comes_twice(
+    page: Page, upstream: DemoUpstream, cutter: list[CutFirstChat]
+) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.01, chunk_chars=3))
+    await page.evaluate(
+        """() => {
+          window.statuses = [];
+          new MutationObserver(() => {
+            const status = document.querySelector('.turn.assistant .status');
+            if (status) window.statuses.push(status.textContent);
+          }).observe(document.querySelector('#transcript'), {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+    await send(page, "滋賀県について教えてください。")
+    await page.wait_for_selector(DONE)
+    assert await page.inner_text(".turn.assistant .body") == ANSWER
+    assert "接続が切れました。再接続しています…" in await page.evaluate("window.statuses")
+    assert await page.inner_text(".turn.assistant .status") == ""
+    resumes = [request for request in cutter[0].requests if request.startswith("GET /api/chat/resp_")]
+    assert len(resumes) == 1
+    assert "?after=" in resumes[0]
+
+
+async def test_a_reload_during_an_answer_continues_it(
+    page: Page, upstream: DemoUpstream, cutter: list[CutFirstChat]
+) -> None:
+    cutter[0].cut = True  # no cut here: the reload is what interrupts
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.02, chunk_chars=3))
+    await send(page, "滋賀県について教えてください。")
+    await page.wait_for_function("() => document.querySelector('.turn.assistant .body').textContent.length > 10")
+    await page.reload()
+    await page.wait_for_selector(DONE)
+    assert await page.inner_text(".turn.user .body") == "滋賀県について教えてください。"
+    assert await page.inner_text(".turn.assistant .body") == ANSWER
+    await expect(page.locator(".turn")).to_have_count(2)
+    assert any(request.endswith("?") and request.startswith("GET /api/chat/resp_") for request in cutter[0].requests)
+
+
+async def test_stop_cancels_the_response_upstream(
+    page: Page, upstream: DemoUpstream, cutter: list[CutFirstChat]
+) -> None:
+    cutter[0].cut = True
+    upstream.set_scenario(Scenario(text=ANSWER * 3, delta_seconds=0.02))
+    await send(page, "滋賀県について教えてください。")
+    await page.wait_for_function("() => document.querySelector('.turn.assistant .body').textContent.length > 3")
+    async with page.expect_response(lambda response: response.url.endswith("/cancel")) as cancelled:
+        await page.click("#stop")
+    reply = await cancelled.value
+    response_id = reply.url.split("/")[-2]
+    assert reply.status == 200
+    await expect(page.locator(".turn.assistant .status")).to_have_text("停止しました。")
+    cancels = [record.path for record in upstream.records if record.path.endswith("/cancel")]
+    assert cancels == [f"/openai/v1/responses/{response_id}/cancel"]
+    await expect(page.locator("#send")).to_be_visible()

@@ -1,0 +1,70 @@
+// Unit tests of resume.js: the resume cursor, the pending answer a reload continues, the wait.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { BACKOFF_SECONDS, clearPending, Progress, savePending, takePending, wait } from "../../static/js/resume.js";
+
+class MemoryStorage {
+  constructor() {
+    this.items = new Map();
+  }
+  getItem(key) {
+    return this.items.has(key) ? this.items.get(key) : null;
+  }
+  setItem(key, value) {
+    this.items.set(key, String(value));
+  }
+  removeItem(key) {
+    this.items.delete(key);
+  }
+}
+
+const created = { type: "response.created", id: "0", data: { response_id: "resp_abc" } };
+const delta = (id) => ({ type: "response.output_text.delta", id: String(id), data: { delta: "x" } });
+
+test("progress keeps the response id and the last event id, the cursor to resume after", () => {
+  const progress = new Progress("滋賀は？");
+  assert.equal(progress.see(created), true);
+  assert.equal(progress.see(delta(4)), true);
+  assert.equal(progress.see(delta(9)), true);
+  assert.deepEqual([progress.responseId, progress.lastId], ["resp_abc", 9]);
+});
+
+test("events the relay made itself (no id) and events already seen do not move the cursor", () => {
+  const progress = new Progress("q");
+  progress.see(delta(9));
+  assert.equal(progress.see({ type: "error", id: null, data: {} }), false);
+  assert.equal(progress.see(delta(9)), false);
+  assert.equal(progress.see(delta(3)), false);
+  assert.equal(progress.see({ type: "x", id: "9a", data: {} }), false);
+  assert.equal(progress.lastId, 9);
+});
+
+test("a pending answer is taken once; anything malformed is no pending answer", () => {
+  const storage = new MemoryStorage();
+  const progress = new Progress("滋賀は？");
+  progress.see(created);
+  savePending(storage, progress);
+  assert.deepEqual(takePending(storage), { question: "滋賀は？", responseId: "resp_abc" });
+  assert.equal(takePending(storage), null);
+  storage.setItem("pendingAnswer", "{not json");
+  assert.equal(takePending(storage), null);
+  storage.setItem("pendingAnswer", JSON.stringify({ question: "q", responseId: "../../admin" }));
+  assert.equal(takePending(storage), null);
+  savePending(storage, progress);
+  clearPending(storage);
+  assert.equal(takePending(storage), null);
+});
+
+test("the backoff waits longer each time, a few times", () => {
+  assert.deepEqual(BACKOFF_SECONDS, [0.5, 1, 2, 4]);
+});
+
+test("a wait ends early, rejected, when its signal is aborted", async () => {
+  const controller = new AbortController();
+  const waiting = wait(60, controller.signal);
+  controller.abort(new Error("stopped"));
+  await assert.rejects(waiting, /stopped/);
+  await assert.rejects(wait(0, controller.signal), /stopped/);
+  await wait(0, new AbortController().signal);
+});
