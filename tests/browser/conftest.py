@@ -90,3 +90,23 @@ async def answered(page: Page, count: int) -> None:
         " && document.querySelectorAll('.turn.assistant .metrics:not(:empty)').length === count",
         arg=count,
     )
+
+
+async def watch_answer_growth(page: Page) -> None:
+    """Record the answer's length each time the transcript changes; `growth` reads them."""
+    await page.evaluate(
+        """() => {
+          window.lengths = [];
+          new MutationObserver(() => {
+            const body = document.querySelector('.turn.assistant .body');
+            if (body) window.lengths.push(body.textContent.length);
+          }).observe(document.querySelector('#transcript'), {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+
+
+async def growth(page: Page, final: int) -> int:
+    """How many lengths between empty and `final` the answer was seen at: more than one when it
+    streamed in, rather than arriving at once."""
+    lengths: list[int] = await page.evaluate("window.lengths")
+    return len({length for length in lengths if 0 < length < final})

@@ -11,8 +11,7 @@ from playwright.async_api import Page, Route, expect
 from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import answer_for
 
-from ..conftest import RelayServer
-from .conftest import ARTIFACTS, DONE, answered, send
+from .conftest import ARTIFACTS, DONE, answered, growth, send, watch_answer_growth
 
 ANSWER = (
     "滋賀県は日本最大の湖、琵琶湖を抱く自然豊かな県です。"
@@ -22,20 +21,11 @@ ANSWER = (
 
 async def test_japanese_question_streams_in_progressively(page: Page, upstream: DemoUpstream) -> None:
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.03))
-    await page.evaluate(
-        """() => {
-          window.lengths = [];
-          new MutationObserver(() => {
-            const body = document.querySelector('.turn.assistant .body');
-            if (body) window.lengths.push(body.textContent.length);
-          }).observe(document.querySelector('#transcript'), {subtree: true, childList: true, characterData: true});
-        }"""
-    )
+    await watch_answer_growth(page)
     await send(page, "滋賀県について教えてください。")
     await page.wait_for_selector(DONE)
 
-    lengths: list[int] = await page.evaluate("window.lengths")
-    assert len({length for length in lengths if 0 < length < len(ANSWER)}) >= 5  # seen growing, not all at once
+    assert await growth(page, len(ANSWER)) >= 5  # seen growing, not all at once
     assert await page.inner_text(".turn.assistant .body") == ANSWER
     assert await page.inner_text(".turn.user .body") == "滋賀県について教えてください。"
     metrics = await page.inner_text(".turn.assistant .metrics")
@@ -152,41 +142,6 @@ async def test_language_switch(page: Page) -> None:
     await page.wait_for_selector("body[data-ready=true]")
     await expect(page.locator("h1")).to_have_text("Tour guide chat")
     assert await page.get_attribute("html", "lang") == "en"
-
-
-async def test_function_key_is_asked_once_and_kept_in_session_storage(
-    page: Page, site: RelayServer, upstream: DemoUpstream
-) -> None:
-    upstream.set_scenario(Scenario(text="OK", delta_seconds=0.001))
-    urls: list[str] = []
-    page.on("request", lambda request: urls.append(request.url))
-    await page.route("**/api/chat", _require_key("secret-key"))
-    await send(page, "滋賀県について教えてください。")
-    await expect(page.locator("#key-dialog")).to_be_visible()
-    await page.fill("#key-input", "secret-key")
-    await page.click("#key-form button[value=save]")
-    await page.wait_for_selector(DONE)
-
-    assert await page.evaluate("sessionStorage.getItem('functionKey')") == "secret-key"
-    assert await page.evaluate("localStorage.getItem('functionKey')") is None
-    assert not [url for url in urls if "secret-key" in url]
-    await send(page, "京都は？")
-    await answered(page, 2)
-    await expect(page.locator("#key-dialog")).to_be_hidden()
-
-
-def _require_key(key: str):  # type: ignore[no-untyped-def]
-    """A stand-in for the Functions host's key check, in front of the real relay."""
-
-    async def handle(route: Route) -> None:
-        if route.request.headers.get("x-functions-key") != key:
-            await route.fulfill(
-                status=401, content_type="application/json", body='{"error":{"code":"unauthorized","message":"key"}}'
-            )
-        else:
-            await route.continue_()
-
-    return handle
 
 
 async def test_readable_at_phone_width_in_dark_mode(page: Page, upstream: DemoUpstream) -> None:

@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from ..host_process import HostProcess
-from .conftest import DONE, send
+from .conftest import DONE, growth, send, watch_answer_growth
 
 
 @pytest.fixture(scope="module")
@@ -30,21 +30,12 @@ async def test_the_page_streams_the_japanese_example_through_the_real_worker(
     page: Page, worker_site: HostProcess
 ) -> None:
     await expect(page.locator("#demo-banner")).to_be_visible()
-    await page.evaluate(
-        """() => {
-          window.lengths = [];
-          new MutationObserver(() => {
-            const body = document.querySelector('.turn.assistant .body');
-            if (body) window.lengths.push(body.textContent.length);
-          }).observe(document.querySelector('#transcript'), {subtree: true, childList: true, characterData: true});
-        }"""
-    )
+    await watch_answer_growth(page)
     await send(page, "滋賀県について教えてください。")
     await page.wait_for_selector(DONE)
     answer = await page.inner_text(".turn.assistant .body")
     assert answer.startswith("滋賀県は")
     assert "琵琶湖" in answer
-    lengths: list[int] = await page.evaluate("window.lengths")
-    assert len({length for length in lengths if 0 < length < len(answer)}) >= 5  # seen growing
+    assert await growth(page, len(answer)) >= 5  # seen growing
     executed = await asyncio.to_thread(worker_site.wait_for, lambda line: "Executed 'Functions.chat'" in line)
     assert "Succeeded" in executed
