@@ -4,7 +4,9 @@ and the response body drains that buffer, as the origin planned it.
 The body starts with a comment (so headers and first bytes reach the client at
 once), sends a heartbeat comment whenever nothing was sent for a while, and ends
 after exactly one terminal event. When the client leaves, the producer is
-cancelled and the upstream HTTP response is closed.
+cancelled and the upstream HTTP response is closed. A stored (background) response's
+upstream stream that ends or breaks early is healed: ended from the response's real
+status, or continued after the last event seen (`Recover`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ OPENING = encode_comment("stream open")
 PING = encode_comment("ping")
 
 # After the upstream stream of a stored (background) response ended early: given its id and the
-# last sequence number relayed, its retrieved response object when that is final, or a
+# last sequence number seen, its retrieved response object when that is final, or a
 # stream that continues after that sequence number. Raises HttpError when neither is possible.
 Recover = Callable[[str, int | None], Awaitable["httpx2.Response | dict[str, Any]"]]
 MAX_HEALS = 3  # recoveries per stream
