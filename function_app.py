@@ -26,7 +26,7 @@ def create_app(chat_service: ChatService) -> func.FunctionApp:
 
     @app.route(route="chat/{response_id}/cancel", methods=[func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
     async def cancel(req: Request) -> Response:
-        return await chat_service.cancel(req, req.path_params["response_id"])
+        return await chat_service.cancel(req.path_params["response_id"])
 
     @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
     async def health(req: Request) -> Response:

@@ -131,13 +131,15 @@ def check_response_id(response_id: str) -> None:
 
 
 def cursor(request: Request) -> int | None:
-    """Where a resumed stream continues: after the sequence number in `?after=N`, else in the
-    `Last-Event-ID` header (what EventSource sends when it reconnects); None: from the start."""
-    raw = request.query_params.get("after")
-    if raw is None:
-        raw = request.headers.get("last-event-id")
-    if raw is None or raw == "":
-        return None
+    """Where a resumed stream continues: after the sequence number in `?after=N` or in the
+    `Last-Event-ID` header (what EventSource sends when it reconnects: it keeps its URL, so its
+    header can be ahead of the URL's `after`); the later of the two; None: from the start."""
+    given = [request.query_params.get("after"), request.headers.get("last-event-id")]
+    numbers = [_event_id(raw) for raw in given if raw not in (None, "")]
+    return max(numbers) if numbers else None
+
+
+def _event_id(raw: str) -> int:
     if not _CURSOR.fullmatch(raw):
         raise HttpError(INVALID_CURSOR, "The cursor (after, or Last-Event-ID) must be an event id such as 42")
     return int(raw)

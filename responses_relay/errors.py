@@ -59,7 +59,12 @@ RATE_LIMITED = _entry("rate_limited", 429, "the model service's rate limit, with
 UPSTREAM_UNAUTHORIZED = _entry("upstream_unauthorized", 502, "the model service answered 401: check the key or role")
 UPSTREAM_FORBIDDEN = _entry("upstream_forbidden", 502, "the model service answered 403 (network rules, role)")
 UPSTREAM_NOT_FOUND = _entry("upstream_not_found", 502, "the model service answered 404: no such deployment")
-UPSTREAM_ERROR = _entry("upstream_error", 502, "the model service failed (5xx, after the retries for 500/502/503)")
+UPSTREAM_ERROR = _entry(
+    "upstream_error",
+    502,
+    "the model service failed (5xx, after the retries for 500/502/503); in a stream: its `error` event had no code",
+    in_stream=True,
+)
 UPSTREAM_REJECTED = _entry("upstream_rejected", 502, "the model service rejected the request (another 4xx)")
 UPSTREAM_UNREACHABLE = _entry("upstream_unreachable", 502, "the model service could not be reached, after the retries")
 UPSTREAM_BAD_RESPONSE = _entry(
@@ -86,7 +91,7 @@ WORKER_UNAVAILABLE = _entry("worker_unavailable", 502, "local host `--worker`: t
 
 
 class HttpError(Exception):
-    """An error the caller sees as `{"error": {"code", "message"[, "param"]}}`."""
+    """An error the caller sees as `{"error": {"code", "message"[, "param"][, "retry_after"]}}`."""
 
     def __init__(
         self,
@@ -94,6 +99,7 @@ class HttpError(Exception):
         message: str,
         *,
         param: str | None = None,
+        retry_after: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -102,12 +108,17 @@ class HttpError(Exception):
         self.code = error.code
         self.message = message
         self.param = param
+        self.retry_after = retry_after
         self.headers = dict(headers or {})
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_after)
 
     def to_response(self) -> Response:
-        error: dict[str, str] = {"code": self.code, "message": self.message}
+        error: dict[str, str | int] = {"code": self.code, "message": self.message}
         if self.param is not None:
             error["param"] = self.param
+        if self.retry_after is not None:  # also in the body: a page on another origin cannot read the header
+            error["retry_after"] = self.retry_after
         return Response(
             orjson.dumps({"error": error}),
             status_code=self.status,

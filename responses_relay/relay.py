@@ -204,6 +204,8 @@ class RelayStream:
         response_id = translator.response_id
         if self._recover is None or response_id is None or heals >= MAX_HEALS:
             return False
+        if translator.last_sequence is None:  # no sequence numbers: a resume would send it all again
+            return False
         logger.info(
             "upstream stream ended early (%s); recovering after %s", ended_early[0].code, translator.last_sequence
         )
@@ -275,9 +277,7 @@ class RelayStream:
 
     async def aclose(self) -> None:
         """Cancel the producer if it still runs; the upstream response is closed either way."""
-        if self._producer is None:
-            await self._upstream.aclose()
-        elif not self._producer.done():
+        if self._producer is not None and not self._producer.done():
             if not self._draining:  # a drain ends by itself, soon
                 self._producer.cancel()
             try:
@@ -285,6 +285,8 @@ class RelayStream:
             except asyncio.CancelledError:
                 if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                     raise
+        # Also when the producer was cancelled before it ever ran, so its own `finally` did not.
+        await self._upstream.aclose()
         if self.outcome is None:
             self.outcome = self._translator.outcome or "client_disconnected"
         self._log()

@@ -15,9 +15,9 @@ from starlette.responses import JSONResponse, Response
 
 from .chat_request import check_content_type, check_response_id, cursor, parse_chat_request, read_body
 from .demo import DemoUpstream
-from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, HttpError, error_response
+from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
 from .events import Translator
-from .invocation import INVOCATION_ID_HEADER
+from .invocation import invocation_id
 from .live_streams import LiveStreams
 from .relay import Recover, RelayStream
 from .settings import Settings
@@ -57,7 +57,7 @@ class ChatService:
         """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
         return await self._answer("resume", self._resume(request, response_id))
 
-    async def cancel(self, request: Request, response_id: str) -> Response:
+    async def cancel(self, response_id: str) -> Response:
         """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
         cancelled upstream (streams of it on other instances then end too); otherwise the
         response's live stream on this instance is ended, which closes its upstream call."""
@@ -81,17 +81,27 @@ class ChatService:
 
     async def _cancel(self, response_id: str) -> Response:
         check_response_id(response_id)
-        if self.settings.resumable:
-            upstream = await self.upstream()
-            status = _text(await upstream.cancel(response_id), "status") or "cancelled"
-        elif not self._live.of_response(response_id):
+        live = self._live.of_response(response_id)
+        if not self.settings.resumable and not live:
             raise HttpError(RESPONSE_NOT_FOUND, "No stream of that response is live on this instance")
-        else:
-            status = "cancelled"
-        if status == "cancelled":
-            for stream in self._live.of_response(response_id):
+        try:
+            status = await self._cancel_upstream(response_id) if self.settings.resumable else "cancelled"
+        finally:
+            # The caller asked to stop: this instance's streams of it end even if the upstream failed to say so.
+            for stream in live:
                 stream.cancel()
         return JSONResponse({"id": response_id, "status": status}, headers={"Cache-Control": "no-store"})
+
+    async def _cancel_upstream(self, response_id: str) -> str:
+        """Cancel a background response upstream; its status after that."""
+        upstream = await self.upstream()
+        try:
+            response = await upstream.cancel(response_id)
+        except HttpError as error:
+            if error.code != UPSTREAM_REJECTED.code:
+                raise
+            response = await upstream.retrieve(response_id)  # refused: it had finished already, probably
+        return _text(response, "status") or "cancelled"
 
     async def _answer(self, action: str, answering: Awaitable[Response]) -> Response:
         """The response, or the error known before any byte of it went out, as plain HTTP."""
@@ -112,7 +122,7 @@ class ChatService:
             translator,
             heartbeat_seconds=self.settings.heartbeat_seconds,
             buffer_bytes=self.settings.buffer_bytes,
-            invocation_id=request.headers.get(INVOCATION_ID_HEADER),
+            invocation_id=invocation_id(request),
             recover=_recovery(upstream) if self.settings.resumable else None,
             live=self._live,
         )

@@ -31,7 +31,8 @@ def ended(stream: Interruptible) -> None:
         _drained.set_result(None)
 
 
-def live_streams() -> int:
+def open_count() -> int:
+    """How many streams are being sent now."""
     return len(_live)
 
 

@@ -9,6 +9,7 @@ from contextlib import aclosing, suppress
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from .disconnect import until_disconnected
 from .relay import RelayStream
 
 SSE_HEADERS = {
@@ -45,6 +46,5 @@ class SSEResponse(Response):
             await self.stream.aclose()
 
     async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        await until_disconnected(receive)
         self.stream.client_left()

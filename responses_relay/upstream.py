@@ -101,6 +101,7 @@ class Upstream:
                 stream_cls=AsyncStream[Any],
             ),
             httpx2.Response,
+            creates=self.settings.resumable,
         )
 
     async def resume(self, response_id: str, after: int | None) -> httpx2.Response:
@@ -130,11 +131,19 @@ class Upstream:
         return await self._call(lambda: self.client.post(path, cast_to=object), dict, stored=True)
 
     async def _call(
-        self, send: Callable[[], Awaitable[object]], kind: type[_Result], *, stored: bool = False
+        self,
+        send: Callable[[], Awaitable[object]],
+        kind: type[_Result],
+        *,
+        stored: bool = False,
+        creates: bool = False,
     ) -> _Result:
         """One request with our retries; every failure as an `HttpError`. `stored`: a request
-        about a stored response, whose 404 means that response, not the deployment."""
+        about a stored response, whose 404 means that response, not the deployment. `creates`:
+        it starts a background response, which goes on whoever hears the answer; it is sent
+        again only when it cannot have arrived (the connection was never made)."""
         for attempt in range(self.settings.max_retries + 1):
+            last = attempt == self.settings.max_retries
             try:
                 result = await send()
             except openai.APITimeoutError:
@@ -142,13 +151,13 @@ class Upstream:
                 raise HttpError(UPSTREAM_TIMEOUT, "The model service did not answer in time") from None
             except openai.APIConnectionError as error:
                 logger.warning("upstream unreachable (attempt %d): %s", attempt + 1, type(error.__cause__).__name__)
-                if attempt == self.settings.max_retries:
+                if last or (creates and not isinstance(error.__cause__, httpx2.ConnectError)):
                     raise HttpError(UPSTREAM_UNREACHABLE, "The model service could not be reached") from None
                 await asyncio.sleep(0.1 * (attempt + 1))
                 continue
             except openai.APIStatusError as error:
                 delay = _retry_after(error.response.headers)
-                retry = error.status_code in _RETRY_STATUSES and attempt < self.settings.max_retries
+                retry = error.status_code in _RETRY_STATUSES and not last and not creates
                 if retry and (delay is None or delay <= _MAX_RETRY_DELAY):
                     logger.warning("upstream answered %d (attempt %d); retrying", error.status_code, attempt + 1)
                     await asyncio.sleep(delay if delay is not None else 0.1 * (attempt + 1))
@@ -195,8 +204,8 @@ class Upstream:
             return HttpError(CALLER_INPUT_CODES[code], refused)
         if status == 429:
             delay = _retry_after(error.response.headers)
-            headers = {} if delay is None else {"Retry-After": str(max(1, math.ceil(delay)))}
-            return HttpError(RATE_LIMITED, "The model service is busy; retry later", headers=headers)
+            seconds = None if delay is None else max(1, math.ceil(delay))
+            return HttpError(RATE_LIMITED, "The model service is busy; retry later", retry_after=seconds)
         if status in (408, 504):
             return HttpError(UPSTREAM_TIMEOUT, "The model service did not answer in time")
         known = {

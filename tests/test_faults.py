@@ -143,6 +143,8 @@ def check_client_outcome(case: Case, received: Received) -> None:
         assert received.json["error"]["code"] == case.code
         for header, value in case.headers.items():
             assert received.headers.get(header) == value
+        retry_after = case.headers.get("retry-after")  # in the body too, for pages on another origin
+        assert received.json["error"].get("retry_after") == (None if retry_after is None else int(retry_after))
         return
     assert received.terminals == [received.events[-1]], "exactly one terminal event, and it is the last"
     payload = orjson.loads(received.events[-1].data)

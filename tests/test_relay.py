@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx2
 import orjson
 import pytest
 from openai import AsyncOpenAI, AsyncStream
@@ -14,6 +17,7 @@ from openai import AsyncOpenAI, AsyncStream
 from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import split_deltas
 from responses_relay.events import Translator
+from responses_relay.relay import OPENING, RelayStream
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 from responses_relay.sse import Event
@@ -173,3 +177,44 @@ async def test_a_failure_inside_the_stream_is_logged_and_ends_with_an_error_even
     assert "a bug in the relay" not in received.raw.decode()
     record = upstream.records[-1]
     assert await asyncio.to_thread(record.ended.wait, 5)
+
+
+class RecordingBody(httpx2.AsyncByteStream):
+    """An upstream body that never sends anything and records being closed."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        await asyncio.Event().wait()
+        yield b""
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_client_gone_before_the_producer_ran_still_closes_the_upstream() -> None:
+    upstream = RecordingBody()
+    stream = RelayStream(httpx2.Response(200, stream=upstream), Translator(), heartbeat_seconds=5, buffer_bytes=1024)
+    body = stream.body()
+    assert await anext(body) == OPENING
+    stream.client_left()  # in the same loop step: the producer is made, then cancelled before it ran
+    with pytest.raises(StopAsyncIteration):
+        await anext(body)
+    await stream.aclose()
+    assert upstream.closed
+    assert stream.outcome == "client_disconnected"
+
+
+async def test_a_caller_cannot_choose_the_invocation_id_in_the_stream_record(
+    relay: RelayServer, upstream: DemoUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.001))
+    forged = "00000000-0000-0000-0000-000000000000"
+    with caplog.at_level(logging.INFO, logger="responses_relay.relay"):
+        await chat(relay.client, QUESTION, headers={"x-ms-invocation-id": forged})
+        await chat(relay.client, QUESTION, headers={"x-ms-invocation-id": "forged\\nline"})
+    ids = [getattr(record, "stream_invocation_id", None) for record in caplog.records]
+    assert len(ids) == 2
+    assert all(re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", str(value)) for value in ids)
+    assert forged not in ids

@@ -104,6 +104,24 @@ async def test_resume_from_the_start_or_after_a_query_cursor(upstream: DemoUpstr
     assert ids(after)[-1] == ids(whole)[-1]
 
 
+async def test_the_later_of_after_and_last_event_id_wins(upstream: DemoUpstream, resumable: Settings) -> None:
+    # An EventSource opened at ?after=N keeps its URL and sends Last-Event-ID when it reconnects.
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001, chunk_chars=8))
+    async with instances(resumable) as [a, b]:
+        whole = await chat(a.client, {"input": "滋賀"})
+        early, late = ids(whole)[2], ids(whole)[6]
+        path = f"/api/chat/{response_id(whole)}"
+        header_ahead = await resume(
+            b, path.rsplit("/", 1)[1], params={"after": early}, headers={"last-event-id": str(late)}
+        )
+        query_ahead = await resume(
+            b, path.rsplit("/", 1)[1], params={"after": late}, headers={"last-event-id": str(early)}
+        )
+    assert min(ids(header_ahead)) > int(late)
+    assert min(ids(query_ahead)) > int(late)
+    assert header_ahead.text == query_ahead.text
+
+
 async def test_an_upstream_cut_mid_stream_is_healed_invisibly(upstream: DemoUpstream, resumable: Settings) -> None:
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.002, chunk_chars=4, ending="cut", after_deltas=6))
     async with instances(resumable, 1) as [server]:
@@ -114,6 +132,21 @@ async def test_an_upstream_cut_mid_stream_is_healed_invisibly(upstream: DemoUpst
     assert ids(received) == sorted(set(ids(received)))
     resumed = [record for record in upstream.records if record.method == "GET"]
     assert [record.path.rsplit("/", 1)[-1] for record in resumed] == [response_id(received)] * 2  # retrieve, stream
+
+
+async def test_a_failed_background_request_is_not_sent_twice(
+    upstream: DemoUpstream, resumable: Settings, make_settings: Callable[..., Settings]
+) -> None:
+    # A 5xx may come from a gateway after the response was created, and a background response
+    # goes on to the end whoever hears of it: a second request would start a second, billed one.
+    upstream.set_scenario(Scenario(status=503))
+    async with instances(resumable, 1) as [server]:
+        reply = await server.client.post("/api/chat", json={"input": "滋賀"})
+    assert (reply.status_code, reply.json()["error"]["code"]) == (502, "upstream_error")
+    assert len(upstream.records) == 1
+    async with instances(make_settings(), 1) as [server]:
+        await server.client.post("/api/chat", json={"input": "滋賀"})
+    assert len(upstream.records) == 3  # without background mode, retried once
 
 
 async def test_heals_are_bounded(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
@@ -142,6 +175,14 @@ async def test_a_cancel_on_one_instance_ends_a_live_stream_on_another(
     assert [event.event for event in received.terminals] == ["response.completed"]
     assert received.payloads("response.completed")[0]["status"] == "cancelled"
     assert len(received.text) < len(ANSWER * 3)
+
+
+async def test_cancelling_a_finished_response_says_how_it_finished(upstream: DemoUpstream, resumable: Settings) -> None:
+    upstream.set_scenario(Scenario(text="琵琶湖", delta_seconds=0.001))
+    async with instances(resumable, 1) as [server]:
+        finished = await chat(server.client, {"input": "滋賀"})
+        reply = await server.client.post(f"/api/chat/{response_id(finished)}/cancel")
+    assert (reply.status_code, reply.json()) == (200, {"id": response_id(finished), "status": "completed"})
 
 
 async def test_without_background_mode_a_cancel_stops_the_live_stream_here_only(

@@ -99,7 +99,7 @@ async def test_soak_leaves_nothing_behind(upstream: DemoUpstream, make_settings:
             await server.service.aclose()  # an emptied pool each time: idle connections are no leak
             gc.collect()
             memory.append(relay_memory())
-        assert shutdown.live_streams() == 0, "every stream has ended"
+        assert shutdown.open_count() == 0, "every stream has ended"
     tracemalloc.stop()
     assert "cut" not in outcomes
     assert outcomes.count("left") > kinds.count("leaver") * 0.9  # a few finish before they mean to leave

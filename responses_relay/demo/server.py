@@ -26,6 +26,7 @@ import orjson
 import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
+from ..disconnect import until_disconnected
 from .answers import Answer, answer_for, reasoning_for, split_deltas
 from .background import StoredResponse
 from .wire import ResponseEvents, error_body, sse
@@ -180,7 +181,7 @@ class DemoUpstream:
         )
         self.records.append(record)
         query = parse_qs(scope["query_string"].decode())
-        left = asyncio.get_running_loop().create_task(_wait_for_disconnect(receive))
+        left = asyncio.get_running_loop().create_task(until_disconnected(receive))
         handling = self._handle(self.scenario, request, route["id"], route["cancel"] is not None, query, send)
         respond = asyncio.get_running_loop().create_task(handling)
         try:
@@ -216,6 +217,9 @@ class DemoUpstream:
         stored = next((stored for stored in self._stored if stored.id == response_id), None)
         if stored is None:
             await _send_json(send, 404, error_body("not_found", f"Response with id '{response_id}' not found."))
+        elif cancel and stored.done:
+            message = f"Cannot cancel a response with status '{stored.status}'."
+            await _send_json(send, 400, error_body("invalid_request_error", message))
         elif cancel:
             await stored.cancel()
             await _send_json(send, 200, orjson.dumps(stored.response()))
@@ -390,11 +394,6 @@ async def _read_body(receive: Receive) -> bytes:
         body += message.get("body", b"")
         if not message.get("more_body", False):
             return bytes(body)
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _asks_for_summary(request: dict[str, Any]) -> bool:

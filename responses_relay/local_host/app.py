@@ -30,7 +30,7 @@ from ..errors import METHOD_NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED, error_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _KEYED_LEVELS = frozenset({"function", "admin"})
-_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+ALL_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 # Functions route templates: {name}, {name:constraint}, {*name} (catch-all). Optional parts ({name?}) are not served.
 _PARAMETER = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
 
@@ -61,7 +61,7 @@ def build_asgi_app(
         key = function_key if function.auth_level in _KEYED_LEVELS else None
         # Methods are checked in the endpoint, so a wrong one gets 405 rather than the static files' 404.
         endpoint = _guarded(function.endpoint, function.methods, key)
-        routes.append(Route(starlette_path(route_prefix, function.route), endpoint, methods=_ALL_METHODS))
+        routes.append(Route(starlette_path(route_prefix, function.route), endpoint, methods=list(ALL_METHODS)))
     if diagnostics:
         routes.append(Route("/_diagnostics", _diagnostics))
     if static_dir is not None and static_dir.is_dir():
@@ -73,7 +73,8 @@ def build_asgi_app(
                 CORSMiddleware,
                 allow_origins=list(cors_origins),
                 allow_methods=["GET", "POST"],
-                allow_headers=["content-type", "x-functions-key"],
+                allow_headers=["content-type", "x-functions-key", "last-event-id"],
+                expose_headers=["retry-after"],
                 max_age=600,
             )
         )
@@ -103,7 +104,7 @@ def _guarded(endpoint: Endpoint, methods: frozenset[str], key: str | None) -> En
 async def _diagnostics(request: Request) -> Response:
     """For soak runs (LOCAL_HOST_DIAGNOSTICS=1 only): what the host process holds right now."""
     return JSONResponse(
-        {"tasks": len(asyncio.all_tasks()), "live_streams": shutdown.live_streams(), "open_fds": _open_fds()}
+        {"tasks": len(asyncio.all_tasks()), "live_streams": shutdown.open_count(), "open_fds": _open_fds()}
     )
 
 

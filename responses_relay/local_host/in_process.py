@@ -65,8 +65,9 @@ _INVOCATION_ID = INVOCATION_ID_HEADER.encode()
 
 def _endpoint(user_function: Callable[..., object], binding: str) -> Endpoint:
     async def endpoint(request: Request) -> Response:
-        # The Functions host tags every request it passes on with its invocation id.
-        scope = {**request.scope, "headers": [*request.scope["headers"], (_INVOCATION_ID, str(uuid.uuid4()).encode())]}
+        # The Functions host tags every request it passes on with its invocation id, in place of any the caller sent.
+        headers = [(name, value) for name, value in request.scope["headers"] if name.lower() != _INVOCATION_ID]
+        scope = {**request.scope, "headers": [*headers, (_INVOCATION_ID, str(uuid.uuid4()).encode())]}
         result = user_function(**{binding: Request(scope, request.receive)})
         if inspect.isawaitable(result):
             result = await result

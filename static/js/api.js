@@ -71,7 +71,9 @@ export async function errorOf(response) {
   const retryAfter = retryAfterSeconds(response.headers.get("Retry-After"), Date.now());
   try {
     const { error } = await response.json();
-    if (error?.code) return { code: error.code, message: error.message ?? "", retryAfter };
+    // The body says it too: a page on another origin may not be allowed to read the header.
+    const said = Number.isSafeInteger(error?.retry_after) && error.retry_after >= 0 ? error.retry_after : null;
+    if (error?.code) return { code: error.code, message: error.message ?? "", retryAfter: retryAfter ?? said };
   } catch {
     // not JSON: fall through
   }

@@ -145,7 +145,8 @@ async function showAnswer(progress, typing, open) {
   let firstAt = null;
   let askAgain = false;
   const onEvent = (event) => {
-    if (event.type === "response.created" && state.resumable) savePending(sessionStorage, progress);
+    if (event.type === "response.created" && progress.stopWhenCreated) stopAnswer();
+    else if (event.type === "response.created" && state.resumable) savePending(sessionStorage, progress);
     if (view.show(event)) firstAt = performance.now();
   };
   try {
@@ -170,6 +171,8 @@ async function showAnswer(progress, typing, open) {
     if (refused) {
       showProblem(answer, "failed", refused, text);
     } else if (terminal === null) {
+      // Given up: a background response would go on generating for nobody.
+      if (state.resumable && progress.responseId) cancelChat(state.apiBase, progress.responseId);
       showProblem(answer, firstAt === null && progress.responseId === null ? "network" : "cut", {}, text);
     } else if (terminal.type === "error") {
       const { code, message } = terminal.data;
@@ -268,20 +271,35 @@ form.addEventListener("submit", (event) => {
   ask(text, event.submitter !== send);
 });
 
-stop.addEventListener("click", () => {
-  // The server may never hear of the aborted fetch (a host that does not pass disconnects on):
-  // ask it to stop generating as well.
-  const responseId = state.progress?.responseId;
-  if (responseId) cancelChat(state.apiBase, responseId);
-  state.controller?.abort();
-});
+/**
+ * Stop the answer being read. The server may never hear of the aborted fetch (a host that does
+ * not pass disconnects on, or background mode, where the response goes on by design): ask it to
+ * stop generating too. Before the response has an id, wait for it (background mode) or just abort.
+ */
+function stopAnswer() {
+  const progress = state.progress;
+  if (progress === null) return;
+  if (progress.responseId) {
+    cancelChat(state.apiBase, progress.responseId);
+    state.controller?.abort();
+  } else if (state.resumable) {
+    progress.stopWhenCreated = true; // see showAnswer's onEvent
+  } else {
+    state.controller?.abort();
+  }
+}
+
+stop.addEventListener("click", stopAnswer);
 
 addEventListener("pagehide", () => {
   state.leaving = true;
 });
+addEventListener("pageshow", () => {
+  state.leaving = false; // back from the back/forward cache: still this page's answer
+});
 
 $("#new-chat").addEventListener("click", () => {
-  state.controller?.abort();
+  stopAnswer();
   state.conversation.clear();
   transcript.replaceChildren();
   alertRegion.replaceChildren();

@@ -12,6 +12,7 @@ export class Progress {
     this.question = question;
     this.responseId = null;
     this.lastId = null;
+    this.stopWhenCreated = false; // Stop was pressed before the response had an id to cancel
   }
 
   /** Note an event; true when it is one a resume would not bring again (so the stream moved on). */

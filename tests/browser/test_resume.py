@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+import httpx2
 import pytest
 from playwright.async_api import Page, expect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -136,4 +137,21 @@ async def test_stop_cancels_the_response_upstream(
     await expect(page.locator(".turn.assistant .status")).to_have_text("停止しました。")
     cancels = [record.path for record in upstream.records if record.path.endswith("/cancel")]
     assert cancels == [f"/openai/v1/responses/{response_id}/cancel"]
+    async with httpx2.AsyncClient(timeout=5) as client:  # the model itself stopped, not only the page
+        stored = (await client.get(f"{upstream.base_url}responses/{response_id}")).json()
+    assert stored["status"] == "cancelled"
     await expect(page.locator("#send")).to_be_visible()
+
+
+async def test_a_new_conversation_cancels_the_answer_being_written(
+    page: Page, upstream: DemoUpstream, cutter: list[CutFirstChat]
+) -> None:
+    cutter[0].cut = True
+    upstream.set_scenario(Scenario(text=ANSWER * 3, delta_seconds=0.02))
+    await send(page, "滋賀県について教えてください。")
+    await page.wait_for_function("() => document.querySelector('.turn.assistant .body').textContent.length > 3")
+    async with page.expect_response(lambda response: response.url.endswith("/cancel")) as cancelled:
+        await page.click("#new-chat")
+    assert (await cancelled.value).status == 200
+    await expect(page.locator(".turn")).to_have_count(0)
+    assert [record.path for record in upstream.records if record.path.endswith("/cancel")]

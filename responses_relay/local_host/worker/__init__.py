@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..app import HttpFunction
+from ..app import ALL_METHODS, HttpFunction
 from ..backend import BackendError
 from .channel import WorkerChannel, WorkerGone
 from .console import Console
@@ -117,7 +117,7 @@ class WorkerBackend:
         if trigger is None:
             return None
         assert self._proxy is not None
-        methods = frozenset(str(method).upper() for method in trigger.get("methods") or ()) or _ALL_METHODS
+        methods = frozenset(str(method).upper() for method in trigger.get("methods") or ()) or ALL_METHODS
         auth_level = str(trigger.get("authLevel") or "function").lower()
         endpoint = self._proxy.endpoint(metadata.function_id, metadata.name, str(trigger["name"]))
         return HttpFunction(metadata.name, trigger.get("route") or metadata.name, methods, auth_level, endpoint)
@@ -139,9 +139,6 @@ class WorkerBackend:
                 await self._watch
         if self._channel is not None:
             await self._channel.aclose()
-
-
-_ALL_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 
 async def _first(awaitable: Any, exited: asyncio.Task[int], when: str) -> Any:

@@ -70,6 +70,12 @@ class WorkerChannel:
             self._pending[(reply_field, key)] = future
         return future
 
+    def forget(self, reply_field: str, key: str) -> None:
+        """Stop waiting for a response that will never come (its request went nowhere)."""
+        future = self._pending.pop((reply_field, key), None)
+        if future is not None:
+            future.cancel()
+
     def send(self, field: str, message: Any) -> None:
         self._outbox.put_nowait(self.protos.StreamingMessage(request_id=str(uuid.uuid4()), **{field: message}))
 

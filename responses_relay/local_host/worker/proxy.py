@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ... import shutdown
+from ...disconnect import until_disconnected
 from ...errors import WORKER_UNAVAILABLE, ErrorCode, error_response
 from ...invocation import INVOCATION_ID_HEADER
 from ..app import Endpoint
@@ -60,6 +61,7 @@ class WorkerProxy:
                 reply = await self._client.send(forwarded, stream=True)
             except httpx2.TransportError as error:
                 logger.warning("the Functions worker did not answer: %s", type(error).__name__)
+                self._channel.forget("invocation_response", invocation_id)
                 return error_response(WORKER_UNAVAILABLE, "The Functions worker did not answer")
             return ProxiedResponse(reply)
 
@@ -86,8 +88,10 @@ class WorkerProxy:
 
         def executed(reply: asyncio.Future[Any]) -> None:
             duration = (time.monotonic() - started) * 1000
-            if reply.cancelled() or isinstance(reply.exception(), WorkerGone):
-                failure: str | None = "the worker went away"
+            if reply.cancelled():
+                failure: str | None = "the worker's web server did not answer"
+            elif isinstance(reply.exception(), WorkerGone):
+                failure = "the worker went away"
             else:
                 result = reply.result().result
                 failure = None if result.status == protos.StatusResult.Success else result.exception.message
@@ -117,7 +121,7 @@ class ProxiedResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
         self._forwarding = loop.create_task(self._forward(send))
-        watcher = loop.create_task(_wait_for_disconnect(receive))
+        watcher = loop.create_task(until_disconnected(receive))
         shutdown.started(self)
         try:
             await asyncio.wait({self._forwarding, watcher}, return_when=asyncio.FIRST_COMPLETED)
@@ -150,8 +154,3 @@ class ProxiedResponse(Response):
 
 def _forwarded(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [(name, value) for name, value in headers if name.lower().decode() not in _HOP_BY_HOP]
-
-
-async def _wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
