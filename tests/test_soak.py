@@ -8,7 +8,6 @@ import asyncio
 import gc
 import os
 import random
-import time
 import tracemalloc
 from collections.abc import Callable
 from contextlib import suppress
@@ -54,23 +53,27 @@ def relay_memory() -> int:
     return sum(stat.size for stat in snapshot.statistics("filename"))
 
 
-async def one_stream(server: RelayServer, kind: str, number: int, chance: random.Random) -> tuple[str, float]:
-    """Read one answer as a client of `kind` would; its outcome, and when it ended (monotonic)."""
-    leave_after = chance.randint(100, 1000)  # bytes; a whole answer is over 1 kB even when deltas merge under load
-    question = orjson.dumps({"input": f"滋賀県について教えてください。({number})"})
+async def one_stream(server: RelayServer, kind: str, number: int, chance: random.Random) -> str:
+    """Read one answer as a client of `kind` would; its outcome."""
+    # Bytes: fewer than the 80 deltas before a leaver's answer stalls bring, however they merge.
+    leave_after = chance.randint(100, 500)
+    question = orjson.dumps({"input": f"滋賀県について教えてください。({kind} {number})"})
     async with server.client.stream("POST", "/api/chat", content=question, headers=HEADERS) as reply:
         received = 0
         async for chunk in reply.aiter_raw():
             received += len(chunk)
             if kind == "leaver" and received >= leave_after:
-                return "left", time.monotonic()
+                return "left"
             if kind == "slow":
                 await asyncio.sleep(0.002)  # a slow reader (behaviour under test, not synchronisation)
-        return ("completed" if b"response.completed" in chunk else "cut"), time.monotonic()
+        return "completed" if b"response.completed" in chunk else "cut"
 
 
 async def test_soak_leaves_nothing_behind(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
-    upstream.set_scenario(Scenario(text="琵琶湖は日本最大の湖です。" * 40, delta_seconds=0.003))
+    # A leaver's answer stalls upstream after 80 deltas, past where it leaves: only the relay
+    # closing that upstream call can end it.
+    text = "琵琶湖は日本最大の湖です。" * 40
+    upstream.set_scenario(Scenario(text=text, delta_seconds=0.003, stall_when="leaver", after_deltas=80))
     chance = random.Random(2026)
     kinds = [chance.choice(["leaver", "slow", "normal"]) for _ in range(150)]
     gc.collect()
@@ -79,22 +82,19 @@ async def test_soak_leaves_nothing_behind(upstream: DemoUpstream, make_settings:
     async for server in serve(ChatService(make_settings())):
         # Warm at full concurrency: imports, caches, and both connection pools at their size.
         await asyncio.gather(*(one_stream(server, "normal", -1 - n, chance) for n in range(50)))
+        upstream.records.clear()
         outcomes: list[str] = []
         memory = []
-        left_with_upstream_open = []
+        cancelled_upstream = 0
         for start in range(0, len(kinds), 50):  # 50 concurrent at a time
             batch = kinds[start : start + 50]
-            ended = await asyncio.gather(*(one_stream(server, kind, start + n, chance) for n, kind in enumerate(batch)))
-            outcomes += [outcome for outcome, _ in ended]
-            for record in upstream.records:
+            outcomes += await asyncio.gather(
+                *(one_stream(server, kind, start + n, chance) for n, kind in enumerate(batch))
+            )
+            for record in upstream.records:  # each upstream call ended; a leaver's only by the relay closing it
                 assert await asyncio.to_thread(record.ended.wait, 5)
-            by_question = {record.request["input"]: record for record in upstream.records}
-            for n, (outcome, at) in enumerate(ended):
-                record = by_question[f"滋賀県について教えてください。({start + n})"]
-                assert record.ended_at is not None
-                # A client that left while its upstream call was still streaming: that call was closed.
-                if outcome == "left" and record.ended_at > at:
-                    left_with_upstream_open.append(record.client_left)
+                if "leaver" in record.request["input"]:
+                    cancelled_upstream += record.client_left
             upstream.records.clear()  # the test upstream's own bookkeeping is not the relay's memory
             await server.service.aclose()  # an emptied pool each time: idle connections are no leak
             gc.collect()
@@ -102,12 +102,8 @@ async def test_soak_leaves_nothing_behind(upstream: DemoUpstream, make_settings:
         assert shutdown.open_count() == 0, "every stream has ended"
     tracemalloc.stop()
     assert "cut" not in outcomes
-    assert outcomes.count("left") > kinds.count("leaver") * 0.9  # a few finish before they mean to leave
-    # A leaver whose answer the relay had already read in full leaves nothing to cancel upstream.
-    # Of those who left mid-answer, most had the upstream call closed: the others' answers ended
-    # on their own before the relay, sharing this busy process with client and upstream, noticed.
-    assert len(left_with_upstream_open) >= 10
-    assert sum(left_with_upstream_open) >= len(left_with_upstream_open) / 2, left_with_upstream_open
+    assert outcomes.count("left") == kinds.count("leaver")
+    assert cancelled_upstream == kinds.count("leaver")
     assert open_fds(upstream) <= fds_before  # fewer when something of an earlier test closed meanwhile
     # Whatever one batch leaves (pools, caches, allocator slack), the next ones add nothing to it:
     # a leak would grow with every batch of 50 streams.

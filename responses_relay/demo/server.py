@@ -69,6 +69,7 @@ class Scenario:
     noise: bool = False  # after each delta: a malformed SSE line, a comment, an unknown event type
     chunk_chars: int | None = None  # deltas of this many characters (None: token-sized)
     hold_search: bool = False  # a web search runs until `release()`
+    stall_when: str | None = None  # questions containing this stall after `after_deltas`, the others do not
     burst: bool = False  # the whole stream in one write, so the relay reads it at once (not with ending="cut")
 
 
@@ -209,6 +210,10 @@ class DemoUpstream:
         send: Send,
     ) -> None:
         if response_id is None:
+            if scenario.stall_when is not None and scenario.stall_when in _last_user_text(request):
+                scenario = replace(scenario, ending="stall")
+            elif scenario.stall_when is not None:
+                scenario = replace(scenario, after_deltas=None)
             if request.get("background") and scenario.status is None:
                 await self._create_in_background(scenario, request, send)
             else:
