@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-from azure.core.credentials_async import AsyncTokenCredential
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .chat_request import check_content_type, parse_chat_request, read_body
-from .demo import DemoUpstream
 from .errors import HttpError, error_response
 from .events import Translator
 from .invocation import INVOCATION_ID_HEADER
 from .relay import RelayStream, SSEResponse
 from .settings import Settings
 from .upstream import Upstream, check_proxy_environment
+
+if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never needs the demo upstream
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    from .demo import DemoUpstream
 
 logger = logging.getLogger("responses_relay")
 
@@ -85,6 +89,8 @@ class ChatService:
         global _shared_demo
         if self._demo is None:
             if _shared_demo is None:
+                from .demo import DemoUpstream
+
                 _shared_demo = DemoUpstream(self.settings.demo_delta_seconds)
             self._demo = _shared_demo
         return self._demo

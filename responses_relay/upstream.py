@@ -18,8 +18,6 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx2
 import openai
 import orjson
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient
 
 from .chat_request import ChatRequest
@@ -27,7 +25,8 @@ from .errors import HttpError
 from .settings import Settings, SettingsError
 from .transport import DEFAULT_LIMITS, StreamingTransport
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # azure.identity is imported only for keyless auth: it is slow to import
+    from azure.core.credentials_async import AsyncTokenCredential
     from httpx2._types import CertTypes
 
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -57,6 +56,8 @@ class Upstream:
         elif settings.endpoint is None:
             api_key = "demo"  # the built-in demo upstream takes any key
         else:
+            from azure.identity.aio import get_bearer_token_provider
+
             self._credential = credential or _default_credential(settings)
             api_key = get_bearer_token_provider(self._credential, AZURE_SCOPE)
         timeout = httpx2.Timeout(
@@ -221,6 +222,8 @@ class _LeanClient(DefaultAsyncHttpxClient):
 
 
 def _default_credential(settings: Settings) -> AsyncTokenCredential:
+    from azure.identity.aio import DefaultAzureCredential
+
     # AZURE_CLIENT_ID selects a user-assigned managed identity.
     return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
 

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from responses_relay import upstream as upstream_module
 from responses_relay.demo import DemoUpstream
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings, load_settings
@@ -65,7 +64,7 @@ def test_keyless_default_credential_gets_the_user_assigned_identity(monkeypatch:
         made.append(options)
         return FakeCredential()
 
-    monkeypatch.setattr(upstream_module, "DefaultAzureCredential", default_credential)
+    monkeypatch.setattr("azure.identity.aio.DefaultAzureCredential", default_credential)
     settings = load_settings({"OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/v1/", "AZURE_CLIENT_ID": "abc-123"})
     Upstream(settings, settings.endpoint or "")
     assert made == [{"managed_identity_client_id": "abc-123"}]
@@ -75,7 +74,7 @@ def test_key_never_builds_a_credential(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(**options: Any) -> None:
         raise AssertionError("a credential was built although a key is set")
 
-    monkeypatch.setattr(upstream_module, "DefaultAzureCredential", refuse)
+    monkeypatch.setattr("azure.identity.aio.DefaultAzureCredential", refuse)
     settings = load_settings({"OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/v1/", "OPENAI_API_KEY": "k"})
     Upstream(settings, settings.endpoint or "")
 
