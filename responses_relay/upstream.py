@@ -76,7 +76,7 @@ class Upstream:
 
     async def open(self, request: ChatRequest) -> httpx2.Response:
         """The upstream's streaming HTTP response, its headers received and status 2xx."""
-        body = orjson.dumps(self._parameters(request))
+        body = json_body(self._parameters(request))
         for attempt in range(self.settings.max_retries + 1):
             try:
                 # `responses.create(stream=True)`, minus the SDK's per-request parameter transformation
@@ -179,6 +179,12 @@ def http_client(settings: Settings, timeout: httpx2.Timeout) -> httpx2.AsyncClie
     if settings.transport == "httpx":
         return DefaultAsyncHttpxClient(**options)
     return _LeanClient(buffer_bytes=settings.buffer_bytes, **options)
+
+
+def json_body(value: Any) -> bytes:
+    """`value` as JSON in bytes of their own size. orjson's result keeps its working buffer
+    (4 KiB or more), and the request, so its body, is held as long as its stream lasts."""
+    return bytes(memoryview(orjson.dumps(value)))
 
 
 def check_proxy_environment(settings: Settings) -> None:

@@ -6,6 +6,8 @@ a credential object that hands out a token, as DefaultAzureCredential would.
 
 from __future__ import annotations
 
+import json
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +17,7 @@ from azure.core.credentials import AccessToken
 from responses_relay.demo import DemoUpstream
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings, load_settings
-from responses_relay.upstream import AZURE_SCOPE, Upstream
+from responses_relay.upstream import AZURE_SCOPE, Upstream, json_body
 
 from .conftest import FAKE_KEY, serve
 from .sse_client import chat
@@ -88,3 +90,19 @@ def test_redact_removes_the_upstream_address() -> None:
         "failed at https://secret-name.openai.azure.com/openai/v1/responses and secret-name.openai.azure.com"
     )
     assert "secret-name" not in message
+
+
+def test_a_request_body_holds_no_more_memory_than_its_size() -> None:
+    # The request is held, so its body, for as long as its stream lasts: at 1,000 streams, a
+    # working buffer kept with each body would be 4 MiB.
+    settings = load_settings({"OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/v1/", "OPENAI_API_KEY": "k"})
+    parameters = {"model": settings.model, "instructions": settings.instructions, "input": "滋賀県について"}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        body = json_body(parameters)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert body == json.dumps(parameters, ensure_ascii=False, separators=(",", ":")).encode()
+    assert held < len(body) + 100
