@@ -44,6 +44,7 @@ class StreamResult:
     stream_id: str
     status: int = 0
     first_delta_ms: float | None = None
+    first_delta_ns: int | None = None  # when it arrived, on the machine-wide monotonic clock
     latencies_ms: list[float] = field(default_factory=list)
     deltas: int = 0
     completed: bool = False
@@ -88,6 +89,7 @@ class StreamClient(asyncio.Protocol):
             if kind == "response.output_text.delta":
                 if result.first_delta_ms is None:
                     result.first_delta_ms = (now - self.sent_ns) / 1e6
+                    result.first_delta_ns = now
                 for stamp in payload["delta"].split(";")[:-1]:
                     result.latencies_ms.append((now - int(stamp)) / 1e6)
                     result.deltas += 1

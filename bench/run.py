@@ -1,8 +1,10 @@
 """Benchmark runner: the project against the floor (direct) and the naive SDK relay.
 
 Starts the upstream emulator and, one after the other, each relay as its own process
-(both served by the project's local host, so only the function differs), drives the
-scenarios with the load client in this process, and writes bench/RESULTS.md.
+(all served by the project's local host, so only the function differs; `worker` runs the
+project on the real Functions worker behind it), drives the scenarios with the load
+client in this process, and writes bench/RESULTS.md. S0 (cold start) comes first: each
+of its rounds starts every relay afresh, in turn, and sends it one chat.
 
     python -m bench.run             # the full run (a few minutes)
     python -m bench.run --smoke     # tiny counts, as the tests run it
@@ -16,21 +18,23 @@ import datetime
 import json
 import os
 import platform
+import re
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import openai
 import uvicorn
 
-from .load import StreamResult, Target, run_streams
+from .load import StreamResult, Target, run_stream, run_streams
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"  # the processes' logs (not committed)
@@ -43,11 +47,13 @@ class Scenario:
     streams: int
     deltas: int
     interval: float
-    repeat: int = 1  # sequential rounds (S1: one stream is one sample of time to first delta)
+    repeat: int = 1  # sequential rounds (S1: one stream is one sample of time to first delta; S0: one start)
     leave: bool = False
+    cold: bool = False  # each round starts a fresh relay process and sends it one chat
 
 
 FULL = [
+    Scenario("S0", "cold start: spawn to the first delta of a first chat (x9 starts)", 1, 5, 0.001, 9, cold=True),
     Scenario("S1", "1 stream x 200 deltas at 20 ms (x5 rounds)", 1, 200, 0.02, repeat=5),
     Scenario("S2", "100 streams x 100 deltas at 20 ms", 100, 100, 0.02),
     Scenario("S3", "20 streams x 2,000 deltas, as fast as possible", 20, 2000, 0.0),
@@ -55,6 +61,7 @@ FULL = [
     Scenario("S5", "200 streams at 20 ms, clients leave at random points", 200, 100, 0.02, leave=True),
 ]
 SMOKE = [
+    Scenario("S0", "cold start (x2 starts)", 1, 5, 0.001, 2, cold=True),
     Scenario("S1", "1 stream x 10 deltas at 5 ms", 1, 10, 0.005),
     Scenario("S2", "5 streams x 10 deltas at 5 ms", 5, 10, 0.005),
     Scenario("S3", "2 streams x 50 deltas, as fast as possible", 2, 50, 0.0),
@@ -69,14 +76,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class Child:
+    """A child process and its output so far, one line at a time."""
+
+    pid: int
+    lines: list[str] = field(default_factory=list)
+
+    def find(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        return next((match for line in self.lines if (match := pattern.search(line))), None)
+
+
 @contextmanager
-def process(command: list[str], ready: str, env: dict[str, str], log: Path) -> Iterator[tuple[int, str]]:
-    """A child process, once it printed a line containing `ready`: (pid, that line). Output goes to `log`."""
+def process(command: list[str], ready: str, env: dict[str, str], log: Path) -> Iterator[Child]:
+    """A child process, once it printed a line containing `ready` (its last line so far). Output goes to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     child = subprocess.Popen(
         command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT
     )
-    seen: list[str] = []
+    output = Child(child.pid)
     is_ready = threading.Event()
 
     def drain() -> None:
@@ -84,18 +102,19 @@ def process(command: list[str], ready: str, env: dict[str, str], log: Path) -> I
         with log.open("w") as sink:
             for line in child.stdout:
                 sink.write(line)
-                if not is_ready.is_set() and ready in line:
-                    seen.append(line)
-                    is_ready.set()
+                if not is_ready.is_set():
+                    output.lines.append(line)
+                    if ready in line:
+                        is_ready.set()
         is_ready.set()
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
         is_ready.wait(60)
-        if not seen:
+        if not output.lines or ready not in output.lines[-1]:
             raise RuntimeError(f"{command} did not print {ready!r}; see {log}")
-        yield child.pid, seen[0]
+        yield output
     finally:
         child.terminate()
         try:
@@ -147,9 +166,14 @@ async def upstream_closes(port: int, expected: set[str], deadline: float) -> dic
     return closes
 
 
-async def measure(target: Target, scenario: Scenario, pid: int | None, upstream_port: int) -> dict[str, Any]:
+async def measure(
+    target: Target, scenario: Scenario, pid: int | None, upstream_port: int, host_pid: int | None = None
+) -> dict[str, Any]:
+    """One scenario's figures; the CPU and RSS are `pid`'s, the relay's own (with the real worker:
+    the worker's), and `host_pid`'s CPU is the stand-in Functions host's (with the real worker)."""
     results: list[StreamResult] = []
     cpu_before = cpu_seconds(pid) if pid else 0.0
+    host_cpu_before = cpu_seconds(host_pid) if host_pid else 0.0
     rss_before = rss_bytes(pid) if pid else 0
     peak = [rss_before]
     stop = asyncio.Event()
@@ -169,6 +193,7 @@ async def measure(target: Target, scenario: Scenario, pid: int | None, upstream_
     if sampler:
         await sampler
     cpu = cpu_seconds(pid) - cpu_before if pid else None
+    host_cpu = cpu_seconds(host_pid) - host_cpu_before if host_pid else None
     deltas = sum(result.deltas for result in results)
     latencies = [latency for result in results for latency in result.latencies_ms]
     first = [result.first_delta_ms for result in results if result.first_delta_ms is not None]
@@ -183,6 +208,7 @@ async def measure(target: Target, scenario: Scenario, pid: int | None, upstream_
         "latency_p99": percentile(latencies, 0.99),
         "deltas_per_s": deltas / wall if wall else None,
         "cpu_us_per_delta": cpu / deltas * 1e6 if cpu is not None and deltas else None,
+        "host_cpu_us_per_delta": host_cpu / deltas * 1e6 if host_cpu is not None and deltas else None,
         "peak_rss_mib": peak[0] / 2**20 if pid else None,
         "rss_kib_per_stream": (peak[0] - rss_before) / 1024 / scenario.streams if pid else None,
     }
@@ -196,47 +222,150 @@ async def measure(target: Target, scenario: Scenario, pid: int | None, upstream_
     return figures
 
 
-async def run_target(target: Target, scenarios: list[Scenario], pid: int | None, upstream_port: int) -> dict[str, Any]:
+async def run_target(
+    target: Target, scenarios: list[Scenario], pid: int | None, upstream_port: int, host_pid: int | None = None
+) -> dict[str, Any]:
     await run_streams(target, streams=3, deltas=5, interval=0.001, prefix=f"{target.name}-warmup")
-    return {scenario.name: await measure(target, scenario, pid, upstream_port) for scenario in scenarios}
+    return {scenario.name: await measure(target, scenario, pid, upstream_port, host_pid) for scenario in scenarios}
 
 
-def relay_command(app_dir: Path, port: int) -> list[str]:
-    return [sys.executable, "-m", "responses_relay.local_host", "--port", str(port), "--app-dir", str(app_dir)]
+@dataclass(frozen=True)
+class Relay:
+    """A relay as the benchmark starts it: the function app the local host serves, extra
+    environment, and whether the app runs on the real Functions worker behind the host."""
+
+    app_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    worker: bool = False
+
+    def command(self, port: int) -> list[str]:
+        command = [sys.executable, "-m", "responses_relay.local_host", "--port", str(port)]
+        return [*command, "--app-dir", str(self.app_dir), *(["--worker"] if self.worker else [])]
+
+
+RELAYS: dict[str, Relay] = {
+    "naive": Relay(ROOT / "bench" / "naive"),
+    "project": Relay(ROOT),
+    "project-httpx": Relay(ROOT, {"UPSTREAM_TRANSPORT": "httpx"}),
+    "worker": Relay(ROOT, worker=True),
+}
+TARGETS = ("direct", *RELAYS)
+# The local host's last start-up line, with either back end (the worker's own uvicorn prints
+# "Uvicorn running on" for its internal port before the host is ready).
+READY = "Functions app on"
+WORKER_STARTED = re.compile(r"Functions worker started \(pid (\d+)\)")
 
 
 def run(scenarios: list[Scenario], targets: list[str]) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {name: {} for name in targets}
+    cold = [scenario for scenario in scenarios if scenario.cold]
+    warm = [scenario for scenario in scenarios if not scenario.cold]
     upstream_cmd = [sys.executable, "-m", "bench.upstream", "--port", "0"]
-    with process(upstream_cmd, "PORT", {}, OUT / "upstream.log") as (_, ready_line):
-        upstream_port = int(ready_line.split()[1])
+    with process(upstream_cmd, "PORT", {}, OUT / "upstream.log") as upstream:
+        upstream_port = int(upstream.lines[-1].split()[1])
         relay_env = {
             "OPENAI_ENDPOINT": f"http://127.0.0.1:{upstream_port}/openai/v1/",
             "OPENAI_API_KEY": "bench",
             "PYTHONPATH": str(ROOT),
         }
-        for name in targets:
+        relays = [name for name in targets if name in RELAYS]
+        for scenario in cold:
+            for name, figures in asyncio.run(cold_starts(scenario, relays, relay_env)).items():
+                results[name][scenario.name] = figures
+        for name in targets if warm else []:
             if name == "direct":
                 target = Target("direct", "127.0.0.1", upstream_port, "/openai/v1/responses", direct=True)
-                results[name] = asyncio.run(run_target(target, scenarios, None, upstream_port))
+                results[name].update(asyncio.run(run_target(target, warm, None, upstream_port)))
                 continue
-            port = free_port()
-            app_dir, env = RELAYS[name]
-            with process(
-                relay_command(app_dir, port), "Uvicorn running on", {**relay_env, **env}, OUT / f"{name}.log"
-            ) as (pid, _):
+            port, relay = free_port(), RELAYS[name]
+            with process(relay.command(port), READY, {**relay_env, **relay.env}, OUT / f"{name}.log") as host:
+                worker = host.find(WORKER_STARTED)
+                pid, host_pid = (int(worker[1]), host.pid) if worker else (host.pid, None)
                 target = Target(name, "127.0.0.1", port, "/api/chat")
-                results[name] = asyncio.run(run_target(target, scenarios, pid, upstream_port))
-    return results
+                results[name].update(asyncio.run(run_target(target, warm, pid, upstream_port, host_pid)))
+    return {name: figures for name, figures in results.items() if figures}
 
 
-# The relays: the function app each runs under the local host, and its extra environment.
-RELAYS: dict[str, tuple[Path, dict[str, str]]] = {
-    "naive": (ROOT / "bench" / "naive", {}),
-    "project": (ROOT, {}),
-    "project-httpx": (ROOT, {"UPSTREAM_TRANSPORT": "httpx"}),
-}
-TARGETS = ("direct", *RELAYS)
+async def cold_starts(scenario: Scenario, names: list[str], env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each round starts every relay once, one after the other, so the machine's load falls on all alike."""
+    starts: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for round_index in range(scenario.repeat):
+        for name in names:
+            starts[name].append(await cold_start(name, scenario, round_index, env))
+    return {name: cold_figures(runs) for name, runs in starts.items()}
+
+
+async def cold_start(name: str, scenario: Scenario, round_index: int, env: dict[str, str]) -> dict[str, Any]:
+    """Spawn a fresh relay, send one chat as soon as it serves; the times from the spawn (ms)."""
+    relay, port = RELAYS[name], free_port()
+    log = OUT / f"{name}-{scenario.name}-{round_index}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    spawned = time.monotonic_ns()
+    child = await asyncio.create_subprocess_exec(
+        *relay.command(port),
+        env={**os.environ, **env, **relay.env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    assert child.stdout is not None
+    with log.open("wb") as sink:
+        try:
+            lines: list[str] = []
+            async with asyncio.timeout(60):
+                while READY not in (line := (await child.stdout.readline()).decode(errors="replace")):
+                    if not line:
+                        raise RuntimeError(f"{name} ended before it served; see {log}")
+                    lines.append(line)
+                    sink.write(line.encode())
+            ready = time.monotonic_ns()
+            target = Target(name, "127.0.0.1", port, "/api/chat")
+            knobs = f"n={scenario.deltas} interval={scenario.interval}"
+            result = await run_stream(target, knobs, f"{name}-{scenario.name}-{round_index}", timeout=60)
+            worker = next((match for line in lines if (match := WORKER_STARTED.search(line))), None)
+            pid, host_pid = (int(worker[1]), child.pid) if worker else (child.pid, None)
+            cpu, host_cpu = cpu_seconds(pid), cpu_seconds(host_pid) if host_pid else None
+        finally:
+            if child.returncode is None:
+                child.terminate()
+            try:
+                async with asyncio.timeout(30):
+                    sink.write(await child.stdout.read())
+                    await child.wait()
+            except TimeoutError:
+                child.kill()
+                await child.wait()
+    return {
+        "ready_ms": (ready - spawned) / 1e6,
+        "first_delta_ms": None if result.first_delta_ns is None else (result.first_delta_ns - spawned) / 1e6,
+        "chat_first_delta_ms": result.first_delta_ms,
+        "cpu_ms": cpu * 1000,
+        "host_cpu_ms": None if host_cpu is None else host_cpu * 1000,
+        "error": result.error,
+    }
+
+
+def cold_figures(starts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the starts (one start is one sample)."""
+
+    def median(key: str) -> float | None:
+        values = [start[key] for start in starts if start[key] is not None]
+        return statistics.median(values) if values else None
+
+    totals = [start["first_delta_ms"] for start in starts if start["first_delta_ms"] is not None]
+    return {
+        "streams": len(starts),
+        "errors": sum(start["error"] is not None for start in starts),
+        "error_kinds": sorted({start["error"] for start in starts if start["error"]}),
+        "cold_p50": median("first_delta_ms"),
+        "cold_min": min(totals, default=None),
+        "cold_max": max(totals, default=None),
+        "ready_p50": median("ready_ms"),
+        "chat_first_delta_p50": median("chat_first_delta_ms"),
+        "cpu_ms_p50": median("cpu_ms"),
+        "host_cpu_ms_p50": median("host_cpu_ms"),
+        "starts": starts,
+    }
 
 
 def check_targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
@@ -251,10 +380,21 @@ def check_targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
             direct["S2"]["latency_p99"],
             project["S1"]["first_p50"],
             direct["S1"]["first_p50"],
+            project["S0"]["cold_p50"],
+            naive["S0"]["cold_p50"],
         )
     ):
         return [("all targets", False, "a figure is missing: see the errors above")]
     checks = []
+    cold, naive_cold = project["S0"]["cold_p50"], naive["S0"]["cold_p50"]
+    checks.append(
+        (
+            "S0: cold start (spawn to first delta), median <= naive's, zero errors",
+            cold <= naive_cold and project["S0"]["errors"] == 0,
+            f"{cold:.0f} ms vs naive {naive_cold:.0f} ms ({cold - naive_cold:+.0f} ms, medians of the starts),"
+            f" errors {project['S0']['errors']}",
+        )
+    )
     cpu, naive_cpu = project["S3"]["cpu_us_per_delta"], naive["S3"]["cpu_us_per_delta"]
     checks.append(
         (
@@ -319,6 +459,67 @@ def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> s
         "- direct: the client reads the upstream itself (the floor); naive: the SDK relay users would otherwise",
         "  write (bench/naive); project: function_app.py; project-httpx: the same with UPSTREAM_TRANSPORT=httpx",
         "  (httpx2's own transport instead of the lean one). All relays run under the same local host.",
+        "- worker: function_app.py on the real Azure Functions Python worker, behind the local host as its",
+        "  stand-in Functions host (gRPC, and each request proxied to the worker's own web server). Its relay CPU",
+        "  and RSS are the worker process's, the function's own cost; the stand-in host's CPU (in Azure, the .NET",
+        "  host's work) is reported apart, in its own section.",
+    ]
+    cold = [scenario for scenario in scenarios if scenario.cold]
+    warm = [scenario for scenario in scenarios if not scenario.cold]
+    for scenario in cold:
+        lines += _cold_table(results, scenario)
+    if warm:
+        lines += _warm_table(results, warm)
+    if {"direct", "naive", "project"} <= results.keys() and len(scenarios) == len(FULL):
+        lines += ["", "## Targets", "", "| target | met | figures |", "| --- | --- | --- |"]
+        lines += [f"| {name} | {'yes' if met else 'NO'} | {why} |" for name, met, why in check_targets(results)]
+    if {"project", "project-httpx"} <= results.keys() and warm:
+        lines += ["", "## The lean transport's own gain", "", "| scenario | relay CPU per delta: lean / httpx |"]
+        lines.append("| --- | --- |")
+        for scenario in warm:
+            lean, stock = (results[name][scenario.name]["cpu_us_per_delta"] for name in ("project", "project-httpx"))
+            lines.append(f"| {scenario.name} | {_number(lean)} us / {_number(stock)} us{_ratio(lean, stock)} |")
+    if {"project", "worker"} <= results.keys() and warm:
+        lines += _worker_table(results, warm)
+    return "\n".join(lines) + "\n"
+
+
+def _cold_table(results: dict[str, Any], scenario: Scenario) -> list[str]:
+    lines = [
+        "",
+        f"## {scenario.name}: cold start",
+        "",
+        f"A fresh relay process per start, {scenario.repeat} starts per target, the targets in turn; one chat"
+        f" ({scenario.deltas} deltas) as soon as the host prints that it serves. Times from the spawn;"
+        " medians over the starts. CPU: the relay process's (with the real worker: the worker's), until the chat"
+        " ended.",
+        "",
+        "| target | spawn to first delta: median (min to max) | spawn to serving | first chat: request to first delta"
+        " | relay CPU | stand-in host CPU | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, by_scenario in results.items():
+        if scenario.name not in by_scenario:
+            continue
+        figures = by_scenario[scenario.name]
+        cells = [
+            name,
+            f"{_number(figures['cold_p50'], 0)} ms ({_number(figures['cold_min'], 0)} to"
+            f" {_number(figures['cold_max'], 0)})",
+            f"{_number(figures['ready_p50'], 0)} ms",
+            _ms(figures["chat_first_delta_p50"]),
+            f"{_number(figures['cpu_ms_p50'], 0)} ms",
+            "-" if figures["host_cpu_ms_p50"] is None else f"{_number(figures['host_cpu_ms_p50'], 0)} ms",
+            str(figures["errors"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _warm_table(results: dict[str, Any], scenarios: list[Scenario]) -> list[str]:
+    lines = [
+        "",
+        "## S1 to S5",
         "",
         "| scenario | target | first delta p50 / p99 | delta latency p50 / p99 | deltas/s | relay CPU per delta"
         " | peak RSS | RSS per stream | errors | cancel p50 / p99 |",
@@ -326,6 +527,8 @@ def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> s
     ]
     for scenario in scenarios:
         for name, by_scenario in results.items():
+            if scenario.name not in by_scenario:
+                continue
             figures = by_scenario[scenario.name]
             cancel = f"{_ms(figures.get('cancel_p50'))} / {_ms(figures.get('cancel_p99'))}" if scenario.leave else ""
             cells = [
@@ -341,17 +544,38 @@ def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> s
                 cancel,
             ]
             lines.append("| " + " | ".join(cells) + " |")
-    if {"direct", "naive", "project"} <= results.keys() and len(scenarios) == len(FULL):
-        lines += ["", "## Targets", "", "| target | met | figures |", "| --- | --- | --- |"]
-        lines += [f"| {name} | {'yes' if met else 'NO'} | {why} |" for name, met, why in check_targets(results)]
-    if {"project", "project-httpx"} <= results.keys():
-        lines += ["", "## The lean transport's own gain", "", "| scenario | relay CPU per delta: lean / httpx |"]
-        lines.append("| --- | --- |")
-        for scenario in scenarios:
-            lean, stock = (results[name][scenario.name]["cpu_us_per_delta"] for name in ("project", "project-httpx"))
-            ratio = f" ({lean / stock:.2f})" if lean and stock else ""
-            lines.append(f"| {scenario.name} | {_number(lean)} us / {_number(stock)} us{ratio} |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _worker_table(results: dict[str, Any], scenarios: list[Scenario]) -> list[str]:
+    lines = [
+        "",
+        "## The real Functions worker",
+        "",
+        "The project on the real worker against the project in-process (no target yet). The stand-in host's CPU is"
+        " the local host's proxy (in Azure, the .NET Functions host), not the relay's.",
+        "",
+        "| scenario | relay CPU per delta: worker / in-process | stand-in host CPU per delta"
+        " | first delta p50: worker / in-process | delta latency p99: worker / in-process | errors (worker) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for scenario in scenarios:
+        worker, project = results["worker"][scenario.name], results["project"][scenario.name]
+        cells = [
+            scenario.name,
+            f"{_number(worker['cpu_us_per_delta'])} us / {_number(project['cpu_us_per_delta'])} us"
+            + _ratio(worker["cpu_us_per_delta"], project["cpu_us_per_delta"]),
+            f"{_number(worker['host_cpu_us_per_delta'])} us",
+            f"{_ms(worker['first_p50'])} / {_ms(project['first_p50'])}",
+            f"{_ms(worker['latency_p99'])} / {_ms(project['latency_p99'])}",
+            str(worker["errors"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ratio(value: float | None, other: float | None) -> str:
+    return f" ({value / other:.2f})" if value and other else ""
 
 
 def main() -> None:

@@ -106,11 +106,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=300)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "SOAK.md")
     args = parser.parse_args()
-    with process([sys.executable, "-m", "bench.upstream", "--port", "0"], "PORT", {}, OUT / "soak-upstream.log") as (
-        _,
-        ready,
-    ):
-        upstream_port = int(ready.split()[1])
+    upstream_command = [sys.executable, "-m", "bench.upstream", "--port", "0"]
+    with process(upstream_command, "PORT", {}, OUT / "soak-upstream.log") as upstream:
+        upstream_port = int(upstream.lines[-1].split()[1])
         relay_port = free_port()
         environ = {
             "OPENAI_ENDPOINT": f"http://127.0.0.1:{upstream_port}/openai/v1/",
@@ -127,8 +125,8 @@ def main() -> None:
             "--app-dir",
             str(ROOT),
         ]
-        with process(command, "Uvicorn running on", environ, OUT / "soak-relay.log") as (pid, _):
-            figures = asyncio.run(soak(relay_port, upstream_port, pid, args.streams, args.concurrency))
+        with process(command, "Uvicorn running on", environ, OUT / "soak-relay.log") as relay:
+            figures = asyncio.run(soak(relay_port, upstream_port, relay.pid, args.streams, args.concurrency))
     text = report(figures)
     args.out.write_text(text)
     print(text)

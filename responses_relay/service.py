@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-from azure.core.credentials_async import AsyncTokenCredential
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .chat_request import check_content_type, check_response_id, cursor, parse_chat_request, read_body
-from .demo import DemoUpstream
 from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
 from .events import Translator
 from .invocation import invocation_id
@@ -23,6 +21,11 @@ from .relay import Recover, RelayStream
 from .settings import Settings
 from .sse_response import SSEResponse
 from .upstream import Upstream, check_proxy_environment
+
+if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never needs the demo upstream
+    from azure.core.credentials_async import AsyncTokenCredential
+
+    from .demo import DemoUpstream
 
 logger = logging.getLogger("responses_relay")
 
@@ -172,6 +175,8 @@ class ChatService:
         global _shared_demo
         if self._demo is None:
             if _shared_demo is None:
+                from .demo import DemoUpstream
+
                 _shared_demo = DemoUpstream(self.settings.demo_delta_seconds)
             self._demo = _shared_demo
         return self._demo

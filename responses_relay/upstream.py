@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx2
 import openai
 import orjson
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient
 
 from .chat_request import ChatRequest
@@ -41,7 +39,8 @@ from .errors import (
 from .settings import Settings, SettingsError
 from .transport import DEFAULT_LIMITS, StreamingTransport
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # azure.identity is imported only for keyless auth: it is slow to import
+    from azure.core.credentials_async import AsyncTokenCredential
     from httpx2._types import CertTypes
 
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
@@ -69,6 +68,8 @@ class Upstream:
         elif settings.endpoint is None:
             api_key = "demo"  # the built-in demo upstream takes any key
         else:
+            from azure.identity.aio import get_bearer_token_provider
+
             self._credential = credential or _default_credential(settings)
             api_key = get_bearer_token_provider(self._credential, AZURE_SCOPE)
         timeout = httpx2.Timeout(
@@ -87,7 +88,7 @@ class Upstream:
 
     async def open(self, request: ChatRequest) -> httpx2.Response:
         """The upstream's streaming HTTP response, its headers received and status 2xx."""
-        body = orjson.dumps(self._parameters(request))
+        body = json_body(self._parameters(request))
         # `responses.create(stream=True)`, minus the SDK's per-request parameter transformation
         # and typed event parsing: the body is already plain JSON, and the stream is read raw.
         # With cast_to=httpx2.Response the SDK hands back the response itself, body unread.
@@ -246,6 +247,12 @@ def http_client(settings: Settings, timeout: httpx2.Timeout) -> httpx2.AsyncClie
     return _LeanClient(buffer_bytes=settings.buffer_bytes, **options)
 
 
+def json_body(value: Any) -> bytes:
+    """`value` as JSON in bytes of their own size. orjson's result keeps its working buffer
+    (4 KiB or more), and the request, so its body, is held as long as its stream lasts."""
+    return bytes(memoryview(orjson.dumps(value)))
+
+
 def check_proxy_environment(settings: Settings) -> None:
     """Proxy variables httpx2 cannot use stop start-up with one line, as a bad setting does,
     rather than failing every chat: the client is made here once, as the upstream makes it."""
@@ -287,6 +294,8 @@ class _LeanClient(DefaultAsyncHttpxClient):
 
 
 def _default_credential(settings: Settings) -> AsyncTokenCredential:
+    from azure.identity.aio import DefaultAzureCredential
+
     # AZURE_CLIENT_ID selects a user-assigned managed identity.
     return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
 

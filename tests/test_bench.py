@@ -1,4 +1,5 @@
-"""The benchmark still runs end to end (tiny counts): emulator, the relays, load client, report."""
+"""The benchmark still runs end to end (tiny counts): emulator, the relays (the real worker
+included), cold starts, load client, report."""
 
 from __future__ import annotations
 
@@ -21,13 +22,19 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     report = out.read_text()
+    assert "## S0: cold start" in report
+    cold_rows = [line for line in report.split("## S1 to S5")[0].splitlines() if line.startswith("| ")][2:]
+    assert [row.split("|")[1].strip() for row in cold_rows] == ["naive", "project", "project-httpx", "worker"]
+    assert all(row.split("|")[-2].strip() == "0" for row in cold_rows), "a cold start failed:\n" + report
     for scenario in ("S1", "S2", "S3", "S4", "S5"):
-        for target in ("direct", "naive", "project", "project-httpx"):
+        for target in ("direct", "naive", "project", "project-httpx", "worker"):
             assert f"| {scenario}: " in report
             assert f"| {target} |" in report
-    for target in ("project", "project-httpx"):
+    for target in ("project", "project-httpx", "worker"):
         rows = [line for line in report.splitlines() if line.startswith("| S") and f"| {target} |" in line]
         assert len(rows) == 5
         assert all(line.split("|")[-3].strip() == "0" for line in rows), f"{target} had errors:\n" + report
     assert "## Targets" in report
+    assert "| S0: cold start" in report.split("## Targets")[1]
     assert "## The lean transport's own gain" in report
+    assert "## The real Functions worker" in report

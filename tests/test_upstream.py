@@ -6,17 +6,18 @@ a credential object that hands out a token, as DefaultAzureCredential would.
 
 from __future__ import annotations
 
+import json
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
 
-from responses_relay import upstream as upstream_module
 from responses_relay.demo import DemoUpstream
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings, load_settings
-from responses_relay.upstream import AZURE_SCOPE, Upstream
+from responses_relay.upstream import AZURE_SCOPE, Upstream, json_body
 
 from .conftest import FAKE_KEY, serve
 from .sse_client import chat
@@ -65,7 +66,7 @@ def test_keyless_default_credential_gets_the_user_assigned_identity(monkeypatch:
         made.append(options)
         return FakeCredential()
 
-    monkeypatch.setattr(upstream_module, "DefaultAzureCredential", default_credential)
+    monkeypatch.setattr("azure.identity.aio.DefaultAzureCredential", default_credential)
     settings = load_settings({"OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/v1/", "AZURE_CLIENT_ID": "abc-123"})
     Upstream(settings, settings.endpoint or "")
     assert made == [{"managed_identity_client_id": "abc-123"}]
@@ -75,7 +76,7 @@ def test_key_never_builds_a_credential(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(**options: Any) -> None:
         raise AssertionError("a credential was built although a key is set")
 
-    monkeypatch.setattr(upstream_module, "DefaultAzureCredential", refuse)
+    monkeypatch.setattr("azure.identity.aio.DefaultAzureCredential", refuse)
     settings = load_settings({"OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/v1/", "OPENAI_API_KEY": "k"})
     Upstream(settings, settings.endpoint or "")
 
@@ -89,3 +90,19 @@ def test_redact_removes_the_upstream_address() -> None:
         "failed at https://secret-name.openai.azure.com/openai/v1/responses and secret-name.openai.azure.com"
     )
     assert "secret-name" not in message
+
+
+def test_a_request_body_holds_no_more_memory_than_its_size() -> None:
+    # The request is held, so its body, for as long as its stream lasts: at 1,000 streams, a
+    # working buffer kept with each body would be 4 MiB.
+    settings = load_settings({"OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/v1/", "OPENAI_API_KEY": "k"})
+    parameters = {"model": settings.model, "instructions": settings.instructions, "input": "滋賀県について"}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        body = json_body(parameters)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert body == json.dumps(parameters, ensure_ascii=False, separators=(",", ":")).encode()
+    assert held < len(body) + 100
