@@ -294,10 +294,15 @@ class _LeanClient(DefaultAsyncHttpxClient):
 
 
 def _default_credential(settings: Settings) -> AsyncTokenCredential:
+    from azure.core.pipeline.transport import AsyncioRequestsTransport
     from azure.identity.aio import DefaultAzureCredential
 
-    # AZURE_CLIENT_ID selects a user-assigned managed identity.
-    return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+    # AZURE_CLIENT_ID selects a user-assigned managed identity. The transport is azure-core's
+    # requests-based one: its default async transport needs aiohttp, which is not installed
+    # (and would slow every cold start); a token is fetched once an hour or so.
+    return DefaultAzureCredential(
+        managed_identity_client_id=settings.azure_client_id, transport=AsyncioRequestsTransport()
+    )
 
 
 def _message(error: openai.APIStatusError) -> str | None:

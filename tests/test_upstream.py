@@ -6,7 +6,9 @@ a credential object that hands out a token, as DefaultAzureCredential would.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -59,17 +61,71 @@ async def test_keyless_uses_the_entra_token_provider(upstream: DemoUpstream) -> 
     assert credential.closed
 
 
-def test_keyless_default_credential_gets_the_user_assigned_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[dict[str, Any]] = []
+class ManagedIdentityEndpoint:
+    """The managed identity endpoint Azure Functions gives an app (IDENTITY_ENDPOINT and
+    IDENTITY_HEADER, App Service's 2019-08-01 protocol), on 127.0.0.1: Azure's one stand-in here."""
 
-    def default_credential(**options: Any) -> FakeCredential:
-        made.append(options)
-        return FakeCredential()
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
 
-    monkeypatch.setattr("azure.identity.aio.DefaultAzureCredential", default_credential)
-    settings = load_settings({"OPENAI_ENDPOINT": "https://a.openai.azure.com/openai/v1/", "AZURE_CLIENT_ID": "abc-123"})
-    Upstream(settings, settings.endpoint or "")
-    assert made == [{"managed_identity_client_id": "abc-123"}]
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/msi/token"
+
+    async def aclose(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        target = head.split(" ", 2)[1]
+        headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
+        self.requests.append((target, {name.lower(): value for name, value in headers.items()}))
+        token = {
+            "access_token": "managed-identity-token",
+            "expires_on": str(int(time.time()) + 3600),
+            "resource": "https://cognitiveservices.azure.com",
+            "token_type": "Bearer",
+        }
+        body = json.dumps(token).encode()
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+
+async def test_keyless_gets_a_token_from_the_managed_identity(
+    upstream: DemoUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real DefaultAzureCredential, as on Azure: the app's user-assigned identity (AZURE_CLIENT_ID)."""
+    identity = ManagedIdentityEndpoint()
+    await identity.start()
+    monkeypatch.setenv("IDENTITY_ENDPOINT", identity.url)
+    monkeypatch.setenv("IDENTITY_HEADER", "identity-header-secret")
+    for name in (
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "MSI_ENDPOINT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings({"OPENAI_ENDPOINT": upstream.base_url, "AZURE_CLIENT_ID": "client-of-the-app"})
+    try:
+        async for server in serve(ChatService(settings)):
+            received = await chat(server.client, {"input": "hi"})
+    finally:
+        await identity.aclose()
+    assert received.events[-1].event == "response.completed"
+    assert upstream.records[-1].authorization == "Bearer managed-identity-token"
+    [(target, headers)] = identity.requests
+    assert "resource=https://cognitiveservices.azure.com&" in target
+    assert "client_id=client-of-the-app" in target
+    assert headers["x-identity-header"] == "identity-header-secret"
 
 
 def test_key_never_builds_a_credential(monkeypatch: pytest.MonkeyPatch) -> None:
