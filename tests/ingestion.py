@@ -9,18 +9,19 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from .http_server import OneRequestEndpoint, answer_json
 
-class Ingestion:
+
+class Ingestion(OneRequestEndpoint):
     def __init__(self) -> None:
+        super().__init__()
         self.received: list[Any] = []
-        self.endpoint = ""
         self._arrived = asyncio.Condition()
-        self._server: asyncio.Server | None = None
 
     @property
     def environ(self) -> dict[str, str]:
         """The settings that point the Azure Monitor distro here and keep every byte on 127.0.0.1."""
-        endpoint = self.endpoint
+        endpoint = self.base_url + "/"
         return {
             "APPLICATIONINSIGHTS_CONNECTION_STRING": (
                 "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
@@ -46,16 +47,7 @@ class Ingestion:
         assert message is not None
         return message
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.endpoint = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/"
-
-    async def aclose(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
         body = await reader.readexactly(length)
@@ -66,9 +58,4 @@ class Ingestion:
         async with self._arrived:
             self.received.extend(items)
             self._arrived.notify_all()
-        answer = json.dumps({"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []}).encode()
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)
-        )
-        await writer.drain()
-        writer.close()
+        await answer_json(writer, {"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []})

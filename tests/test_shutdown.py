@@ -4,9 +4,7 @@ with an `error` event, and exits cleanly. The local host runs as a real process.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,33 +18,16 @@ from responses_relay.sse import Decoder
 from .conftest import FAKE_KEY
 from .host_process import HostProcess
 
-ROOT = Path(__file__).resolve().parent.parent
 QUESTION = orjson.dumps({"input": "滋賀県について教えてください。"})
 
 
 @pytest.fixture
-async def local_host(upstream: DemoUpstream) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    environ = {
-        **os.environ,
-        "OPENAI_ENDPOINT": upstream.base_url,
-        "OPENAI_API_KEY": FAKE_KEY,
-        "SHUTDOWN_GRACE_SECONDS": "1",
-        "PYTHONPATH": str(ROOT),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "responses_relay.local_host", "--port", "0", "--app-dir", str(ROOT),
-        env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    assert process.stdout is not None
-    while b"Uvicorn running on" not in (line := await asyncio.wait_for(process.stdout.readline(), 30)):
-        assert line, "the local host exited before it was ready"
-    url = line.decode().split("running on ")[1].split()[0]
-    try:
-        yield process, url
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+async def local_host(upstream: DemoUpstream) -> AsyncIterator[HostProcess]:
+    environ = {"OPENAI_ENDPOINT": upstream.base_url, "OPENAI_API_KEY": FAKE_KEY, "SHUTDOWN_GRACE_SECONDS": "1"}
+    host = HostProcess(environ=environ)
+    await asyncio.to_thread(host.start)
+    yield host
+    await asyncio.to_thread(host.stop)
 
 
 async def read_stream(url: str, started: asyncio.Event) -> list[tuple[str | None, dict[str, object]]]:
@@ -64,14 +45,14 @@ async def read_stream(url: str, started: asyncio.Event) -> list[tuple[str | None
 
 
 async def test_streams_still_running_after_the_grace_period_end_with_an_error(
-    local_host: tuple[asyncio.subprocess.Process, str], upstream: DemoUpstream
+    local_host: HostProcess, upstream: DemoUpstream
 ) -> None:
-    process, url = local_host
+    url = local_host.url
     upstream.set_scenario(Scenario(ending="stall", after_deltas=2, delta_seconds=0.001))
     started = [asyncio.Event(), asyncio.Event()]
     readers = [asyncio.create_task(read_stream(url, event)) for event in started]
     await asyncio.wait_for(asyncio.gather(*(event.wait() for event in started)), 10)
-    process.send_signal(signal.SIGTERM)
+    local_host.process.send_signal(signal.SIGTERM)
     results = await asyncio.wait_for(asyncio.gather(*readers), 15)
     for events in results:
         assert events[-1] == (
@@ -80,31 +61,27 @@ async def test_streams_still_running_after_the_grace_period_end_with_an_error(
         )
         assert [kind for kind, _ in events].count("error") == 1
     # uvicorn re-raises the signal once shut down, as supervisors expect: death by SIGTERM, after cleanup.
-    assert await asyncio.wait_for(process.wait(), 15) == -signal.SIGTERM
-    assert process.stdout is not None
-    output = await process.stdout.read()
-    assert b"Traceback" not in output
-    assert b"Finished server process" in output
+    assert await asyncio.to_thread(local_host.wait_exit, 15) == -signal.SIGTERM
+    assert "Traceback" not in local_host.output
+    assert "Finished server process" in local_host.output
 
 
 async def test_a_stream_that_ends_within_the_grace_period_completes(
-    local_host: tuple[asyncio.subprocess.Process, str], upstream: DemoUpstream
+    local_host: HostProcess, upstream: DemoUpstream
 ) -> None:
-    process, url = local_host
+    url = local_host.url
     upstream.set_scenario(Scenario(text="琵琶湖" * 20, delta_seconds=0.01))
     started = asyncio.Event()
     reader = asyncio.create_task(read_stream(url, started))
     await asyncio.wait_for(started.wait(), 10)
-    process.send_signal(signal.SIGTERM)
+    local_host.process.send_signal(signal.SIGTERM)
     events = await asyncio.wait_for(reader, 15)
     assert events[-1][0] == "response.completed"
     assert events[-1][1]["status"] == "completed"
     # uvicorn re-raises the signal once shut down, as supervisors expect: death by SIGTERM, after cleanup.
-    assert await asyncio.wait_for(process.wait(), 15) == -signal.SIGTERM
-    assert process.stdout is not None
-    output = await process.stdout.read()
-    assert b"Traceback" not in output
-    assert b"Finished server process" in output
+    assert await asyncio.to_thread(local_host.wait_exit, 15) == -signal.SIGTERM
+    assert "Traceback" not in local_host.output
+    assert "Finished server process" in local_host.output
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from responses_relay.settings import Settings, load_settings
 from responses_relay.upstream import AZURE_SCOPE, Upstream, json_body
 
 from .conftest import FAKE_KEY, serve
+from .http_server import OneRequestEndpoint, answer_json
 from .sse_client import chat
 
 
@@ -61,25 +62,15 @@ async def test_keyless_uses_the_entra_token_provider(upstream: DemoUpstream) -> 
     assert credential.closed
 
 
-class ManagedIdentityEndpoint:
+class ManagedIdentityEndpoint(OneRequestEndpoint):
     """The managed identity endpoint Azure Functions gives an app (IDENTITY_ENDPOINT and
     IDENTITY_HEADER, App Service's 2019-08-01 protocol), on 127.0.0.1: Azure's one stand-in here."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[tuple[str, dict[str, str]]] = []
-        self.url = ""
-        self._server: asyncio.Server | None = None
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/msi/token"
-
-    async def aclose(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode()
         target = head.split(" ", 2)[1]
         headers = dict(line.split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line)
@@ -90,12 +81,7 @@ class ManagedIdentityEndpoint:
             "resource": "https://cognitiveservices.azure.com",
             "token_type": "Bearer",
         }
-        body = json.dumps(token).encode()
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        await writer.drain()
-        writer.close()
+        await answer_json(writer, token)
 
 
 async def test_keyless_gets_a_token_from_the_managed_identity(
@@ -104,7 +90,7 @@ async def test_keyless_gets_a_token_from_the_managed_identity(
     """The real DefaultAzureCredential, as on Azure: the app's user-assigned identity (AZURE_CLIENT_ID)."""
     identity = ManagedIdentityEndpoint()
     await identity.start()
-    monkeypatch.setenv("IDENTITY_ENDPOINT", identity.url)
+    monkeypatch.setenv("IDENTITY_ENDPOINT", identity.base_url + "/msi/token")
     monkeypatch.setenv("IDENTITY_HEADER", "identity-header-secret")
     for name in (
         "AZURE_CLIENT_ID",

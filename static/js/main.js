@@ -216,8 +216,8 @@ async function readResuming(body, onEvent, progress, turn, signal) {
     onEvent(event);
   };
   let { terminal } = await readOrCut(body, see, signal);
-  for (let attempt = 0; terminal === null && state.resumable && progress.responseId; attempt++) {
-    if (attempt >= BACKOFF_SECONDS.length) break;
+  const canResume = () => terminal === null && state.resumable && progress.responseId;
+  for (let attempt = 0; canResume() && attempt < BACKOFF_SECONDS.length; attempt++) {
     localize(turn.status, "reconnecting");
     await wait(BACKOFF_SECONDS[attempt], signal);
     let response;

@@ -122,13 +122,18 @@ async def test_a_reload_during_an_answer_continues_it(
     assert any(request.endswith("?") and request.startswith("GET /api/chat/resp_") for request in cutter[0].requests)
 
 
+async def start_a_long_answer(page: Page, upstream: DemoUpstream) -> None:
+    """Ask, and return once the answer is being written."""
+    upstream.set_scenario(Scenario(text=ANSWER * 3, delta_seconds=0.02))
+    await send(page, "滋賀県について教えてください。")
+    await page.wait_for_function("() => document.querySelector('.turn.assistant .body').textContent.length > 3")
+
+
 async def test_stop_cancels_the_response_upstream(
     page: Page, upstream: DemoUpstream, cutter: list[CutFirstChat]
 ) -> None:
     cutter[0].cut = True
-    upstream.set_scenario(Scenario(text=ANSWER * 3, delta_seconds=0.02))
-    await send(page, "滋賀県について教えてください。")
-    await page.wait_for_function("() => document.querySelector('.turn.assistant .body').textContent.length > 3")
+    await start_a_long_answer(page, upstream)
     async with page.expect_response(lambda response: response.url.endswith("/cancel")) as cancelled:
         await page.click("#stop")
     reply = await cancelled.value
@@ -147,9 +152,7 @@ async def test_a_new_conversation_cancels_the_answer_being_written(
     page: Page, upstream: DemoUpstream, cutter: list[CutFirstChat]
 ) -> None:
     cutter[0].cut = True
-    upstream.set_scenario(Scenario(text=ANSWER * 3, delta_seconds=0.02))
-    await send(page, "滋賀県について教えてください。")
-    await page.wait_for_function("() => document.querySelector('.turn.assistant .body').textContent.length > 3")
+    await start_a_long_answer(page, upstream)
     async with page.expect_response(lambda response: response.url.endswith("/cancel")) as cancelled:
         await page.click("#new-chat")
     assert (await cancelled.value).status == 200
