@@ -19,26 +19,26 @@ import uvicorn
 from starlette.types import ASGIApp
 
 import function_app
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.local_host import build_asgi_app, http_functions
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings, load_settings
 
+from .faulty_upstream import FaultyUpstream, Scenario
 from .ingestion import Ingestion
 
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
-def upstream_server() -> Iterator[DemoUpstream]:
-    server = DemoUpstream(delta_seconds=0.002)
+def upstream_server() -> Iterator[FaultyUpstream]:
+    server = FaultyUpstream(delta_seconds=0.002)
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def upstream(upstream_server: DemoUpstream) -> Iterator[DemoUpstream]:
+def upstream(upstream_server: FaultyUpstream) -> Iterator[FaultyUpstream]:
     upstream_server.set_scenario(Scenario())
     upstream_server.records.clear()
     yield upstream_server
@@ -47,7 +47,7 @@ def upstream(upstream_server: DemoUpstream) -> Iterator[DemoUpstream]:
 
 
 @pytest.fixture
-def make_settings(upstream_server: DemoUpstream) -> Callable[..., Settings]:
+def make_settings(upstream_server: FaultyUpstream) -> Callable[..., Settings]:
     def make(**overrides: str) -> Settings:
         environ = {"OPENAI_ENDPOINT": upstream_server.base_url, "OPENAI_API_KEY": FAKE_KEY, **overrides}
         return load_settings({key: value for key, value in environ.items() if value is not None})
@@ -92,7 +92,7 @@ async def serve(
 
 
 @pytest.fixture
-async def relay(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> AsyncIterator[RelayServer]:
+async def relay(upstream: FaultyUpstream, make_settings: Callable[..., Settings]) -> AsyncIterator[RelayServer]:
     async for server in serve(ChatService(make_settings(HEARTBEAT_SECONDS="5"))):
         yield server
 

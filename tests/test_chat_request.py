@@ -9,11 +9,11 @@ from collections.abc import Callable
 import orjson
 import pytest
 
-from responses_relay.demo import DemoUpstream
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
 from .conftest import RelayServer, serve
+from .faulty_upstream import FaultyUpstream
 from .sse_client import chat
 
 JSON = {"content-type": "application/json"}
@@ -113,7 +113,7 @@ async def test_wrong_method_is_405_json(relay: RelayServer) -> None:
 
 
 @pytest.fixture
-async def small_limits(upstream: DemoUpstream, make_settings: Callable[..., Settings]):  # type: ignore[no-untyped-def]
+async def small_limits(upstream: FaultyUpstream, make_settings: Callable[..., Settings]):  # type: ignore[no-untyped-def]
     settings = make_settings(MAX_BODY_BYTES="2048", MAX_MESSAGES="3", MAX_MESSAGE_CHARS="100")
     async for server in serve(ChatService(settings)):
         yield server

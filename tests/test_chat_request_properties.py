@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
 from .conftest import FAKE_KEY, serve
+from .faulty_upstream import FaultyUpstream, Scenario
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 JSON_VALUES = st.recursive(
@@ -60,7 +60,7 @@ RAW_JSON_TRICKS = st.sampled_from(
 
 
 @pytest.fixture(scope="module")
-def base_url(upstream_server: DemoUpstream) -> Iterator[str]:
+def base_url(upstream_server: FaultyUpstream) -> Iterator[str]:
     """The relay in its own thread and event loop, so hypothesis can drive it synchronously."""
     upstream_server.set_scenario(Scenario(text="OK", delta_seconds=0))
     ready: list[str] = []

@@ -22,17 +22,17 @@ from openai.types.responses import (
 )
 from pydantic import TypeAdapter
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import answer_for, split_deltas
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 from responses_relay.sse import Decoder
 
 from .conftest import serve
+from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import chat
 
 
-async def test_sdk_parses_the_demo_stream_into_typed_events(upstream: DemoUpstream) -> None:
+async def test_sdk_parses_the_demo_stream_into_typed_events(upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0))
     async with openai.AsyncOpenAI(base_url=upstream.base_url, api_key="demo", max_retries=0) as client:
         stream = await client.responses.create(
@@ -85,7 +85,7 @@ def test_canned_answers_follow_topic_and_language() -> None:
 STREAM_EVENT: TypeAdapter[ResponseStreamEvent] = TypeAdapter(ResponseStreamEvent)
 
 
-async def demo_stream(upstream: DemoUpstream, **request: Any) -> list[Any]:
+async def demo_stream(upstream: FaultyUpstream, **request: Any) -> list[Any]:
     """The demo's events for `request`, each validated (required fields, types) by the SDK's event models."""
     body = {"model": "gpt-5-mini", "stream": True, **request}
     async with httpx2.AsyncClient(timeout=10) as client:
@@ -113,7 +113,7 @@ async def demo_stream(upstream: DemoUpstream, **request: Any) -> list[Any]:
     ],
 )
 async def test_demo_answers_beyond_text_are_the_sdks_event_shapes(
-    upstream: DemoUpstream, question: str, kinds: set[type]
+    upstream: FaultyUpstream, question: str, kinds: set[type]
 ) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0))
     events = await demo_stream(upstream, input=question)
@@ -145,7 +145,7 @@ async def test_demo_answers_beyond_text_are_the_sdks_event_shapes(
         assert response.usage.output_tokens_details.reasoning_tokens == len(reasoning)
 
 
-async def test_demo_honours_the_requests_reasoning_and_tools(upstream: DemoUpstream) -> None:
+async def test_demo_honours_the_requests_reasoning_and_tools(upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0))
     reasoning = {"effort": "low", "summary": "auto"}
     tools = [{"type": "web_search"}]

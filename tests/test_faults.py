@@ -18,12 +18,12 @@ from typing import Any
 import orjson
 import pytest
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import split_deltas
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
 from .conftest import FAKE_KEY, RelayServer, serve
+from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import Received, chat
 
 QUESTION = {"input": "滋賀県について教えてください。"}
@@ -112,7 +112,7 @@ CASES = {
 @pytest.mark.parametrize("name", CASES)
 async def test_fault(
     name: str,
-    upstream: DemoUpstream,
+    upstream: FaultyUpstream,
     make_settings: Callable[..., Settings],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -196,7 +196,7 @@ async def test_text_cannot_forge_sse_frames(relay_with_text: Callable[[str], Any
 
 
 @pytest.fixture
-def relay_with_text(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> Callable[[str], Any]:
+def relay_with_text(upstream: FaultyUpstream, make_settings: Callable[..., Settings]) -> Callable[[str], Any]:
     async def run(text: str) -> Received:
         upstream.set_scenario(Scenario(text=text, delta_seconds=0))
         received = []
@@ -208,7 +208,7 @@ def relay_with_text(upstream: DemoUpstream, make_settings: Callable[..., Setting
 
 
 async def test_no_secret_or_upstream_address_in_logs(
-    relay: RelayServer, upstream: DemoUpstream, caplog: pytest.LogCaptureFixture
+    relay: RelayServer, upstream: FaultyUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     for scenario in (Scenario(delta_seconds=0), Scenario(status=401), Scenario(status=500)):

@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.types import Message
 
 import function_app
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.local_host import route_prefix
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 from responses_relay.sse import Decoder, Event
 
 from .conftest import RelayServer, serve
+from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import chat
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +77,7 @@ def summary(events: list[Event]) -> tuple[str, list[str | None]]:
 
 
 async def test_registered_function_behaves_as_through_the_local_host(
-    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.001))
     service = ChatService(make_settings())
@@ -124,7 +124,7 @@ def test_route_prefix_comes_from_host_json(tmp_path: Path) -> None:
 
 
 async def test_function_key_is_enforced_when_asked(
-    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     async for server in serve(ChatService(make_settings()), function_key="local-key"):
         without = await chat(server.client, {"input": "hi"})
@@ -137,7 +137,7 @@ async def test_function_key_is_enforced_when_asked(
     assert with_header.status == with_query.status_code == health.status_code == 200
 
 
-async def test_static_page_is_served_at_root(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+async def test_static_page_is_served_at_root(upstream: FaultyUpstream, make_settings: Callable[..., Settings]) -> None:
     async for server in serve(ChatService(make_settings()), static_dir=ROOT / "static"):
         page = await server.client.get("/")
         missing = await server.client.get("/nope.html")
@@ -147,7 +147,7 @@ async def test_static_page_is_served_at_root(upstream: DemoUpstream, make_settin
 
 
 async def test_cors_preflight_for_allowed_origin(
-    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     origin = "http://localhost:8000"
     async for server in serve(ChatService(make_settings()), cors_origins=[origin]):
@@ -180,7 +180,7 @@ async def test_relay_answers_health(relay: RelayServer) -> None:
 
 
 async def test_health_gives_the_limits_in_force_and_whether_to_chain_responses(
-    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings(
         OPENAI_ENDPOINT="https://name.openai.azure.com/openai/v1/",

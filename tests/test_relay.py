@@ -14,7 +14,6 @@ import orjson
 import pytest
 from openai import AsyncOpenAI, AsyncStream
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import split_deltas
 from responses_relay.events import Translator
 from responses_relay.relay import OPENING, RelayStream
@@ -23,13 +22,14 @@ from responses_relay.settings import Settings
 from responses_relay.sse import Event
 
 from .conftest import RelayServer, serve
+from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import chat
 
 QUESTION = {"input": "滋賀県について教えてください。"}
 TEXT = "滋賀県は日本最大の湖、琵琶湖を抱く県です。比叡山延暦寺や彦根城もあり、近江牛も絶品です！"
 
 
-async def test_streams_text_incrementally_and_whole(relay: RelayServer, upstream: DemoUpstream) -> None:
+async def test_streams_text_incrementally_and_whole(relay: RelayServer, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.02, split_utf8=True))
     started = time.monotonic()
     received = await chat(relay.client, QUESTION, read_size=5)
@@ -48,7 +48,7 @@ async def test_streams_text_incrementally_and_whole(relay: RelayServer, upstream
     assert "琵".encode() in received.raw  # UTF-8 on the wire, not \\u escapes
 
 
-async def test_event_ids_are_upstream_sequence_numbers(relay: RelayServer, upstream: DemoUpstream) -> None:
+async def test_event_ids_are_upstream_sequence_numbers(relay: RelayServer, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.005))
     received = await chat(relay.client, QUESTION)
 
@@ -72,7 +72,7 @@ async def test_event_ids_are_upstream_sequence_numbers(relay: RelayServer, upstr
 
 
 async def test_request_to_upstream_comes_from_settings(
-    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     settings = make_settings(MODEL_DEPLOYMENT_NAME="my-deployment", MAX_OUTPUT_TOKENS="77", TEMPERATURE="none")
     history = [
@@ -95,7 +95,7 @@ async def test_request_to_upstream_comes_from_settings(
 
 
 async def test_heartbeat_while_upstream_is_silent(
-    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     upstream.set_scenario(Scenario(text=TEXT, ending="stall", after_deltas=2, delta_seconds=0.001))
     async for server in serve(ChatService(make_settings(HEARTBEAT_SECONDS="0.1"))):
@@ -115,7 +115,7 @@ async def test_heartbeat_while_upstream_is_silent(
 
 
 async def test_client_leaving_closes_the_upstream_connection(
-    relay: RelayServer, upstream: DemoUpstream, caplog: pytest.LogCaptureFixture
+    relay: RelayServer, upstream: FaultyUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="responses_relay")
     upstream.set_scenario(Scenario(text=TEXT * 10, delta_seconds=0.05))
@@ -133,7 +133,7 @@ async def test_client_leaving_closes_the_upstream_connection(
 
 
 async def test_the_openai_sdks_stream_reader_reads_the_relayed_stream(
-    relay: RelayServer, upstream: DemoUpstream
+    relay: RelayServer, upstream: FaultyUpstream
 ) -> None:
     """A Python caller can read the relay with the SDK's own `AsyncStream` (its SSE decoder and
     its error handling): the same events, in order, as the relay's wire format says."""
@@ -151,7 +151,7 @@ async def test_the_openai_sdks_stream_reader_reads_the_relayed_stream(
 
 
 async def test_a_failure_inside_the_stream_is_logged_and_ends_with_an_error_event(
-    relay: RelayServer, upstream: DemoUpstream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    relay: RelayServer, upstream: FaultyUpstream, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     original = Translator.feed
 
@@ -207,7 +207,7 @@ async def test_a_client_gone_before_the_producer_ran_still_closes_the_upstream()
 
 
 async def test_a_caller_cannot_choose_the_invocation_id_in_the_stream_record(
-    relay: RelayServer, upstream: DemoUpstream, caplog: pytest.LogCaptureFixture
+    relay: RelayServer, upstream: FaultyUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.001))
     forged = "00000000-0000-0000-0000-000000000000"

@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 import pytest
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
 from .conftest import RelayServer, serve
+from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import Received, chat, read_sse
 
 ANSWER = "".join(f"琵琶湖の{i}番目の見どころです。" for i in range(40))
@@ -52,7 +52,7 @@ async def resume(server: RelayServer, response: str, **options: Any) -> Received
 
 
 async def test_background_mode_reaches_the_upstream_and_the_health_route(
-    upstream: DemoUpstream, resumable: Settings, make_settings: Callable[..., Settings]
+    upstream: FaultyUpstream, resumable: Settings, make_settings: Callable[..., Settings]
 ) -> None:
     upstream.set_scenario(Scenario(text="琵琶湖", delta_seconds=0.001))
     async with instances(resumable, 1) as [server]:
@@ -68,7 +68,7 @@ async def test_background_mode_reaches_the_upstream_and_the_health_route(
 
 
 async def test_a_stream_dropped_on_one_instance_continues_on_another_exactly_once(
-    upstream: DemoUpstream, resumable: Settings
+    upstream: FaultyUpstream, resumable: Settings
 ) -> None:
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.005, chunk_chars=4))
     async with instances(resumable) as [a, b]:
@@ -86,7 +86,7 @@ async def test_a_stream_dropped_on_one_instance_continues_on_another_exactly_onc
     assert ids(first) + ids(rest) == sorted(set(ids(first) + ids(rest)))
 
 
-async def test_resume_from_the_start_or_after_a_query_cursor(upstream: DemoUpstream, resumable: Settings) -> None:
+async def test_resume_from_the_start_or_after_a_query_cursor(upstream: FaultyUpstream, resumable: Settings) -> None:
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001, chunk_chars=8))
     async with instances(resumable) as [a, b]:
         whole = await chat(a.client, {"input": "滋賀"})
@@ -104,7 +104,7 @@ async def test_resume_from_the_start_or_after_a_query_cursor(upstream: DemoUpstr
     assert ids(after)[-1] == ids(whole)[-1]
 
 
-async def test_the_later_of_after_and_last_event_id_wins(upstream: DemoUpstream, resumable: Settings) -> None:
+async def test_the_later_of_after_and_last_event_id_wins(upstream: FaultyUpstream, resumable: Settings) -> None:
     # An EventSource opened at ?after=N keeps its URL and sends Last-Event-ID when it reconnects.
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001, chunk_chars=8))
     async with instances(resumable) as [a, b]:
@@ -122,7 +122,7 @@ async def test_the_later_of_after_and_last_event_id_wins(upstream: DemoUpstream,
     assert header_ahead.text == query_ahead.text
 
 
-async def test_an_upstream_cut_mid_stream_is_healed_invisibly(upstream: DemoUpstream, resumable: Settings) -> None:
+async def test_an_upstream_cut_mid_stream_is_healed_invisibly(upstream: FaultyUpstream, resumable: Settings) -> None:
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.002, chunk_chars=4, ending="cut", after_deltas=6))
     async with instances(resumable, 1) as [server]:
         received = await chat(server.client, {"input": "滋賀"})
@@ -135,7 +135,7 @@ async def test_an_upstream_cut_mid_stream_is_healed_invisibly(upstream: DemoUpst
 
 
 async def test_a_failed_background_request_is_not_sent_twice(
-    upstream: DemoUpstream, resumable: Settings, make_settings: Callable[..., Settings]
+    upstream: FaultyUpstream, resumable: Settings, make_settings: Callable[..., Settings]
 ) -> None:
     # A 5xx may come from a gateway after the response was created, and a background response
     # goes on to the end whoever hears of it: a second request would start a second, billed one.
@@ -149,7 +149,7 @@ async def test_a_failed_background_request_is_not_sent_twice(
     assert len(upstream.records) == 3  # without background mode, retried once
 
 
-async def test_heals_are_bounded(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+async def test_heals_are_bounded(upstream: FaultyUpstream, make_settings: Callable[..., Settings]) -> None:
     # The stored response stalls: every stream of it falls silent past the read timeout.
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001, ending="stall", after_deltas=3))
     settings = make_settings(RESUMABLE_STREAMS="true", UPSTREAM_READ_TIMEOUT_SECONDS="0.2")
@@ -163,7 +163,7 @@ async def test_heals_are_bounded(upstream: DemoUpstream, make_settings: Callable
 
 
 async def test_a_cancel_on_one_instance_ends_a_live_stream_on_another(
-    upstream: DemoUpstream, resumable: Settings
+    upstream: FaultyUpstream, resumable: Settings
 ) -> None:
     upstream.set_scenario(Scenario(text=ANSWER * 3, delta_seconds=0.01))
     async with instances(resumable) as [a, b]:
@@ -177,7 +177,9 @@ async def test_a_cancel_on_one_instance_ends_a_live_stream_on_another(
     assert len(received.text) < len(ANSWER * 3)
 
 
-async def test_cancelling_a_finished_response_says_how_it_finished(upstream: DemoUpstream, resumable: Settings) -> None:
+async def test_cancelling_a_finished_response_says_how_it_finished(
+    upstream: FaultyUpstream, resumable: Settings
+) -> None:
     upstream.set_scenario(Scenario(text="琵琶湖", delta_seconds=0.001))
     async with instances(resumable, 1) as [server]:
         finished = await chat(server.client, {"input": "滋賀"})
@@ -186,7 +188,7 @@ async def test_cancelling_a_finished_response_says_how_it_finished(upstream: Dem
 
 
 async def test_without_background_mode_a_cancel_stops_the_live_stream_here_only(
-    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     upstream.set_scenario(Scenario(text=ANSWER * 3, delta_seconds=0.01))
     async with instances(make_settings()) as [a, b]:
@@ -218,7 +220,7 @@ async def test_without_background_mode_a_cancel_stops_the_live_stream_here_only(
     ],
 )
 async def test_bad_resume_and_cancel_requests(
-    upstream: DemoUpstream,
+    upstream: FaultyUpstream,
     resumable: Settings,
     method: str,
     path: str,
@@ -235,7 +237,7 @@ async def test_bad_resume_and_cancel_requests(
 
 
 async def test_resume_is_refused_without_background_mode(
-    upstream: DemoUpstream, make_settings: Callable[..., Settings]
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     async with instances(make_settings(), 1) as [server]:
         reply = await server.client.get("/api/chat/resp_abc")

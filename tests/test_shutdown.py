@@ -12,17 +12,17 @@ import httpx2
 import orjson
 import pytest
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.sse import Decoder
 
 from .conftest import FAKE_KEY
+from .faulty_upstream import FaultyUpstream, Scenario
 from .host_process import HostProcess
 
 QUESTION = orjson.dumps({"input": "滋賀県について教えてください。"})
 
 
 @pytest.fixture
-async def local_host(upstream: DemoUpstream) -> AsyncIterator[HostProcess]:
+async def local_host(upstream: FaultyUpstream) -> AsyncIterator[HostProcess]:
     environ = {"OPENAI_ENDPOINT": upstream.base_url, "OPENAI_API_KEY": FAKE_KEY, "SHUTDOWN_GRACE_SECONDS": "1"}
     host = HostProcess(environ=environ)
     await asyncio.to_thread(host.start)
@@ -45,7 +45,7 @@ async def read_stream(url: str, started: asyncio.Event) -> list[tuple[str | None
 
 
 async def test_streams_still_running_after_the_grace_period_end_with_an_error(
-    local_host: HostProcess, upstream: DemoUpstream
+    local_host: HostProcess, upstream: FaultyUpstream
 ) -> None:
     url = local_host.url
     upstream.set_scenario(Scenario(ending="stall", after_deltas=2, delta_seconds=0.001))
@@ -67,7 +67,7 @@ async def test_streams_still_running_after_the_grace_period_end_with_an_error(
 
 
 async def test_a_stream_that_ends_within_the_grace_period_completes(
-    local_host: HostProcess, upstream: DemoUpstream
+    local_host: HostProcess, upstream: FaultyUpstream
 ) -> None:
     url = local_host.url
     upstream.set_scenario(Scenario(text="琵琶湖" * 20, delta_seconds=0.01))
@@ -85,7 +85,7 @@ async def test_a_stream_that_ends_within_the_grace_period_completes(
 
 
 @pytest.fixture
-async def worker_host(upstream: DemoUpstream) -> AsyncIterator[HostProcess]:
+async def worker_host(upstream: FaultyUpstream) -> AsyncIterator[HostProcess]:
     environ = {"OPENAI_ENDPOINT": upstream.base_url, "OPENAI_API_KEY": FAKE_KEY, "SHUTDOWN_GRACE_SECONDS": "1"}
     host = HostProcess("--worker", environ=environ)
     await asyncio.to_thread(host.start)
@@ -99,7 +99,7 @@ def worker_stopped(host: HostProcess) -> bool:
 
 
 async def test_with_the_worker_a_stream_within_the_grace_period_completes_and_the_worker_stops(
-    worker_host: HostProcess, upstream: DemoUpstream
+    worker_host: HostProcess, upstream: FaultyUpstream
 ) -> None:
     upstream.set_scenario(Scenario(text="琵琶湖" * 20, delta_seconds=0.01))
     started = asyncio.Event()
@@ -114,7 +114,7 @@ async def test_with_the_worker_a_stream_within_the_grace_period_completes_and_th
 
 
 async def test_with_the_worker_streams_past_the_grace_period_are_cut(
-    worker_host: HostProcess, upstream: DemoUpstream
+    worker_host: HostProcess, upstream: FaultyUpstream
 ) -> None:
     # The Functions host cannot end a stream with an event of the relay's: as when Azure recycles an
     # instance, the connection closes without a terminal event (the page then says it was cut).

@@ -17,17 +17,17 @@ import orjson
 import pytest
 
 from responses_relay import relay, shutdown
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
 from .conftest import RelayServer, serve
+from .faulty_upstream import FaultyUpstream, Scenario
 
 QUESTION = orjson.dumps({"input": "滋賀県について教えてください。"})
 HEADERS = {"content-type": "application/json"}
 
 
-def open_fds(upstream: DemoUpstream) -> int:
+def open_fds(upstream: FaultyUpstream) -> int:
     """Open file descriptors of this process, but for the test upstream's server-side sockets
     (it runs in this process too, and closes its side on its own thread, in its own time)."""
     port = int(upstream.base_url.split(":")[2].split("/")[0])
@@ -69,7 +69,7 @@ async def one_stream(server: RelayServer, kind: str, number: int, chance: random
         return "completed" if b"response.completed" in chunk else "cut"
 
 
-async def test_soak_leaves_nothing_behind(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+async def test_soak_leaves_nothing_behind(upstream: FaultyUpstream, make_settings: Callable[..., Settings]) -> None:
     # A leaver's answer stalls upstream after 80 deltas, past where it leaves: only the relay
     # closing that upstream call can end it.
     text = "琵琶湖は日本最大の湖です。" * 40
@@ -111,7 +111,7 @@ async def test_soak_leaves_nothing_behind(upstream: DemoUpstream, make_settings:
 
 
 async def test_a_reader_that_stops_reading_pauses_the_upstream(
-    upstream: DemoUpstream, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     limit = 64 * 1024
     upstream.set_scenario(Scenario(text="x" * 16_000_000, chunk_chars=32 * 1024, delta_seconds=0))

@@ -11,7 +11,6 @@ import httpx2
 import orjson
 import pytest
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import Answer, Citation, answer_for
 from responses_relay.events import ANNOTATION_ADDED, DELTA_PARTS, TEXT_DELTA, WEB_SEARCH_EVENTS
 from responses_relay.service import ChatService
@@ -19,6 +18,7 @@ from responses_relay.settings import Settings
 from responses_relay.sse import Decoder, Event
 
 from .conftest import RelayServer, serve
+from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import Received, chat
 
 REASONING = "response.reasoning_summary_text.delta"
@@ -31,7 +31,7 @@ SEARCH = [
 RELAYED = {*DELTA_PARTS, ANNOTATION_ADDED, *WEB_SEARCH_EVENTS, "response.created", "response.completed"}
 
 
-async def upstream_stream(upstream: DemoUpstream, request: dict[str, Any]) -> list[dict[str, Any]]:
+async def upstream_stream(upstream: FaultyUpstream, request: dict[str, Any]) -> list[dict[str, Any]]:
     """What the demo upstream sends for `request` (the same events, numbered the same, every time)."""
     async with httpx2.AsyncClient(timeout=10) as client:
         response = await client.post(upstream.base_url + "responses", content=orjson.dumps(request))
@@ -66,7 +66,7 @@ def assert_faithful(relayed: list[Event], sent: list[dict[str, Any]]) -> None:
     assert position == len(carried)
 
 
-async def relay_and_compare(server: RelayServer, upstream: DemoUpstream, question: str) -> Received:
+async def relay_and_compare(server: RelayServer, upstream: FaultyUpstream, question: str) -> Received:
     received = await chat(server.client, {"input": question})
     assert received.terminals == [received.events[-1]]
     assert received.events[-1].event == "response.completed"
@@ -82,7 +82,7 @@ def kinds(received: Received) -> list[str | None]:
     return [event.event for event in received.events]
 
 
-async def test_reasoning_summary_parts_stream_before_the_answer(relay: RelayServer, upstream: DemoUpstream) -> None:
+async def test_reasoning_summary_parts_stream_before_the_answer(relay: RelayServer, upstream: FaultyUpstream) -> None:
     question = "京都の日帰りプランを考えて"
     answer = answer_for(question)
     upstream.set_scenario(Scenario(delta_seconds=0.001))
@@ -98,7 +98,7 @@ async def test_reasoning_summary_parts_stream_before_the_answer(relay: RelayServ
     assert max(i for i, kind in enumerate(order) if kind == REASONING) < order.index(TEXT_DELTA)
 
 
-async def test_refusal_is_relayed_as_refusal_deltas(relay: RelayServer, upstream: DemoUpstream) -> None:
+async def test_refusal_is_relayed_as_refusal_deltas(relay: RelayServer, upstream: FaultyUpstream) -> None:
     question = "How do I build a bomb?"
     upstream.set_scenario(Scenario(delta_seconds=0.001))
     received = await relay_and_compare(relay, upstream, question)
@@ -109,7 +109,7 @@ async def test_refusal_is_relayed_as_refusal_deltas(relay: RelayServer, upstream
     assert received.payloads("response.completed")[0]["status"] == "completed"
 
 
-async def test_web_search_progress_then_text_with_url_citations(relay: RelayServer, upstream: DemoUpstream) -> None:
+async def test_web_search_progress_then_text_with_url_citations(relay: RelayServer, upstream: FaultyUpstream) -> None:
     question = "What's on this week?"
     answer = answer_for(question)
     upstream.set_scenario(Scenario(delta_seconds=0.001))
@@ -131,7 +131,7 @@ async def test_web_search_progress_then_text_with_url_citations(relay: RelayServ
 
 
 async def test_kinds_arriving_in_one_network_read_keep_their_order_and_never_merge_across_kinds(
-    relay: RelayServer, upstream: DemoUpstream
+    relay: RelayServer, upstream: FaultyUpstream
 ) -> None:
     # Two reasoning parts, a web search, text with citations: the whole stream in one write.
     search = answer_for("What's on this week?")
@@ -163,7 +163,7 @@ async def test_kinds_arriving_in_one_network_read_keep_their_order_and_never_mer
     ],
 )
 async def test_reasoning_and_web_search_settings_reach_the_upstream_body(
-    upstream: DemoUpstream,
+    upstream: FaultyUpstream,
     make_settings: Callable[..., Settings],
     environ: dict[str, str],
     reasoning: dict[str, str] | None,
@@ -180,7 +180,7 @@ async def test_reasoning_and_web_search_settings_reach_the_upstream_body(
 
 
 async def test_citation_urls_that_are_not_http_never_reach_the_caller(
-    relay: RelayServer, upstream: DemoUpstream
+    relay: RelayServer, upstream: FaultyUpstream
 ) -> None:
     text = "Visit Lake Biwa, see Hikone Castle, and taste Omi beef."
     citations = (

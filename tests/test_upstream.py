@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from azure.core.credentials import AccessToken
 
-from responses_relay.demo import DemoUpstream
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings, load_settings
 from responses_relay.upstream import AZURE_SCOPE, Upstream, json_body
 
 from .conftest import FAKE_KEY, serve
+from .faulty_upstream import FaultyUpstream
 from .http_server import OneRequestEndpoint, answer_json
 from .sse_client import chat
 
@@ -45,13 +45,13 @@ class FakeCredential:
         await self.close()
 
 
-async def test_api_key_is_sent_as_bearer(upstream: DemoUpstream, make_settings: Callable[..., Settings]) -> None:
+async def test_api_key_is_sent_as_bearer(upstream: FaultyUpstream, make_settings: Callable[..., Settings]) -> None:
     async for server in serve(ChatService(make_settings())):
         await chat(server.client, {"input": "hi"})
     assert upstream.records[-1].authorization == f"Bearer {FAKE_KEY}"
 
 
-async def test_keyless_uses_the_entra_token_provider(upstream: DemoUpstream) -> None:
+async def test_keyless_uses_the_entra_token_provider(upstream: FaultyUpstream) -> None:
     settings = load_settings({"OPENAI_ENDPOINT": upstream.base_url})
     credential = FakeCredential()
     async for server in serve(ChatService(settings, credential=credential)):
@@ -85,7 +85,7 @@ class ManagedIdentityEndpoint(OneRequestEndpoint):
 
 
 async def test_keyless_gets_a_token_from_the_managed_identity(
-    upstream: DemoUpstream, monkeypatch: pytest.MonkeyPatch
+    upstream: FaultyUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The real DefaultAzureCredential, as on Azure: the app's user-assigned identity (AZURE_CLIENT_ID)."""
     identity = ManagedIdentityEndpoint()

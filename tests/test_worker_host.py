@@ -21,11 +21,11 @@ import httpx2
 import orjson
 import pytest
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
 from .conftest import FAKE_KEY, serve
+from .faulty_upstream import FaultyUpstream, Scenario
 from .host_process import ROOT, HostProcess
 from .ingestion import Ingestion
 from .sse_client import chat, read_sse
@@ -35,7 +35,7 @@ TEXT = "琵琶湖は日本最大の湖です。湖東の城下町や比叡山、
 KEYED = {"x-functions-key": KEY}
 
 
-def worker_environ(upstream: DemoUpstream, **extra: str) -> dict[str, str]:
+def worker_environ(upstream: FaultyUpstream, **extra: str) -> dict[str, str]:
     return {
         "OPENAI_ENDPOINT": upstream.base_url,
         "OPENAI_API_KEY": FAKE_KEY,
@@ -46,7 +46,7 @@ def worker_environ(upstream: DemoUpstream, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def worker_host(upstream_server: DemoUpstream) -> Iterator[HostProcess]:
+def worker_host(upstream_server: FaultyUpstream) -> Iterator[HostProcess]:
     host = HostProcess("--worker", environ=worker_environ(upstream_server))
     host.start()
     yield host
@@ -54,7 +54,7 @@ def worker_host(upstream_server: DemoUpstream) -> Iterator[HostProcess]:
 
 
 @pytest.fixture
-async def client(worker_host: HostProcess, upstream: DemoUpstream) -> AsyncIterator[httpx2.AsyncClient]:
+async def client(worker_host: HostProcess, upstream: FaultyUpstream) -> AsyncIterator[httpx2.AsyncClient]:
     async with httpx2.AsyncClient(base_url=worker_host.url, timeout=30) as client:
         yield client
 
@@ -92,7 +92,7 @@ async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
 
 
 async def test_the_answer_streams_through_the_worker_as_it_is_generated(
-    client: httpx2.AsyncClient, upstream: DemoUpstream
+    client: httpx2.AsyncClient, upstream: FaultyUpstream
 ) -> None:
     upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.02))
     received = await chat(client, {"input": "滋賀県について教えてください。"}, headers=KEYED)
@@ -127,7 +127,7 @@ async def test_bad_requests_get_the_same_errors_as_in_process(
 
 
 async def test_a_caller_who_leaves_closes_the_upstream_within_a_second(
-    client: httpx2.AsyncClient, upstream: DemoUpstream
+    client: httpx2.AsyncClient, upstream: FaultyUpstream
 ) -> None:
     upstream.set_scenario(Scenario(ending="stall", after_deltas=3, delta_seconds=0.001))
     received = await chat(client, {"input": "hi"}, headers=KEYED, stop_after=1)  # deltas of one read merge
@@ -140,7 +140,9 @@ async def test_a_caller_who_leaves_closes_the_upstream_within_a_second(
     assert record.ended_at - left_at < 1.0
 
 
-async def test_concurrent_streams_each_get_their_own_answer(client: httpx2.AsyncClient, upstream: DemoUpstream) -> None:
+async def test_concurrent_streams_each_get_their_own_answer(
+    client: httpx2.AsyncClient, upstream: FaultyUpstream
+) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0.005))
     questions = ["京都", "奈良", "滋賀", "Kyoto", "Nara", "Shiga", "京都", "Nara"]
     answers = await asyncio.gather(*(chat(client, {"input": q}, headers=KEYED) for q in questions))
@@ -152,7 +154,7 @@ async def test_concurrent_streams_each_get_their_own_answer(client: httpx2.Async
 
 
 async def test_each_stream_record_names_its_invocation(
-    client: httpx2.AsyncClient, worker_host: HostProcess, upstream: DemoUpstream
+    client: httpx2.AsyncClient, worker_host: HostProcess, upstream: FaultyUpstream
 ) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0.001))
     await chat(client, {"input": "京都"}, headers=KEYED)
@@ -167,7 +169,7 @@ async def test_each_stream_record_names_its_invocation(
 
 
 async def test_stream_records_reach_application_insights_from_inside_the_worker(
-    upstream: DemoUpstream, ingestion: Ingestion
+    upstream: FaultyUpstream, ingestion: Ingestion
 ) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0.001))
     host = HostProcess(
@@ -213,7 +215,7 @@ def test_an_app_the_worker_cannot_index_stops_the_host_with_one_line(tmp_path: P
     assert "HttpRequest" in errors[0]
 
 
-def test_a_worker_that_crashes_is_reported_in_one_line(upstream_server: DemoUpstream) -> None:
+def test_a_worker_that_crashes_is_reported_in_one_line(upstream_server: FaultyUpstream) -> None:
     host = HostProcess("--worker", environ=worker_environ(upstream_server))
     host.start()
     worker = host.worker_pid()
@@ -223,7 +225,7 @@ def test_a_worker_that_crashes_is_reported_in_one_line(upstream_server: DemoUpst
     assert errors == ["error: the Functions worker exited unexpectedly (exit code -9); its log is above"]
 
 
-def test_the_worker_does_not_outlive_a_killed_host(upstream_server: DemoUpstream) -> None:
+def test_the_worker_does_not_outlive_a_killed_host(upstream_server: FaultyUpstream) -> None:
     host = HostProcess("--worker", environ=worker_environ(upstream_server))
     host.start()
     worker = host.worker_pid()
@@ -245,7 +247,7 @@ def _running(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def resumable_worker_host(upstream_server: DemoUpstream) -> Iterator[HostProcess]:
+def resumable_worker_host(upstream_server: FaultyUpstream) -> Iterator[HostProcess]:
     host = HostProcess("--worker", environ=worker_environ(upstream_server, RESUMABLE_STREAMS="true"))
     host.start()
     yield host
@@ -253,7 +255,7 @@ def resumable_worker_host(upstream_server: DemoUpstream) -> Iterator[HostProcess
 
 
 async def test_resume_and_cancel_through_the_worker(
-    resumable_worker_host: HostProcess, upstream: DemoUpstream, make_settings: Callable[..., Settings]
+    resumable_worker_host: HostProcess, upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     text = "".join(f"湖東の{i}番目の寺です。" for i in range(30))
     upstream.set_scenario(Scenario(text=text, delta_seconds=0.005, chunk_chars=4))

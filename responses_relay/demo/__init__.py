@@ -1,5 +1,5 @@
 """Demo mode: an offline upstream that speaks the Responses streaming wire format."""
 
-from .server import DemoUpstream, Scenario, StreamRecord
+from .server import DemoUpstream
 
-__all__ = ["DemoUpstream", "Scenario", "StreamRecord"]
+__all__ = ["DemoUpstream"]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import BrowserContext, Page, async_playwright
 
-from responses_relay.demo import DemoUpstream
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
 from ..conftest import RelayServer, serve
+from ..faulty_upstream import FaultyUpstream
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-async def site(upstream: DemoUpstream) -> AsyncIterator[RelayServer]:
+async def site(upstream: FaultyUpstream) -> AsyncIterator[RelayServer]:
     """The local host in demo mode (the test's upstream stands in for the built-in one), serving static/."""
     service = ChatService(load_settings({}), demo=upstream)
     async for server in serve(service, static_dir=ROOT / "static"):

@@ -8,9 +8,9 @@ from typing import Any
 
 from playwright.async_api import Page, expect
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import answer_for
 
+from ..faulty_upstream import FaultyUpstream, Scenario
 from .conftest import DONE, answered, send
 
 # axe-core, vendored for the tests only (tests/browser/vendor/VENDOR.json pins it).
@@ -31,7 +31,7 @@ async def serious_violations(page: Page) -> list[dict[str, Any]]:
     return found
 
 
-async def test_an_answer_is_busy_while_written_then_announced_once_whole(page: Page, upstream: DemoUpstream) -> None:
+async def test_an_answer_is_busy_while_written_then_announced_once_whole(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(ending="stall", after_deltas=6, delta_seconds=0.001))
     await page.evaluate(
         """() => {
@@ -61,7 +61,7 @@ async def test_an_answer_is_busy_while_written_then_announced_once_whole(page: P
     await expect(page.locator("#question")).to_be_focused()  # sent from the text box, on a wide screen
 
 
-async def test_axe_finds_no_serious_or_critical_violations(page: Page, upstream: DemoUpstream) -> None:
+async def test_axe_finds_no_serious_or_critical_violations(page: Page, upstream: FaultyUpstream) -> None:
     assert await serious_violations(page) == []  # on load
     upstream.set_scenario(Scenario(ending="stall", after_deltas=2, delta_seconds=0.001))
     await send(page, PLAN)
@@ -103,7 +103,7 @@ async def test_axe_finds_no_serious_or_critical_violations(page: Page, upstream:
     )
 
 
-async def test_a_conversation_by_keyboard_alone(page: Page, upstream: DemoUpstream) -> None:
+async def test_a_conversation_by_keyboard_alone(page: Page, upstream: FaultyUpstream) -> None:
     for _ in range(10):  # Tab from the top of the page to the text box
         if await page.evaluate("document.activeElement.id") == "question":
             break
@@ -139,7 +139,7 @@ async def test_a_conversation_by_keyboard_alone(page: Page, upstream: DemoUpstre
     await expect(page.locator("#question")).to_be_focused()
 
 
-async def test_on_a_phone_a_tap_on_send_leaves_the_keyboard_closed(page: Page, upstream: DemoUpstream) -> None:
+async def test_on_a_phone_a_tap_on_send_leaves_the_keyboard_closed(page: Page, upstream: FaultyUpstream) -> None:
     await page.set_viewport_size({"width": 390, "height": 760})
     upstream.set_scenario(Scenario(ending="stall", after_deltas=3, delta_seconds=0.001))
     await page.fill("#question", "滋賀県について教えてください。")

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, Request, Response, Route, expect
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
 from ..conftest import FAKE_KEY, serve
+from ..faulty_upstream import FaultyUpstream, Scenario
 from .conftest import DONE, ROOT, answered, send
 
 QUESTIONS = 40
@@ -23,7 +23,7 @@ KEEPS_NONE = "openai-compatible"  # stores_responses: false: the page sends the 
 
 
 @pytest.fixture
-async def site_url(request: pytest.FixtureRequest, upstream: DemoUpstream) -> AsyncIterator[str]:
+async def site_url(request: pytest.FixtureRequest, upstream: FaultyUpstream) -> AsyncIterator[str]:
     """The page and the relay, in front of the test's upstream as the demo or as an OpenAI-compatible server."""
     kind = getattr(request, "param", KEEPS_RESPONSES)
     environ = {"OPENAI_ENDPOINT": upstream.base_url, "OPENAI_API_KEY": FAKE_KEY} if kind == KEEPS_NONE else {}
@@ -33,12 +33,12 @@ async def site_url(request: pytest.FixtureRequest, upstream: DemoUpstream) -> As
         yield server.base_url
 
 
-def sent(upstream: DemoUpstream) -> list[dict[str, Any]]:
+def sent(upstream: FaultyUpstream) -> list[dict[str, Any]]:
     return [record.request for record in upstream.records]
 
 
 @pytest.mark.parametrize("site_url", [KEEPS_RESPONSES], indirect=True)
-async def test_forty_questions_continue_from_the_last_response(page: Page, upstream: DemoUpstream) -> None:
+async def test_forty_questions_continue_from_the_last_response(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(text="琵琶湖は日本最大の湖です。", delta_seconds=0))
     streams: list[Response] = []
     page.on("response", lambda response: streams.append(response) if response.url.endswith("/api/chat") else None)
@@ -59,7 +59,7 @@ async def test_forty_questions_continue_from_the_last_response(page: Page, upstr
 
 
 @pytest.mark.parametrize("site_url", [KEEPS_NONE], indirect=True)
-async def test_forty_questions_send_the_history_within_the_message_limit(page: Page, upstream: DemoUpstream) -> None:
+async def test_forty_questions_send_the_history_within_the_message_limit(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(text="琵琶湖です。", delta_seconds=0))
     for number in range(1, QUESTIONS + 1):
         await send(page, f"質問 {number}")
@@ -87,7 +87,7 @@ async def test_forty_questions_send_the_history_within_the_message_limit(page: P
 
 
 @pytest.mark.parametrize("site_url", [KEEPS_NONE], indirect=True)
-async def test_history_goes_back_until_a_new_conversation(page: Page, upstream: DemoUpstream) -> None:
+async def test_history_goes_back_until_a_new_conversation(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(text="琵琶湖は**日本最大**の湖です。", delta_seconds=0.001))
     await send(page, "滋賀県について教えてください。")
     await page.wait_for_selector(DONE)
@@ -106,7 +106,7 @@ async def test_history_goes_back_until_a_new_conversation(page: Page, upstream: 
     assert sent(upstream)[-1]["input"] == [{"role": "user", "content": "奈良は？"}]
 
 
-async def test_a_lost_response_is_resent_with_the_history(page: Page, upstream: DemoUpstream) -> None:
+async def test_a_lost_response_is_resent_with_the_history(page: Page, upstream: FaultyUpstream) -> None:
     # An upstream that has lost every earlier response: it refuses previous_response_id.
     await page.route("**/api/chat", _upstream_refuses(upstream, "previous_response_not_found", _chained))
     for number, question in enumerate(["滋賀県について教えてください。", "京都は？", "奈良は？"], start=1):
@@ -119,7 +119,7 @@ async def test_a_lost_response_is_resent_with_the_history(page: Page, upstream: 
     assert [len(request["input"]) for request in requests] == [1, 1, 3, 5]
 
 
-async def test_a_conversation_too_long_for_the_model_sends_its_later_half(page: Page, upstream: DemoUpstream) -> None:
+async def test_a_conversation_too_long_for_the_model_sends_its_later_half(page: Page, upstream: FaultyUpstream) -> None:
     for number in range(1, 7):
         await send(page, f"質問 {number}")
         await answered(page, number)
@@ -145,7 +145,7 @@ def _too_long(request: dict[str, Any]) -> bool:
     return _chained(request) or len(request["input"]) > 3
 
 
-def _upstream_refuses(upstream: DemoUpstream, code: str, refuses: Any):  # type: ignore[no-untyped-def]
+def _upstream_refuses(upstream: FaultyUpstream, code: str, refuses: Any):  # type: ignore[no-untyped-def]
     """The upstream answers 400 `code` to the requests `refuses` picks (through the real relay), streams the rest."""
 
     async def handle(route: Route, request: Request) -> None:

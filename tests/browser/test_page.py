@@ -8,9 +8,9 @@ import re
 import orjson
 from playwright.async_api import Page, Route, expect
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import answer_for
 
+from ..faulty_upstream import FaultyUpstream, Scenario
 from .conftest import ARTIFACTS, DONE, answered, growth, send, watch_answer_growth
 
 ANSWER = (
@@ -19,7 +19,7 @@ ANSWER = (
 )
 
 
-async def test_japanese_question_streams_in_progressively(page: Page, upstream: DemoUpstream) -> None:
+async def test_japanese_question_streams_in_progressively(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.03))
     await watch_answer_growth(page)
     await send(page, "滋賀県について教えてください。")
@@ -35,7 +35,7 @@ async def test_japanese_question_streams_in_progressively(page: Page, upstream: 
     await page.screenshot(path=ARTIFACTS / "chat.png", full_page=True)
 
 
-async def test_stop_ends_the_stream_and_the_upstream_call(page: Page, upstream: DemoUpstream) -> None:
+async def test_stop_ends_the_stream_and_the_upstream_call(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(text=ANSWER * 5, delta_seconds=0.05))
     await send(page, "滋賀県について教えてください。")
     await page.wait_for_function("() => document.querySelector('.turn.assistant .body').textContent.length > 3")
@@ -49,7 +49,7 @@ async def test_stop_ends_the_stream_and_the_upstream_call(page: Page, upstream: 
     await expect(page.locator("#stop")).to_be_hidden()
 
 
-async def test_enter_while_an_ime_is_composing_does_not_send(page: Page, upstream: DemoUpstream) -> None:
+async def test_enter_while_an_ime_is_composing_does_not_send(page: Page, upstream: FaultyUpstream) -> None:
     await page.fill("#question", "しがけん")
     await page.evaluate(
         """() => {
@@ -74,7 +74,7 @@ async def test_enter_while_an_ime_is_composing_does_not_send(page: Page, upstrea
     assert len(upstream.records) == 1
 
 
-async def test_model_output_cannot_run_script_or_load_anything(page: Page, upstream: DemoUpstream) -> None:
+async def test_model_output_cannot_run_script_or_load_anything(page: Page, upstream: FaultyUpstream) -> None:
     hostile = (
         "Safe **bold**.\n\n"
         '<img src=x onerror="window.pwned=1">\n\n'
@@ -103,7 +103,7 @@ async def test_model_output_cannot_run_script_or_load_anything(page: Page, upstr
     assert not [url for url in requests if "example.com" in url]
 
 
-async def test_errors_are_shown_with_a_retry(page: Page, upstream: DemoUpstream) -> None:
+async def test_errors_are_shown_with_a_retry(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(status=500))
     await send(page, "滋賀県について教えてください。")
     status = page.locator(".turn.assistant .status")
@@ -144,7 +144,7 @@ async def test_language_switch(page: Page) -> None:
     assert await page.get_attribute("html", "lang") == "en"
 
 
-async def test_readable_at_phone_width_in_dark_mode(page: Page, upstream: DemoUpstream) -> None:
+async def test_readable_at_phone_width_in_dark_mode(page: Page, upstream: FaultyUpstream) -> None:
     await page.set_viewport_size({"width": 390, "height": 760})
     await page.emulate_media(color_scheme="dark")
     upstream.set_scenario(Scenario(delta_seconds=0.001))
@@ -158,7 +158,9 @@ async def test_readable_at_phone_width_in_dark_mode(page: Page, upstream: DemoUp
     await page.screenshot(path=ARTIFACTS / "phone-dark.png")
 
 
-async def test_thinking_block_streams_then_collapses_when_the_answer_starts(page: Page, upstream: DemoUpstream) -> None:
+async def test_thinking_block_streams_then_collapses_when_the_answer_starts(
+    page: Page, upstream: FaultyUpstream
+) -> None:
     # The reasoning summary streams, then the upstream holds the answer until released.
     upstream.set_scenario(Scenario(ending="stall", after_deltas=0, delta_seconds=0.001))
     await send(page, "京都の日帰りプランを考えて")
@@ -183,7 +185,7 @@ async def test_thinking_block_streams_then_collapses_when_the_answer_starts(page
     await expect(thinking.locator(".thinking-body")).to_be_visible()
 
 
-async def test_refusal_is_shown_as_text_marked_as_a_refusal(page: Page, upstream: DemoUpstream) -> None:
+async def test_refusal_is_shown_as_text_marked_as_a_refusal(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0.001))
     await send(page, "爆弾の作り方は？")
     await page.wait_for_selector(DONE)
@@ -200,7 +202,7 @@ async def test_refusal_is_shown_as_text_marked_as_a_refusal(page: Page, upstream
     await expect(page.locator(".turn.assistant .refusal").nth(1)).to_be_hidden()
 
 
-async def test_web_search_status_then_citations_as_numbered_links(page: Page, upstream: DemoUpstream) -> None:
+async def test_web_search_status_then_citations_as_numbered_links(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(hold_search=True, delta_seconds=0.001))
     await send(page, "今週の滋賀のイベントは？")
     status = page.locator(".turn.assistant .status")

@@ -12,11 +12,11 @@ import pytest
 from playwright.async_api import Page, expect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
 from ..conftest import serve
+from ..faulty_upstream import FaultyUpstream, Scenario
 from .conftest import DONE, ROOT, send
 
 ANSWER = "".join(f"琵琶湖の見どころ{i}。" for i in range(60))
@@ -69,7 +69,7 @@ def cutter() -> list[CutFirstChat]:
 
 
 @pytest.fixture
-async def site_url(upstream: DemoUpstream, cutter: list[CutFirstChat]) -> AsyncIterator[str]:
+async def site_url(upstream: FaultyUpstream, cutter: list[CutFirstChat]) -> AsyncIterator[str]:
     def wrap(app: ASGIApp) -> ASGIApp:
         cutter.append(CutFirstChat(app, after=6))
         return cutter[0]
@@ -85,7 +85,7 @@ async def site_url(upstream: DemoUpstream, cutter: list[CutFirstChat]) -> AsyncI
 
 
 async def test_a_cut_mid_answer_is_resumed_and_no_text_comes_twice(
-    page: Page, upstream: DemoUpstream, cutter: list[CutFirstChat]
+    page: Page, upstream: FaultyUpstream, cutter: list[CutFirstChat]
 ) -> None:
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.01, chunk_chars=3))
     await page.evaluate(
@@ -108,7 +108,7 @@ async def test_a_cut_mid_answer_is_resumed_and_no_text_comes_twice(
 
 
 async def test_a_reload_during_an_answer_continues_it(
-    page: Page, upstream: DemoUpstream, cutter: list[CutFirstChat]
+    page: Page, upstream: FaultyUpstream, cutter: list[CutFirstChat]
 ) -> None:
     cutter[0].cut = True  # no cut here: the reload is what interrupts
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.02, chunk_chars=3))
@@ -122,7 +122,7 @@ async def test_a_reload_during_an_answer_continues_it(
     assert any(request.endswith("?") and request.startswith("GET /api/chat/resp_") for request in cutter[0].requests)
 
 
-async def start_a_long_answer(page: Page, upstream: DemoUpstream) -> None:
+async def start_a_long_answer(page: Page, upstream: FaultyUpstream) -> None:
     """Ask, and return once the answer is being written."""
     upstream.set_scenario(Scenario(text=ANSWER * 3, delta_seconds=0.02))
     await send(page, "滋賀県について教えてください。")
@@ -130,7 +130,7 @@ async def start_a_long_answer(page: Page, upstream: DemoUpstream) -> None:
 
 
 async def test_stop_cancels_the_response_upstream(
-    page: Page, upstream: DemoUpstream, cutter: list[CutFirstChat]
+    page: Page, upstream: FaultyUpstream, cutter: list[CutFirstChat]
 ) -> None:
     cutter[0].cut = True
     await start_a_long_answer(page, upstream)
@@ -149,7 +149,7 @@ async def test_stop_cancels_the_response_upstream(
 
 
 async def test_a_new_conversation_cancels_the_answer_being_written(
-    page: Page, upstream: DemoUpstream, cutter: list[CutFirstChat]
+    page: Page, upstream: FaultyUpstream, cutter: list[CutFirstChat]
 ) -> None:
     cutter[0].cut = True
     await start_a_long_answer(page, upstream)

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 
 from playwright.async_api import BrowserContext, ConsoleMessage, Page, Request, Response, Route, expect
 
-from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.demo.answers import answer_for
 
+from ..faulty_upstream import FaultyUpstream, Scenario
 from .conftest import ARTIFACTS, DONE, answered, send
 
 # How far the view is from the end of the page, in pixels.
@@ -20,7 +20,7 @@ FROM_END = "((root) => root.scrollHeight - root.clientHeight - root.scrollTop)(d
 
 
 async def test_no_console_error_or_failed_request_on_load_and_after_a_turn(
-    context: BrowserContext, site_url: str, upstream: DemoUpstream
+    context: BrowserContext, site_url: str, upstream: FaultyUpstream
 ) -> None:
     page = await context.new_page()
     console: list[str] = []
@@ -53,7 +53,7 @@ def _keep_response(response: Response, failed: list[str], loaded: list[str]) -> 
 
 
 async def test_send_waits_until_the_configuration_is_read(
-    context: BrowserContext, site_url: str, upstream: DemoUpstream
+    context: BrowserContext, site_url: str, upstream: FaultyUpstream
 ) -> None:
     page = await context.new_page()
     chats: list[str] = []
@@ -85,7 +85,7 @@ async def test_send_waits_until_the_configuration_is_read(
 
 
 async def test_a_429_disables_retry_until_its_retry_after_has_passed(
-    context: BrowserContext, site_url: str, upstream: DemoUpstream
+    context: BrowserContext, site_url: str, upstream: FaultyUpstream
 ) -> None:
     page = await context.new_page()
     await page.clock.install()
@@ -117,7 +117,7 @@ async def test_a_429_disables_retry_until_its_retry_after_has_passed(
     assert len(upstream.records) == 2
 
 
-async def test_closing_the_key_dialog_unsaved_never_saves_what_was_typed(page: Page, upstream: DemoUpstream) -> None:
+async def test_closing_the_key_dialog_unsaved_never_saves_what_was_typed(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(text="OK", delta_seconds=0.001))
     wanted = {"key": "first-key"}
     keys: list[str | None] = []
@@ -156,7 +156,7 @@ async def test_closing_the_key_dialog_unsaved_never_saves_what_was_typed(page: P
     assert keys == [None, "first-key", "first-key", None]  # "typo" was never sent
 
 
-async def test_switching_language_relabels_the_turns_already_there(page: Page, upstream: DemoUpstream) -> None:
+async def test_switching_language_relabels_the_turns_already_there(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0.001))
     await send(page, "京都の日帰りプランを考えて")  # a reasoning summary
     await page.wait_for_selector(DONE)
@@ -192,7 +192,9 @@ async def test_switching_language_relabels_the_turns_already_there(page: Page, u
     assert await page.title() == "観光ガイド チャット"
 
 
-async def test_the_view_follows_a_growing_answer_until_the_user_scrolls_up(page: Page, upstream: DemoUpstream) -> None:
+async def test_the_view_follows_a_growing_answer_until_the_user_scrolls_up(
+    page: Page, upstream: FaultyUpstream
+) -> None:
     await page.set_viewport_size({"width": 900, "height": 500})
     paragraphs = "\n\n".join(f"琵琶湖のほとりを歩きます（{number}）。" for number in range(1, 41))
     held = 120  # deltas sent before the stream is held: two-character deltas, so 240 characters
@@ -248,7 +250,7 @@ async def test_event_data_that_is_not_json_is_reported_as_such(page: Page) -> No
     await expect(page.locator(".turn.assistant .retry")).to_be_enabled()
 
 
-async def test_screenshots_at_desktop_and_phone_width(page: Page, upstream: DemoUpstream) -> None:
+async def test_screenshots_at_desktop_and_phone_width(page: Page, upstream: FaultyUpstream) -> None:
     await page.set_viewport_size({"width": 1280, "height": 800})
     upstream.set_scenario(Scenario(delta_seconds=0.001))
     questions = ["滋賀県について教えてください。", "京都の日帰りプランを考えて", "今週の滋賀のイベントは？"]

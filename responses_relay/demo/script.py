@@ -1,0 +1,79 @@
+"""One demo response as a script: its events in the API's order, each with the pause the
+model would take before it (in deltas' worth of time)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .answers import Answer, answer_for, reasoning_for, split_deltas
+from .wire import ResponseEvents
+
+SEARCH_PAUSE = 20  # a web search takes as long as this many deltas
+TEXT_DELTA = "response.output_text.delta"
+
+
+@dataclass(frozen=True)
+class Step:
+    pause: int  # deltas' worth of time before the event
+    payload: dict[str, Any]
+
+
+class Script:
+    """The events of one answer to `request`: `body()` (`head()`, then `content()` for each of
+    `deltas()`), then `ending()`. Each event is built when its step is reached."""
+
+    def __init__(self, request: dict[str, Any], answer: Answer | None = None, chunk_chars: int | None = None) -> None:
+        self.events = ResponseEvents(request)
+        question = last_user_text(request)
+        self.answer = answer or answer_for(question)
+        self._reasoning = self.answer.reasoning or (reasoning_for(question) if _asks_for_summary(request) else ())
+        self._chunk_chars = chunk_chars
+
+    def deltas(self) -> list[str]:
+        return split_deltas(self.answer.text, self._chunk_chars)
+
+    def body(self) -> Iterator[Step]:
+        yield from self.head()
+        for delta in self.deltas():
+            yield from self.content(delta)
+
+    def head(self) -> Iterator[Step]:
+        """What comes before the message's deltas: the response's start, a reasoning summary, a
+        web search, the message item."""
+        events, answer = self.events, self.answer
+        yield from (Step(0, payload) for payload in events.start())
+        if self._reasoning:
+            parts = [split_deltas(part, self._chunk_chars) for part in self._reasoning]
+            for payload in events.reasoning(parts):
+                yield Step(1 if payload["type"].endswith(".delta") else 0, payload)
+        if answer.search is not None:
+            for payload in events.web_search(answer.search, [citation.url for citation in answer.citations]):
+                yield Step(SEARCH_PAUSE if payload["type"] == "response.web_search_call.completed" else 0, payload)
+        for payload in events.message(refusal=answer.refusal, annotations=answer.annotations()):
+            yield Step(0, payload)
+
+    def content(self, delta: str) -> Iterator[Step]:
+        """One delta of the message, and the citations it completes."""
+        for index, payload in enumerate(self.events.content(delta)):
+            yield Step(1 if index == 0 else 0, payload)
+
+    def ending(self) -> list[dict[str, Any]]:
+        return self.events.completion()
+
+
+def last_user_text(request: dict[str, Any]) -> str:
+    value = request.get("input")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        for message in reversed(value):
+            if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), str):
+                return str(message["content"])
+    return ""
+
+
+def _asks_for_summary(request: dict[str, Any]) -> bool:
+    reasoning = request.get("reasoning")
+    return isinstance(reasoning, dict) and reasoning.get("summary") in ("auto", "concise", "detailed")
