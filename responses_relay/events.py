@@ -1,6 +1,7 @@
 """Translation of upstream Responses API events into the relay's SSE events.
 
-Pure and incremental: `feed` the upstream events of one network read, then `take`
+Pure and incremental: `feed` the upstream events of one network read (parsed by
+`parse_event`), then `take`
 the bytes to send. Consecutive deltas of one kind (and one part) within a read
 become one SSE event whose `id:` is the sequence number of the last upstream event
 it carries; deltas of different kinds never merge, and the upstream's order is kept.
@@ -35,6 +36,8 @@ DELTA_PARTS: dict[str, tuple[str, ...]] = {
 MAX_URL_CHARS = 2048
 MAX_TITLE_CHARS = 300
 
+# The upstream events that end a response's stream.
+TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
 _FINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
 _CODE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _NO_PART: dict[str, int] = {}
@@ -42,6 +45,22 @@ _NO_PART: dict[str, int] = {}
 
 class UpstreamProtocolError(Exception):
     """The upstream sent something that is not a Responses API event."""
+
+
+def parse_event(event: Event) -> dict[str, Any] | None:
+    """An upstream SSE event's JSON object, its `type` defaulting to the SSE event name;
+    None for the `[DONE]` sentinel."""
+    if event.data == b"[DONE]":
+        return None
+    try:
+        payload = orjson.loads(event.data)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError("an upstream event's data is not JSON") from None
+    if not isinstance(payload, dict):
+        raise UpstreamProtocolError("an upstream event's data is not a JSON object")
+    if not payload.get("type") and event.event:
+        payload["type"] = event.event
+    return payload
 
 
 class Translator:
@@ -53,7 +72,6 @@ class Translator:
         self._pending_part = _NO_PART
         self._pending_id: int | None = None
         self.response_id = response_id
-        self.last_sequence: int | None = None  # the upstream's last sequence number fed, to resume after
         self.model: str | None = None
         self.outcome: str | None = None  # completed, incomplete:<reason>, or an error code
         self.usage: dict[str, int] | None = None
@@ -64,24 +82,14 @@ class Translator:
         """True once the terminal event is out: nothing after it is relayed."""
         return self.outcome is not None
 
-    def feed(self, event: Event) -> None:
+    def feed(self, payload: dict[str, Any]) -> None:
         if self.finished:
             return
-        if event.data == b"[DONE]":
-            return
-        try:
-            payload = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError("an upstream event's data is not JSON") from None
-        if not isinstance(payload, dict):
-            raise UpstreamProtocolError("an upstream event's data is not a JSON object")
-        kind = payload.get("type") or event.event
+        kind = payload.get("type")
         if not isinstance(kind, str):
             return
         sequence = payload.get("sequence_number")
         event_id = sequence if type(sequence) is int else None
-        if event_id is not None:
-            self.last_sequence = event_id
         part_fields = DELTA_PARTS.get(kind)
         if part_fields is not None:
             self._delta(kind, payload, part_fields, event_id)

@@ -4,9 +4,10 @@ and the response body drains that buffer, as the origin planned it.
 The body starts with a comment (so headers and first bytes reach the client at
 once), sends a heartbeat comment whenever nothing was sent for a while, and ends
 after exactly one terminal event. When the client leaves, the producer is
-cancelled and the upstream HTTP response is closed. A stored (background) response's
-upstream stream that ends or breaks early is healed: ended from the response's real
-status, or continued after the last event seen (`Recover`).
+cancelled and the upstream HTTP response is closed; except when the caller never received
+the id of a background response it started (an orphan nobody can resume or cancel): then the
+relay reads on until it knows the id and cancels the response upstream. Healing a cut stream
+is `UpstreamEvents`' part; this module is the caller's side.
 """
 
 from __future__ import annotations
@@ -14,55 +15,44 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing, suppress
-from typing import Any
-
-import httpx2
 
 from . import shutdown
-from .errors import (
-    INTERNAL_ERROR,
-    UPSTREAM_BAD_RESPONSE,
-    UPSTREAM_CONNECTION_LOST,
-    UPSTREAM_INCOMPLETE,
-    UPSTREAM_TIMEOUT,
-    ErrorCode,
-    HttpError,
-)
+from .errors import INTERNAL_ERROR, UPSTREAM_BAD_RESPONSE, ErrorCode
 from .events import Translator, UpstreamProtocolError
 from .live_streams import LiveStreams
-from .sse import Decoder, encode_comment
+from .sse import encode_comment
+from .upstream_events import StreamBroken, UpstreamEvents
 
 OPENING = encode_comment("stream open")
 PING = encode_comment("ping")
+ORPHAN_SECONDS = 10.0  # how long a relay whose caller left reads on for a background response's id
 
-# After the upstream stream of a stored (background) response ended early: given its id and the
-# last sequence number seen, its retrieved response object when that is final, or a
-# stream that continues after that sequence number. Raises HttpError when neither is possible.
-Recover = Callable[[str, int | None], Awaitable["httpx2.Response | dict[str, Any]"]]
-MAX_HEALS = 3  # recoveries per stream
+# Cancels a background response upstream, by its id.
+CancelOrphan = Callable[[str], Awaitable[object]]
 
 logger = logging.getLogger("responses_relay.relay")
-_FINISH_BYTES = 64 * 1024  # what the upstream may still send after the terminal event, to keep its connection
-_FINISH_SECONDS = 1.0
 
 
 class RelayStream:
     def __init__(
         self,
-        upstream: httpx2.Response,
+        upstream: UpstreamEvents,
         translator: Translator,
         *,
         heartbeat_seconds: float,
         buffer_bytes: int,
         invocation_id: str | None = None,
-        recover: Recover | None = None,
+        cancel_orphan: CancelOrphan | None = None,
         live: LiveStreams | None = None,
     ) -> None:
         self._upstream = upstream
         self._invocation_id = invocation_id
-        self._recover = recover
+        # Set for a background response this stream creates: its id must reach the caller.
+        self._cancel_orphan = cancel_orphan
+        self._id_delivered = translator.response_id is not None  # a resume stream: the caller named it
+        self._id_pushed = False  # response.created is in the buffer
         self._live = live
         self._listed_as: str | None = None  # the response id this stream is listed under in live_streams
         self._translator = translator
@@ -98,6 +88,7 @@ class RelayStream:
                     chunk = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
                     self._buffer.clear()
                     self._buffered = 0
+                    self._id_delivered = self._id_delivered or self._id_pushed
                     _resolve(self._space_ready)
                 elif self._done:
                     return
@@ -136,14 +127,27 @@ class RelayStream:
     async def _produce(self) -> None:
         translator = self._translator
         try:
-            heals = 0
-            while (ended_early := await self._relay_upstream()) is not None:
-                if not await self._heal(ended_early, heals):
-                    translator.fail(*ended_early)
-                    return
-                if translator.finished:  # its retrieved status ended it
-                    return
-                heals += 1
+            async with aclosing(self._upstream.batches()) as batches:
+                async for batch in batches:
+                    for payload in batch:
+                        translator.feed(payload)
+                    if translator.deltas and self.first_text_at is None:
+                        self.first_text_at = time.monotonic()
+                    self._list()
+                    self._push(translator.take())
+                    self._id_pushed = translator.response_id is not None
+                    if self._left and self._id_pushed:
+                        return  # an orphan's id is known: aclose cancels it
+                    if translator.finished:
+                        self._draining = True
+                        self._done = True  # the body ends now; the upstream's may take a moment more
+                        _resolve(self._data_ready)
+                    elif self._buffered >= self._limit and not self._left:
+                        await self._wait_for_space()
+            if self._upstream.final_response is not None:
+                translator.finish_with(self._upstream.final_response)
+        except StreamBroken as broken:
+            translator.fail(broken.error, broken.message)
         except UpstreamProtocolError as error:
             logger.warning("upstream sent a bad event: %s", error)
             translator.fail(UPSTREAM_BAD_RESPONSE, "The model service sent an invalid event")
@@ -157,69 +161,6 @@ class RelayStream:
             _resolve(self._data_ready)
             self._unlist()
             await self._upstream.aclose()
-
-    async def _relay_upstream(self) -> tuple[ErrorCode, str] | None:
-        """Relay the current upstream response: None once the terminal event is out, or the
-        error (code, message) that ends the stream if it cannot go on elsewhere."""
-        translator = self._translator
-        decoder = Decoder()
-        upstream = self._upstream
-        try:
-            # Raw bytes skip a decoder layer; a compressed body still goes through httpx2's.
-            encoded = "content-encoding" in upstream.headers
-            async with aclosing(upstream.aiter_bytes() if encoded else upstream.aiter_raw()) as chunks:
-                async for chunk in chunks:
-                    for event in decoder.feed(chunk):
-                        translator.feed(event)
-                    if translator.deltas and self.first_text_at is None:
-                        self.first_text_at = time.monotonic()
-                    self._list()
-                    self._push(translator.take())
-                    if translator.finished:
-                        self._draining = True
-                        self._done = True  # the body ends now; the upstream's may take a moment more
-                        _resolve(self._data_ready)
-                        await _finish_upstream_body(chunks)
-                        return None
-                    if self._buffered >= self._limit:
-                        await self._wait_for_space()
-            for event in decoder.close():
-                translator.feed(event)
-            if translator.finished:
-                return None
-            return (UPSTREAM_INCOMPLETE, "The model service ended the stream before it finished")
-        except httpx2.TimeoutException:
-            logger.warning("upstream stalled longer than the read timeout")
-            return (UPSTREAM_TIMEOUT, "The model service stopped sending")
-        except httpx2.TransportError as error:
-            logger.warning("upstream connection lost mid-stream: %s", type(error).__name__)
-            return (UPSTREAM_CONNECTION_LOST, "The connection to the model service was lost")
-        finally:
-            await upstream.aclose()
-
-    async def _heal(self, ended_early: tuple[ErrorCode, str], heals: int) -> bool:
-        """A stored response's stream ended early: end it from its real status, or continue it
-        after the last event relayed. False when neither was possible."""
-        translator = self._translator
-        response_id = translator.response_id
-        if self._recover is None or response_id is None or heals >= MAX_HEALS:
-            return False
-        if translator.last_sequence is None:  # no sequence numbers: a resume would send it all again
-            return False
-        logger.info(
-            "upstream stream ended early (%s); recovering after %s", ended_early[0].code, translator.last_sequence
-        )
-        try:
-            recovered = await self._recover(response_id, translator.last_sequence)
-        except HttpError as error:
-            logger.warning("could not recover the upstream stream: %d %s", error.status, error.code)
-            return False
-        if isinstance(recovered, dict):
-            translator.finish_with(recovered)
-            self._push(translator.take())
-            return translator.finished
-        self._upstream = recovered
-        return True
 
     def _list(self) -> None:
         """List the stream under its response id, once known, so a cancel on this instance finds it."""
@@ -267,16 +208,25 @@ class RelayStream:
             _resolve(self._data_ready)
 
     def client_left(self) -> None:
-        """The client went away: stop reading upstream and end the body at once."""
+        """The client went away: end the body at once and stop reading upstream, unless the
+        stream must read on to learn an orphan's id (see `aclose`)."""
         if self.outcome is None:
             self.outcome = "client_disconnected"
         self._left = True
-        if self._producer is not None:
+        if self._producer is not None and not self._orphaned():
             self._producer.cancel()
         _resolve(self._data_ready)
+        _resolve(self._space_ready)
+
+    def _orphaned(self) -> bool:
+        """A background response this stream started whose id never reached the caller."""
+        return self._cancel_orphan is not None and self._left and not self._id_delivered
 
     async def aclose(self) -> None:
-        """Cancel the producer if it still runs; the upstream response is closed either way."""
+        """Cancel the producer if it still runs, and an orphan upstream; the upstream response is
+        closed either way."""
+        if self._orphaned():
+            await self._cancel_orphaned_response()
         if self._producer is not None and not self._producer.done():
             if not self._draining:  # a drain ends by itself, soon
                 self._producer.cancel()
@@ -290,6 +240,25 @@ class RelayStream:
         if self.outcome is None:
             self.outcome = self._translator.outcome or "client_disconnected"
         self._log()
+
+    async def _cancel_orphaned_response(self) -> None:
+        """Read on until the response's id is known (it comes first), then cancel it upstream:
+        its caller can neither resume nor cancel it, and it would go on being generated."""
+        assert self._cancel_orphan is not None
+        if self._producer is None:  # the caller left before the body started
+            self._producer = asyncio.get_running_loop().create_task(self._produce())
+        with suppress(TimeoutError):
+            async with asyncio.timeout(ORPHAN_SECONDS):
+                await asyncio.shield(self._producer)
+        response_id = self._translator.response_id
+        if response_id is None:
+            logger.warning("a caller left before its background response had an id; it could not be cancelled")
+            return
+        try:
+            await self._cancel_orphan(response_id)
+            logger.info("cancelled background response %s: its caller left before receiving its id", response_id)
+        except Exception as error:  # logged, not raised: the caller is gone
+            logger.warning("could not cancel an orphaned background response: %s", error)
 
     def _log(self) -> None:
         """One structured record per stream; failures are warnings. Its fields become
@@ -316,19 +285,6 @@ class RelayStream:
 
 
 _FINE_OUTCOMES = frozenset({"completed", "incomplete", "cancelled", "client_disconnected"})
-
-
-async def _finish_upstream_body(chunks: AsyncIterator[bytes]) -> None:
-    """After the terminal event, read what is left of the upstream body (usually just the
-    chunked terminator, often a read behind) so its connection goes back to the pool;
-    bounded in bytes and time, past which the connection is closed instead."""
-    left = _FINISH_BYTES
-    with suppress(httpx2.HTTPError, TimeoutError):
-        async with asyncio.timeout(_FINISH_SECONDS):
-            async for chunk in chunks:
-                left -= len(chunk)
-                if left < 0:
-                    return
 
 
 def _resolve(waiter: asyncio.Future[None] | None) -> None:

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-import httpx2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -17,10 +16,11 @@ from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_
 from .events import Translator
 from .invocation import invocation_id
 from .live_streams import LiveStreams
-from .relay import Recover, RelayStream
+from .relay import RelayStream
 from .settings import Settings
 from .sse_response import SSEResponse
 from .upstream import Upstream, check_proxy_environment
+from .upstream_events import HealBudget, UpstreamEvents
 
 if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never needs the demo upstream
     from azure.core.credentials_async import AsyncTokenCredential
@@ -72,7 +72,13 @@ class ChatService:
         chat_request = parse_chat_request(body, self.settings)
         upstream = await self.upstream()
         response = await upstream.open(chat_request)
-        return self._relay(request, upstream, response, Translator(redact=upstream.redact))
+        return self._relay(
+            request,
+            upstream,
+            UpstreamEvents(response, **self._healing(upstream)),
+            Translator(redact=upstream.redact),
+            creates=True,
+        )
 
     async def _resume(self, request: Request, response_id: str) -> Response:
         check_response_id(response_id)
@@ -80,7 +86,8 @@ class ChatService:
         self._check_resumable()
         upstream = await self.upstream()
         response = await upstream.resume(response_id, after)
-        return self._relay(request, upstream, response, Translator(redact=upstream.redact, response_id=response_id))
+        events = UpstreamEvents(response, response_id=response_id, after=after, **self._healing(upstream))
+        return self._relay(request, upstream, events, Translator(redact=upstream.redact, response_id=response_id))
 
     async def _cancel(self, response_id: str) -> Response:
         check_response_id(response_id)
@@ -117,16 +124,32 @@ class ChatService:
             logger.exception("%s failed before the stream started", action)
             return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
 
+    def _healing(self, upstream: Upstream) -> dict[str, Any]:
+        """How an upstream stream heals: only a stored (background) response can."""
+        settings = self.settings
+        return {
+            "stored": upstream if settings.resumable else None,
+            "budget": HealBudget(settings.heal_attempts, settings.heal_seconds),
+        }
+
     def _relay(
-        self, request: Request, upstream: Upstream, response: httpx2.Response, translator: Translator
+        self,
+        request: Request,
+        upstream: Upstream,
+        events: UpstreamEvents,
+        translator: Translator,
+        *,
+        creates: bool = False,
     ) -> Response:
+        """`creates`: the stream of the request that created the response, whose id the caller
+        learns only from it: in background mode, a caller who leaves before that is an orphan."""
         stream = RelayStream(
-            response,
+            events,
             translator,
             heartbeat_seconds=self.settings.heartbeat_seconds,
             buffer_bytes=self.settings.buffer_bytes,
             invocation_id=invocation_id(request),
-            recover=_recovery(upstream) if self.settings.resumable else None,
+            cancel_orphan=upstream.cancel if creates and self.settings.resumable else None,
             live=self._live,
         )
         return SSEResponse(stream)
@@ -185,16 +208,6 @@ class ChatService:
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None
-
-
-def _recovery(upstream: Upstream) -> Recover:
-    async def recover(response_id: str, after: int | None) -> httpx2.Response | dict[str, Any]:
-        response = await upstream.retrieve(response_id)
-        if response.get("status") in ("queued", "in_progress"):
-            return await upstream.resume(response_id, after)
-        return response
-
-    return recover
 
 
 def _text(mapping: dict[str, Any], key: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 # The values of openai.types.shared.ReasoningEffort and of Reasoning.summary.
@@ -23,7 +23,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     endpoint: str | None
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     azure_client_id: str | None
     model: str
     instructions: str
@@ -45,8 +45,10 @@ class Settings:
     keepalive_seconds: float
     transport: str
     resumable: bool
-    appinsights_connection_string: str | None
-    appinsights_authentication_string: str | None
+    heal_attempts: int
+    heal_seconds: float
+    appinsights_connection_string: str | None = field(repr=False)
+    appinsights_authentication_string: str | None = field(repr=False)
 
     @property
     def upstream_kind(self) -> str:
@@ -95,6 +97,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         keepalive_seconds=env.number("UPSTREAM_KEEPALIVE_SECONDS", 60.0, low=0.0, high=3600.0),
         transport=env.choice("UPSTREAM_TRANSPORT", ("lean", "httpx")) or "lean",
         resumable=env.flag("RESUMABLE_STREAMS", default=False),
+        heal_attempts=env.integer("UPSTREAM_HEAL_ATTEMPTS", 3, low=0, high=100),
+        heal_seconds=env.number("UPSTREAM_HEAL_SECONDS", 30.0, low=0.0, high=3600.0),
         appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
     )
@@ -104,7 +108,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 class LocalHostSettings:
     """The local host's own settings (`scripts/run`); the Functions host in Azure ignores them."""
 
-    function_key: str | None
+    function_key: str | None = field(repr=False)
     cors_origins: tuple[str, ...]
     diagnostics: bool
     shutdown_grace_seconds: float

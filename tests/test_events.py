@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from responses_relay.errors import INTERNAL_ERROR, UPSTREAM_TIMEOUT
-from responses_relay.events import Translator, UpstreamProtocolError
+from responses_relay.events import Translator, UpstreamProtocolError, parse_event
 from responses_relay.sse import Decoder, Event
 
 
-def upstream(payload: dict[str, Any]) -> Event:
-    return Event(payload.get("type"), orjson.dumps(payload), None)
+def upstream(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as it comes off the wire and through `parse_event`."""
+    parsed = parse_event(Event(payload.get("type"), orjson.dumps(payload), None))
+    assert parsed is not None
+    return parsed
 
 
 def relayed(data: bytes) -> list[tuple[str | None, dict[str, Any], str | None]]:
@@ -94,11 +98,10 @@ def test_error_shapes_and_failed_become_error_events() -> None:
     assert codes == ["rate_limit_exceeded", "server_error", "invalid_request_error", "server_error", "response_failed"]
 
 
-def test_unknown_events_are_ignored_and_done_marker_too() -> None:
+def test_unknown_events_are_ignored() -> None:
     translator = Translator()
     translator.feed(upstream({"type": "response.future_feature.delta", "delta": "hm"}))
     translator.feed(upstream({"type": "response.reasoning_summary_part.added", "summary_index": 0}))
-    translator.feed(Event(None, b"[DONE]", None))
     assert translator.take() == b""
     assert not translator.finished
 
@@ -118,13 +121,17 @@ def test_relay_made_error_has_no_id_and_messages_are_redacted() -> None:
 
 
 def test_data_that_is_not_json_is_a_protocol_error() -> None:
-    translator = Translator()
     for data in (b"{not json", b"[1, 2]"):
-        try:
-            translator.feed(Event(None, data, None))
-        except UpstreamProtocolError:
-            continue
-        raise AssertionError(f"{data!r} was accepted")
+        with pytest.raises(UpstreamProtocolError):
+            parse_event(Event(None, data, None))
+
+
+def test_the_done_sentinel_is_no_event_and_the_event_name_stands_in_for_a_missing_type() -> None:
+    assert parse_event(Event(None, b"[DONE]", None)) is None
+    assert parse_event(Event("response.created", b'{"sequence_number": 0}', None)) == {
+        "sequence_number": 0,
+        "type": "response.created",
+    }
 
 
 def reasoning(text: str, sequence: int, summary_index: int = 0, output_index: int = 0) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from responses_relay.events import Translator
 from responses_relay.relay import OPENING, RelayStream
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
-from responses_relay.sse import Event
+from responses_relay.upstream_events import UpstreamEvents
 
 from .conftest import RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario
@@ -155,10 +155,10 @@ async def test_a_failure_inside_the_stream_is_logged_and_ends_with_an_error_even
 ) -> None:
     original = Translator.feed
 
-    def feed(self: Translator, event: Event) -> None:
+    def feed(self: Translator, payload: dict[str, Any]) -> None:
         if self.deltas == 3:
             raise RuntimeError("a bug in the relay")
-        original(self, event)
+        original(self, payload)
 
     monkeypatch.setattr(Translator, "feed", feed)
     upstream.set_scenario(Scenario(text=TEXT, delta_seconds=0.001))
@@ -195,7 +195,8 @@ class RecordingBody(httpx2.AsyncByteStream):
 
 async def test_a_client_gone_before_the_producer_ran_still_closes_the_upstream() -> None:
     upstream = RecordingBody()
-    stream = RelayStream(httpx2.Response(200, stream=upstream), Translator(), heartbeat_seconds=5, buffer_bytes=1024)
+    events = UpstreamEvents(httpx2.Response(200, stream=upstream))
+    stream = RelayStream(events, Translator(), heartbeat_seconds=5, buffer_bytes=1024)
     body = stream.body()
     assert await anext(body) == OPENING
     stream.client_left()  # in the same loop step: the producer is made, then cancelled before it ran

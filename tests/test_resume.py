@@ -122,16 +122,26 @@ async def test_the_later_of_after_and_last_event_id_wins(upstream: FaultyUpstrea
     assert header_ahead.text == query_ahead.text
 
 
-async def test_an_upstream_cut_mid_stream_is_healed_invisibly(upstream: FaultyUpstream, resumable: Settings) -> None:
-    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.002, chunk_chars=4, ending="cut", after_deltas=6))
+@pytest.mark.parametrize("delta_seconds", [0.0, 0.002], ids=["instant model", "paced model"])
+async def test_an_upstream_cut_mid_stream_is_healed_invisibly(
+    upstream: FaultyUpstream, resumable: Settings, delta_seconds: float
+) -> None:
+    # An instant model has finished before the relay reconnects: the heal still continues the
+    # stored stream after the cut (its tail and terminal event), never trusting the finished status.
+    scenario = Scenario(text=ANSWER, delta_seconds=delta_seconds, chunk_chars=4, ending="cut", after_deltas=6)
+    upstream.set_scenario(scenario)
     async with instances(resumable, 1) as [server]:
         received = await chat(server.client, {"input": "滋賀"})
     assert received.text == ANSWER
     assert [event.event for event in received.terminals] == ["response.completed"]
     assert received.payloads("response.completed")[0]["status"] == "completed"
     assert ids(received) == sorted(set(ids(received)))
-    resumed = [record for record in upstream.records if record.method == "GET"]
-    assert [record.path.rsplit("/", 1)[-1] for record in resumed] == [response_id(received)] * 2  # retrieve, stream
+    [continued] = [record for record in upstream.records if record.method == "GET"]
+    assert continued.path.endswith(f"/responses/{response_id(received)}")
+    assert continued.query.startswith("stream=true&starting_after=")
+    after = int(continued.query.rsplit("=", 1)[1])
+    assert after in ids(received)  # the last event relayed before the cut
+    assert after < ids(received)[-1]
 
 
 async def test_a_failed_background_request_is_not_sent_twice(
