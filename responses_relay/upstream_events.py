@@ -39,7 +39,6 @@ from .sse import Decoder, Event
 logger = logging.getLogger("responses_relay.upstream_events")
 
 FINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
-_BACKOFF_SECONDS = (0.0, 0.25, 1.0, 2.0)  # before the 1st, 2nd, ... heal in a row that brought nothing
 _FINISH_BYTES = 64 * 1024  # what the upstream may still send after the terminal event, to keep its connection
 _FINISH_SECONDS = 1.0
 
@@ -58,6 +57,7 @@ class StoredResponses(Protocol):
 class HealBudget:
     attempts: int  # consecutive heals that bring no event
     seconds: float  # time spent healing, over the whole stream
+    backoff_seconds: tuple[float, ...] = (0.0, 0.25, 1.0, 2.0)  # before the 1st, 2nd, ... such heal
 
 
 class StreamBroken(Exception):
@@ -185,7 +185,8 @@ class UpstreamEvents:
                 if self._fruitless > self._budget.attempts or spent > self._budget.seconds:
                     logger.warning("gave up healing the upstream stream after %d heals", self.heals)
                     raise StreamBroken(*problem)
-                await asyncio.sleep(_BACKOFF_SECONDS[min(self._fruitless, len(_BACKOFF_SECONDS)) - 1])
+                backoff = self._budget.backoff_seconds
+                await asyncio.sleep(backoff[min(self._fruitless, len(backoff)) - 1])
                 self.heals += 1
                 logger.info("upstream stream ended early (%s); continuing after %s", problem[0].code, self.cursor)
                 try:

@@ -64,8 +64,9 @@ class Scenario:
     stall_when: str | None = None  # questions containing this stall after `after_deltas`, the others do not
     burst: bool = False  # the whole stream in one write, so the relay reads it at once (not with ending="cut")
     # Background mode: each stream of a stored response in turn (the creating POST's, then each
-    # GET ?stream=true) is cut after this many SSE frames of its own; streams past the tuple are whole.
-    stream_cuts: tuple[int, ...] = ()
+    # GET ?stream=true) is cut after this many SSE frames of its own (None, or past the tuple: whole).
+    stream_cuts: tuple[int | None, ...] = ()
+    queued_seconds: float = 0.0  # background mode: the response is queued this long before response.created
 
 
 @dataclass
@@ -100,6 +101,7 @@ class FaultyUpstream(DemoUpstream):
         super().__init__(delta_seconds)
         self.scenario = Scenario()
         self.records: list[StreamRecord] = []
+        self._recorded = threading.Condition()
         self._released = asyncio.Event()  # bound to the server's loop at first use
         self._streams_of: WeakKeyDictionary[StoredResponse, int] = WeakKeyDictionary()  # streams served of each
 
@@ -114,6 +116,13 @@ class FaultyUpstream(DemoUpstream):
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._released.set)
 
+    def wait_for_requests(self, count: int, timeout: float = 10) -> list[StreamRecord]:
+        """Block until `count` requests have arrived (since records were last cleared); the records."""
+        with self._recorded:
+            if not self._recorded.wait_for(lambda: len(self.records) >= count, timeout):
+                raise TimeoutError(f"{len(self.records)} requests arrived, not {count}")
+            return list(self.records)
+
     async def answer_until_left(self, call: Call, receive: Receive, send: Send) -> bool:
         record = StreamRecord(
             request=call.request,
@@ -123,7 +132,9 @@ class FaultyUpstream(DemoUpstream):
             + ("/cancel" if call.cancel else ""),
             query="&".join(f"{key}={value}" for key, values in call.query.items() for value in values),
         )
-        self.records.append(record)
+        with self._recorded:
+            self.records.append(record)
+            self._recorded.notify_all()
         try:
             record.client_left = await super().answer_until_left(call, receive, send)
             return record.client_left
@@ -153,8 +164,13 @@ class FaultyUpstream(DemoUpstream):
         del self._stored[:-STORED_RESPONSES]
         cut = scenario.ending == "cut"
         generated = replace(scenario, ending="completed", after_deltas=None) if cut else scenario
-        stored.generation = asyncio.get_running_loop().create_task(self._respond(generated, request, stored))
+        stored.generation = asyncio.get_running_loop().create_task(self._generate(generated, request, stored))
         await self._follow_cut(stored, None, send, cut_deltas=scenario.after_deltas if cut else None)
+
+    async def _generate(self, scenario: Scenario, request: dict[str, Any], stored: StoredResponse) -> None:
+        if scenario.queued_seconds:
+            await asyncio.sleep(scenario.queued_seconds)
+        await self._respond(scenario, request, stored)
 
     async def follow(self, stored: StoredResponse, after: int | None, send: Send) -> None:
         await self._follow_cut(stored, after, send, cut_deltas=None)

@@ -22,6 +22,8 @@ from openai.types.responses import (
 )
 from pydantic import TypeAdapter
 
+from responses_relay.demo import DemoUpstream
+from responses_relay.demo import server as demo_server
 from responses_relay.demo.answers import answer_for, split_deltas
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
@@ -157,3 +159,21 @@ async def test_demo_honours_the_requests_reasoning_and_tools(upstream: FaultyUps
     assert [tool.type for tool in response.tools] == ["web_search"]
     plain = await demo_stream(upstream, input="京都について教えてください。", reasoning={"effort": "low"})
     assert not [event for event in plain if isinstance(event, ResponseReasoningSummaryTextDeltaEvent)]
+
+
+async def test_demo_mode_keeps_nothing_of_a_request_but_a_bounded_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A deployment left in demo mode serves whoever calls it: nothing may grow with each request.
+    monkeypatch.setattr(demo_server, "STORED_RESPONSES", 3)
+    demo = DemoUpstream(delta_seconds=0)
+    demo.start()
+    try:
+        async with openai.AsyncOpenAI(base_url=demo.base_url, api_key="demo", max_retries=0) as client:
+            for background in [False] * 20 + [True] * 5:
+                stream = await client.responses.create(
+                    model="gpt-4o-mini", input="滋賀", stream=True, background=background, store=background
+                )
+                [event async for event in stream]
+    finally:
+        demo.stop()
+    held = {name: len(value) for name, value in vars(demo).items() if isinstance(value, list | dict | set)}
+    assert held == {"_stored": 3}

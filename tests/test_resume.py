@@ -253,3 +253,68 @@ async def test_resume_is_refused_without_background_mode(
         reply = await server.client.get("/api/chat/resp_abc")
     assert (reply.status_code, reply.json()["error"]["code"]) == (409, "not_resumable")
     assert upstream.records == []
+
+
+async def test_a_resume_stream_cut_before_its_first_event_heals_from_the_callers_cursor(
+    upstream: FaultyUpstream, resumable: Settings
+) -> None:
+    # The creating stream is whole; the first resume stream breaks before it sends anything.
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0, chunk_chars=8, stream_cuts=(None, 0)))
+    async with instances(resumable) as [a, b]:
+        whole = await chat(a.client, {"input": "滋賀"})
+        cursor = ids(whole)[4]
+        rest = await resume(b, response_id(whole), headers={"last-event-id": str(cursor)})
+    assert rest.payloads("response.completed")[0]["status"] == "completed"
+    assert min(ids(rest)) > cursor
+    assert ids(rest)[-1] == ids(whole)[-1]
+    streams = [record.query for record in upstream.records if "stream=true" in record.query]
+    assert streams == [f"stream=true&starting_after={cursor}"] * 2  # the cut one, then the heal
+
+
+async def test_a_long_answer_over_a_flaky_path_heals_every_cut_that_brings_progress(
+    upstream: FaultyUpstream, resumable: Settings
+) -> None:
+    # Each stream, the creating one and every continuation, breaks after 3 events: far more cuts
+    # than UPSTREAM_HEAL_ATTEMPTS, each bringing something.
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001, chunk_chars=40, stream_cuts=(3,) * 40))
+    async with instances(resumable, 1) as [server]:
+        received = await chat(server.client, {"input": "滋賀"})
+    assert received.text == ANSWER
+    assert received.payloads("response.completed")[0]["status"] == "completed"
+    assert ids(received) == sorted(set(ids(received)))
+    assert len([record for record in upstream.records if "stream=true" in record.query]) > 4
+
+
+@pytest.mark.parametrize("leave_when", ["before the upstream's headers", "before response.created"])
+async def test_a_caller_who_leaves_before_the_response_id_reached_it_leaves_no_orphan(
+    upstream: FaultyUpstream, resumable: Settings, leave_when: str
+) -> None:
+    held = leave_when == "before the upstream's headers"
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001, hold_headers=held, queued_seconds=0.2))
+    async with instances(resumable, 1) as [server]:
+        asking = asyncio.create_task(chat(server.client, {"input": "滋賀"}))
+        await asyncio.to_thread(upstream.wait_for_requests, 1)
+        asking.cancel()  # the page's Stop: the fetch is aborted, the connection closed
+        with pytest.raises(asyncio.CancelledError):
+            await asking
+        upstream.release()
+        records = await asyncio.to_thread(upstream.wait_for_requests, 2)
+    created, cancelled = records[:2]
+    assert (created.method, created.request["background"]) == ("POST", True)
+    assert cancelled.method == "POST"
+    assert cancelled.path.endswith("/cancel")
+    stored = upstream.stored(cancelled.path.split("/")[-2])
+    assert stored is not None
+    assert stored.status == "cancelled"
+    assert [record.method for record in upstream.records].count("POST") == 2  # created once, cancelled once
+
+
+async def test_a_caller_who_received_the_response_id_may_leave_and_come_back(
+    upstream: FaultyUpstream, resumable: Settings
+) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.002, chunk_chars=4))
+    async with instances(resumable) as [a, b]:
+        first = await chat(a.client, {"input": "滋賀"}, stop_after=2)
+        rest = await resume(b, response_id(first), headers={"last-event-id": str(ids(first)[-1])})
+    assert first.text + rest.text == ANSWER
+    assert not any(record.path.endswith("/cancel") for record in upstream.records)

@@ -180,3 +180,15 @@ def test_a_bad_setting_under_the_real_worker_is_one_line_too() -> None:
 )
 def test_local_host_settings(environ: dict[str, str], expected: LocalHostSettings) -> None:
     assert load_local_host_settings(environ) == expected
+
+
+def test_no_secret_is_in_the_settings_repr() -> None:
+    secrets = {
+        "OPENAI_API_KEY": "sk-test-SECRET0123456789",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=SECRET-ikey;IngestionEndpoint=https://x/",
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD;ClientId=SECRET-client",
+        "LOCAL_FUNCTION_KEY": "SECRET-function-key",
+    }
+    shown = repr(load_settings(secrets)) + repr(load_local_host_settings(secrets))
+    assert "SECRET" not in shown
+    assert "gpt-4o-mini" in shown  # the rest is there, for debugging
