@@ -94,12 +94,16 @@ class ChatService:
         live = self._live.of_response(response_id)
         if not self.settings.resumable and not live:
             raise HttpError(RESPONSE_NOT_FOUND, "No stream of that response is live on this instance")
+        status = "cancelled"
         try:
-            status = await self._cancel_upstream(response_id) if self.settings.resumable else "cancelled"
+            if self.settings.resumable:
+                status = await self._cancel_upstream(response_id)
         finally:
-            # The caller asked to stop: this instance's streams of it end even if the upstream failed to say so.
-            for stream in live:
-                stream.cancel()
+            # The caller asked to stop: this instance's streams of it end even if the upstream failed to
+            # say so; but a response that finished first ends its streams with its own terminal event.
+            if status == "cancelled":
+                for stream in live:
+                    stream.cancel()
         return JSONResponse({"id": response_id, "status": status}, headers={"Cache-Control": "no-store"})
 
     async def _cancel_upstream(self, response_id: str) -> str:

@@ -303,6 +303,7 @@ async def test_a_caller_who_leaves_before_the_response_id_reached_it_leaves_no_o
     assert (created.method, created.request["background"]) == ("POST", True)
     assert cancelled.method == "POST"
     assert cancelled.path.endswith("/cancel")
+    assert await asyncio.to_thread(cancelled.ended.wait, 5)
     stored = upstream.stored(cancelled.path.split("/")[-2])
     assert stored is not None
     assert stored.status == "cancelled"
