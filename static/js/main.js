@@ -5,8 +5,8 @@ import { Conversation, DEFAULT_LIMITS } from "./conversation.js";
 import { FollowScroll } from "./follow.js";
 import { chooseLanguage, localize, setLanguage, t, translatePage } from "./i18n.js";
 import { isSendKey, watchComposition } from "./keyboard.js";
-import { BACKOFF_SECONDS, clearPending, Progress, savePending, takePending, wait } from "./resume.js";
-import { readEvents, StreamDataError } from "./stream.js";
+import { clearPending, Progress, savePending, takePending } from "./resume.js";
+import { AnswerSession } from "./session.js";
 import { createTurn, offerRetry, showMetrics } from "./turn.js";
 
 const $ = (selector) => document.querySelector(selector);
@@ -28,8 +28,7 @@ const state = {
   chain: true, // continue with previous_response_id; false: send the history (see conversation.js)
   limits: DEFAULT_LIMITS,
   resumable: false, // the server can resume a cut stream and cancel a response (RESUMABLE_STREAMS)
-  controller: null,
-  progress: null, // how far the answer being read got
+  session: null, // the answer being read (an AnswerSession), if any
   leaving: false, // the page is being unloaded: an unfinished answer stays for the reload to continue
   conversation: new Conversation(),
 };
@@ -71,7 +70,7 @@ function showProblem(turn, key, values, retryQuestion, waitSeconds = null) {
   turn.status.classList.add("error");
   say(alertRegion, t(key, values));
   offerRetry(turn, waitSeconds, () => {
-    if (state.controller) return;
+    if (state.session) return;
     turn.article.previousElementSibling?.remove();
     turn.article.remove();
     ask(retryQuestion, false);
@@ -115,7 +114,7 @@ async function post(text, signal) {
 
 /** Ask `text`; `typing`: it was sent from the text box (so focus goes back there). */
 async function ask(text, typing) {
-  if (state.controller || state.apiBase === null) return;
+  if (state.session || state.apiBase === null) return;
   await showAnswer(new Progress(text), typing, (signal) => post(text, signal));
 }
 
@@ -136,61 +135,38 @@ async function showAnswer(progress, typing, open) {
   const answer = createTurn(template, "assistant");
   localize(answer.status, "thinking");
   transcript.append(userTurn.article, answer.article);
-  const controller = (state.controller = new AbortController());
-  state.progress = progress;
-  setBusy(answer, true);
-  follow.start();
   const view = new AnswerView(answer);
   const started = performance.now();
   let firstAt = null;
+  const session = new AnswerSession({
+    progress,
+    resumable: state.resumable,
+    open: async (signal) => {
+      const { response, omitted } = await open(signal);
+      if (omitted > 0) localize(answer.note, "trimmed", { count: omitted });
+      return response;
+    },
+    resume: (responseId, after, signal) => resumeChat(state.apiBase, responseId, after, signal),
+    cancel: (responseId) => cancelChat(state.apiBase, responseId),
+    onEvent: (event) => {
+      if (event.type === "response.created" && state.resumable) savePending(sessionStorage, progress);
+      if (view.show(event)) firstAt = performance.now();
+    },
+    onState: (name) => {
+      if (name === "reconnecting") localize(answer.status, "reconnecting");
+      else if (name === "streaming") localize(answer.status, firstAt === null ? "thinking" : null);
+    },
+  });
+  state.session = session;
+  setBusy(answer, true);
+  follow.start();
   let askAgain = false;
-  const onEvent = (event) => {
-    if (event.type === "response.created" && progress.stopWhenCreated) stopAnswer();
-    else if (event.type === "response.created" && state.resumable) savePending(sessionStorage, progress);
-    if (view.show(event)) firstAt = performance.now();
-  };
   try {
-    const { response, omitted } = await open(controller.signal);
-    if (omitted > 0) localize(answer.note, "trimmed", { count: omitted });
-    if (response.status === 401 && !controller.signal.aborted) {
-      if (functionKey()) saveFunctionKey(null); // the saved key was refused
-      askAgain = await askForKey();
-      if (!askAgain) {
-        const { code, message } = await errorOf(response);
-        showProblem(answer, "failed", { code, message }, text);
-      }
-      return;
-    }
-    if (!response.ok) {
-      const { code, message, retryAfter } = await errorOf(response);
-      showProblem(answer, "failed", { code, message }, text, retryAfter);
-      return;
-    }
-    const { terminal, refused } = await readResuming(response.body, onEvent, progress, answer, controller.signal);
+    const outcome = await session.run();
     view.render();
-    if (refused) {
-      showProblem(answer, "failed", refused, text);
-    } else if (terminal === null) {
-      // Given up: a background response would go on generating for nobody.
-      if (state.resumable && progress.responseId) cancelChat(state.apiBase, progress.responseId);
-      showProblem(answer, firstAt === null && progress.responseId === null ? "network" : "cut", {}, text);
-    } else if (terminal.type === "error") {
-      const { code, message } = terminal.data;
-      showProblem(answer, "failed", { code, message }, text);
-    } else {
-      const { status, incomplete_reason: reason, response_id: responseId, usage } = terminal.data;
-      localize(answer.status, { incomplete: "incomplete", cancelled: "stopped" }[status] ?? null, { reason });
-      state.conversation.remember(text, view.text, responseId);
-      showMetrics(answer, { started, firstAt, ended: performance.now(), usage });
-    }
-  } catch (error) {
-    view.render();
-    if (controller.signal.aborted) localize(answer.status, "stopped");
-    else if (error instanceof StreamDataError) showProblem(answer, "badData", {}, text);
-    else showProblem(answer, firstAt === null ? "network" : "cut", {}, text);
+    askAgain = await showOutcome(outcome, { answer, view, text, started, firstAt, session });
   } finally {
-    state.controller = null;
-    state.progress = null;
+    if (state.session === session) state.session = null;
     if (!state.leaving) clearPending(sessionStorage);
     follow.stop();
     setBusy(answer, false, typing);
@@ -204,49 +180,35 @@ async function showAnswer(progress, typing, open) {
   }
 }
 
-/**
- * Read the answer's events to its terminal event; after a cut, when the server can resume,
- * reconnect with backoff and read on after the last event seen, so no text comes twice.
- * Resolves to {terminal} (null: it stayed cut) or {refused} (the server would not resume it).
- */
-async function readResuming(body, onEvent, progress, turn, signal) {
-  let moved = false;
-  const see = (event) => {
-    if (progress.see(event)) moved = true;
-    onEvent(event);
-  };
-  let { terminal } = await readOrCut(body, see, signal);
-  const canResume = () => terminal === null && state.resumable && progress.responseId;
-  for (let attempt = 0; canResume() && attempt < BACKOFF_SECONDS.length; attempt++) {
-    localize(turn.status, "reconnecting");
-    await wait(BACKOFF_SECONDS[attempt], signal);
-    let response;
-    try {
-      response = await resumeChat(state.apiBase, progress.responseId, progress.lastId, signal);
-    } catch (error) {
-      if (signal.aborted) throw error;
-      continue; // still offline: wait longer
-    }
-    if (!response.ok) {
-      const { code, message } = await errorOf(response);
-      return { terminal: null, refused: { code, message } };
-    }
-    localize(turn.status, null);
-    moved = false;
-    ({ terminal } = await readOrCut(response.body, see, signal));
-    if (moved) attempt = -1; // it got somewhere: a later cut starts the backoff over
+/** Show how an answer ended (see AnswerSession); true when it should be asked again (a key was given). */
+async function showOutcome(outcome, { answer, view, text, started, firstAt, session }) {
+  const { kind } = outcome;
+  if (kind === "stopped") {
+    localize(answer.status, "stopped");
+  } else if (kind === "badData") {
+    showProblem(answer, "badData", {}, text);
+  } else if (kind === "refused" && outcome.response.status === 401) {
+    if (functionKey()) saveFunctionKey(null); // the saved key was refused
+    if (await askForKey()) return true;
+    const { code, message } = await errorOf(outcome.response);
+    showProblem(answer, "failed", { code, message }, text);
+  } else if (kind === "refused" || kind === "resumeRefused") {
+    const { code, message, retryAfter } = await errorOf(outcome.response);
+    showProblem(answer, "failed", { code, message }, text, kind === "refused" ? retryAfter : null);
+  } else if (kind === "cut") {
+    session.abandon();
+    const never = firstAt === null && session.progress.responseId === null;
+    showProblem(answer, never ? "network" : "cut", {}, text);
+  } else if (outcome.terminal.type === "error") {
+    const { code, message } = outcome.terminal.data;
+    showProblem(answer, "failed", { code, message }, text);
+  } else {
+    const { status, incomplete_reason: reason, response_id: responseId, usage } = outcome.terminal.data;
+    localize(answer.status, { incomplete: "incomplete", cancelled: "stopped" }[status] ?? null, { reason });
+    state.conversation.remember(text, view.text, responseId);
+    showMetrics(answer, { started, firstAt, ended: performance.now(), usage });
   }
-  return { terminal };
-}
-
-/** readEvents, with a broken connection read as a cut (a stream without its terminal event). */
-async function readOrCut(body, onEvent, signal) {
-  try {
-    return await readEvents(body, onEvent);
-  } catch (error) {
-    if (signal.aborted || error instanceof StreamDataError) throw error;
-    return { terminal: null };
-  }
+  return false;
 }
 
 /** What a screen reader hears of a finished answer: all of it, once. */
@@ -266,27 +228,14 @@ question.addEventListener("keydown", (event) => {
 form.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = question.value.trim();
-  if (!text || state.controller || state.apiBase === null) return;
+  if (!text || state.session || state.apiBase === null) return;
   question.value = "";
   ask(text, event.submitter !== send);
 });
 
-/**
- * Stop the answer being read. The server may never hear of the aborted fetch (a host that does
- * not pass disconnects on, or background mode, where the response goes on by design): ask it to
- * stop generating too. Before the response has an id, wait for it (background mode) or just abort.
- */
+/** Stop the answer being read, whatever it is doing (see AnswerSession.stop). */
 function stopAnswer() {
-  const progress = state.progress;
-  if (progress === null) return;
-  if (progress.responseId) {
-    cancelChat(state.apiBase, progress.responseId);
-    state.controller?.abort();
-  } else if (state.resumable) {
-    progress.stopWhenCreated = true; // see showAnswer's onEvent
-  } else {
-    state.controller?.abort();
-  }
+  state.session?.stop();
 }
 
 stop.addEventListener("click", stopAnswer);
@@ -300,6 +249,7 @@ addEventListener("pageshow", () => {
 
 $("#new-chat").addEventListener("click", () => {
   stopAnswer();
+  state.session = null; // ready for the next question now; the stopped one finishes on its own
   state.conversation.clear();
   transcript.replaceChildren();
   alertRegion.replaceChildren();

@@ -12,18 +12,22 @@ export class Progress {
     this.question = question;
     this.responseId = null;
     this.lastId = null;
-    this.stopWhenCreated = false; // Stop was pressed before the response had an id to cancel
   }
 
-  /** Note an event; true when it is one a resume would not bring again (so the stream moved on). */
-  see(event) {
+  /**
+   * Whether to show an event: one whose id is not above the last seen was shown already (a
+   * server that sends it again is not trusted to be right); one without an id (the relay made
+   * it) is always new. An accepted id becomes the cursor.
+   */
+  accept(event) {
+    if (event.id !== null && /^\d+$/.test(event.id)) {
+      const id = Number(event.id);
+      if (this.lastId !== null && id <= this.lastId) return false;
+      this.lastId = id;
+    }
     if (event.type === "response.created" && typeof event.data.response_id === "string") {
       this.responseId = event.data.response_id;
     }
-    if (event.id === null || !/^\d+$/.test(event.id)) return false;
-    const id = Number(event.id);
-    if (this.lastId !== null && id <= this.lastId) return false;
-    this.lastId = id;
     return true;
   }
 }

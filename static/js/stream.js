@@ -9,12 +9,13 @@ export const TERMINAL_TYPES = new Set(["response.completed", "error"]);
 export class StreamDataError extends Error {}
 
 /**
- * Calls onEvent({type, id, data}) for each event as it arrives, and resolves to
- * {terminal} (the one terminal event) or {terminal: null} when the stream ended
- * without one, which means it was cut. Comments (": ping") are not events.
- * A read that fails (network error, abort) rejects; data that is not JSON rejects with StreamDataError.
+ * Calls onEvent({type, id, data}) for each event as it arrives that `accept(event)` takes
+ * (default: all), and resolves to {terminal} (the one terminal event) or {terminal: null}
+ * when the stream ended without one, which means it was cut. Comments (": ping") are not
+ * events. A read that fails (network error, abort) rejects; data that is not JSON rejects
+ * with StreamDataError, after cancelling the body (so the server's stream ends too).
  */
-export async function readEvents(body, onEvent) {
+export async function readEvents(body, onEvent, accept = () => true) {
   const reader = body.getReader();
   const decoder = new TextDecoder("utf-8");
   let terminal = null;
@@ -30,6 +31,7 @@ export async function readEvents(body, onEvent) {
         return;
       }
       const event = { type: message.event ?? data.type, id: message.id ?? null, data };
+      if (!accept(event)) return;
       if (TERMINAL_TYPES.has(event.type)) terminal = event;
       onEvent(event);
     },
@@ -43,6 +45,9 @@ export async function readEvents(body, onEvent) {
       if (terminal) break;
     }
     parser.feed(decoder.decode());
+  } catch (error) {
+    if (error instanceof StreamDataError) await reader.cancel(error).catch(() => {});
+    throw error;
   } finally {
     reader.releaseLock();
   }

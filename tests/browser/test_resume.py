@@ -4,7 +4,9 @@ The cut is real: a middleware in front of the relay drops the browser's connecti
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx2
@@ -158,3 +160,41 @@ async def test_a_new_conversation_cancels_the_answer_being_written(
     assert (await cancelled.value).status == 200
     await expect(page.locator(".turn")).to_have_count(0)
     assert [record.path for record in upstream.records if record.path.endswith("/cancel")]
+
+
+async def test_stop_before_the_response_has_an_id_frees_the_page_at_once_and_the_relay_cancels_it(
+    page: Page, upstream: FaultyUpstream, cutter: list[CutFirstChat]
+) -> None:
+    cutter[0].cut = True
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.01, queued_seconds=3))  # response.created in 3 s
+    await send(page, "滋賀県について教えてください。")
+    await asyncio.to_thread(upstream.wait_for_requests, 1)
+    await expect(page.locator("#stop")).to_be_visible()
+    pressed = time.monotonic()
+    await page.click("#stop")
+    await expect(page.locator(".turn.assistant .status")).to_have_text("停止しました。", timeout=1000)
+    await expect(page.locator("#send")).to_be_visible(timeout=1000)
+    assert time.monotonic() - pressed < 1
+    # The page never learnt the response's id: the relay cancels it once it knows it.
+    created, cancelled = await asyncio.to_thread(upstream.wait_for_requests, 2)
+    assert created.request["background"] is True
+    assert cancelled.path.endswith("/cancel")
+    assert await asyncio.to_thread(cancelled.ended.wait, 5)
+    stored = upstream.stored(cancelled.path.split("/")[-2])
+    assert stored is not None
+    assert stored.status == "cancelled"
+
+
+async def test_a_new_conversation_while_the_response_is_queued_leaves_the_page_ready(
+    page: Page, upstream: FaultyUpstream, cutter: list[CutFirstChat]
+) -> None:
+    cutter[0].cut = True
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.01, queued_seconds=3))
+    await send(page, "滋賀県について教えてください。")
+    await asyncio.to_thread(upstream.wait_for_requests, 1)
+    await page.click("#new-chat")
+    upstream.set_scenario(Scenario(text="京都です。", delta_seconds=0.001))
+    await send(page, "京都は？")
+    await page.wait_for_selector(DONE)
+    assert await page.inner_text(".turn.assistant .body") == "京都です。"
+    await expect(page.locator(".turn")).to_have_count(2)
