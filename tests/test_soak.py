@@ -12,6 +12,7 @@ import tracemalloc
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -115,23 +116,23 @@ async def test_a_reader_that_stops_reading_pauses_the_upstream(
 ) -> None:
     limit = 64 * 1024
     upstream.set_scenario(Scenario(text="x" * 16_000_000, chunk_chars=32 * 1024, delta_seconds=0))
-    full = asyncio.get_running_loop().create_future()
-    wait_for_space = relay.RelayStream._wait_for_space
+    streams: list[relay.RelayStream] = []
+    made = relay.RelayStream.__init__
 
-    async def spy(self: relay.RelayStream) -> None:
-        if not full.done():
-            full.set_result(self)
-        await wait_for_space(self)
+    def spy(self: relay.RelayStream, *args: Any, **kwargs: Any) -> None:
+        made(self, *args, **kwargs)
+        streams.append(self)
 
-    monkeypatch.setattr(relay.RelayStream, "_wait_for_space", spy)
+    monkeypatch.setattr(relay.RelayStream, "__init__", spy)
     async for server in serve(ChatService(make_settings(STREAM_BUFFER_BYTES=str(limit)))):
         async with server.client.stream("POST", "/api/chat", content=QUESTION, headers=HEADERS) as reply:
             chunks = reply.aiter_raw()
             await anext(chunks)  # then read nothing: the client's socket fills, then the relay's buffer
-            stream = await asyncio.wait_for(full, 30)
-            # The relay's buffer bound, plus what the transport may hold (the same bound) and one socket read.
-            assert stream._buffered < 2 * limit + 256 * 1024
-            assert not upstream.records[-1].ended.is_set()  # the upstream is paused, not finished
+            # Unpaused, the upstream writes its 16 MB in well under a second: give it that long.
+            finished = await asyncio.to_thread(upstream.records[-1].ended.wait, 1.0)
+            assert not finished, "the upstream was not paused by a caller who stopped reading"
+            # The relay's buffer bound, plus one read of what the transport holds.
+            assert streams[0]._buffered < limit + 256 * 1024
             received = sum([len(chunk) async for chunk in chunks])
     assert received > 16_000_000
     assert upstream.records[-1].ended.is_set()
