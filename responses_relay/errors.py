@@ -81,6 +81,11 @@ UPSTREAM_CONNECTION_LOST = _entry("upstream_connection_lost", None, "the connect
 UPSTREAM_INCOMPLETE = _entry("upstream_incomplete", None, "the model service ended the stream without a terminal event")
 SERVER_SHUTTING_DOWN = _entry("server_shutting_down", None, "the instance stopped before the stream ended")
 RESPONSE_FAILED = _entry("response_failed", None, "`response.failed` without a code of its own")
+STREAM_TIME_LIMIT = _entry(
+    "stream_time_limit",
+    None,
+    "the stream reached `STREAM_TIME_LIMIT_SECONDS` without resumable streams (with them: `stream.resume`)",
+)
 # The relay itself.
 INTERNAL_ERROR = _entry("internal_error", 500, "the relay failed; the failure is logged", in_stream=True)
 # The local host (`scripts/run`); in Azure, the Functions host answers these itself.
@@ -88,6 +93,9 @@ UNAUTHORIZED = _entry("unauthorized", 401, "local host with `LOCAL_FUNCTION_KEY`
 NOT_FOUND = _entry("not_found", 404, "local host: no such route or file")
 METHOD_NOT_ALLOWED = _entry("method_not_allowed", 405, "a method the route does not take; `Allow` lists those it does")
 WORKER_UNAVAILABLE = _entry("worker_unavailable", 502, "local host `--worker`: the Functions worker did not answer")
+FRONT_END_TIMEOUT = _entry(
+    "front_end_timeout", 502, "local host `--request-limit`: no response within the limit (Azure's front end: 230 s)"
+)
 
 
 class HttpError(Exception):

@@ -20,6 +20,7 @@ from .errors import RESPONSE_FAILED, UPSTREAM_ERROR, ErrorCode
 from .sse import Event, encode_event
 
 TEXT_DELTA = "response.output_text.delta"
+STREAM_RESUME = "stream.resume"
 ANNOTATION_ADDED = "response.output_text.annotation.added"
 WEB_SEARCH_EVENTS = frozenset(
     {"response.web_search_call.in_progress", "response.web_search_call.searching", "response.web_search_call.completed"}
@@ -122,6 +123,15 @@ class Translator:
             self._incomplete(wrapped, None)
         else:
             self._end(wrapped, None, str(status), None)
+
+    def hand_off(self, after: int | None) -> None:
+        """End this stream short of the response's end: `stream.resume` tells the caller where to
+        continue it (`GET /api/chat/{response_id}?after=N`). Not a terminal event: the response goes on."""
+        if not self.finished:
+            self._flush_deltas()
+            self.outcome = "handed_off"
+            body = {"type": STREAM_RESUME, "response_id": self.response_id, "after": after}
+            self._emit(STREAM_RESUME, body, None)
 
     def cancel(self) -> None:
         """End the stream as cancelled, as the relay decided (so the event has no id)."""

@@ -17,9 +17,10 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing, suppress
+from dataclasses import dataclass
 
 from . import shutdown
-from .errors import INTERNAL_ERROR, UPSTREAM_BAD_RESPONSE, ErrorCode
+from .errors import INTERNAL_ERROR, STREAM_TIME_LIMIT, UPSTREAM_BAD_RESPONSE, ErrorCode
 from .events import Translator, UpstreamProtocolError
 from .live_streams import LiveStreams
 from .sse import encode_comment
@@ -31,6 +32,15 @@ ORPHAN_SECONDS = 10.0  # how long a relay whose caller left reads on for a backg
 
 # Cancels a background response upstream, by its id.
 CancelOrphan = Callable[[str], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """How long a stream may last before it ends itself, short of the platform's own cut."""
+
+    seconds: float
+    resumable: bool  # a stored response: hand the caller off to a resume stream instead of failing
+
 
 logger = logging.getLogger("responses_relay.relay")
 
@@ -46,13 +56,17 @@ class RelayStream:
         invocation_id: str | None = None,
         cancel_orphan: CancelOrphan | None = None,
         live: LiveStreams | None = None,
+        time_limit: TimeLimit | None = None,
     ) -> None:
         self._upstream = upstream
         self._invocation_id = invocation_id
         # Set for a background response this stream creates: its id must reach the caller.
         self._cancel_orphan = cancel_orphan
         self._id_delivered = translator.response_id is not None  # a resume stream: the caller named it
-        self._id_pushed = False  # response.created is in the buffer
+        self._id_pushed = self._id_delivered  # the id is in the buffer, or was sent
+        self._orphan_watch = False  # the caller's stream is over without the id: read on for it, then cancel
+        self._time_limit = time_limit
+        self._time_limit_timer: asyncio.TimerHandle | None = None
         self._live = live
         self._listed_as: str | None = None  # the response id this stream is listed under in live_streams
         self._translator = translator
@@ -81,6 +95,8 @@ class RelayStream:
         self._producer = loop.create_task(self._produce())
         self._last_sent = loop.time()
         self._heartbeat_timer = loop.call_later(self._heartbeat, self._check_heartbeat)
+        if self._time_limit is not None:
+            self._time_limit_timer = loop.call_later(self._time_limit.seconds, self._time_up)
         shutdown.started(self)
         try:
             while not self._left:
@@ -103,8 +119,9 @@ class RelayStream:
                 yield chunk
         finally:
             shutdown.ended(self)
-            if self._heartbeat_timer is not None:
-                self._heartbeat_timer.cancel()
+            for timer in (self._heartbeat_timer, self._time_limit_timer):
+                if timer is not None:
+                    timer.cancel()
 
     async def _wait_for_data(self) -> None:
         """Wait until the producer pushes bytes or finishes, or a heartbeat is due."""
@@ -135,14 +152,15 @@ class RelayStream:
                         self.first_text_at = time.monotonic()
                     self._list()
                     self._push(translator.take())
-                    self._id_pushed = translator.response_id is not None
-                    if self._left and self._id_pushed:
-                        return  # an orphan's id is known: aclose cancels it
-                    if translator.finished:
+                    self._id_pushed = self._id_pushed or translator.response_id is not None
+                    if self._orphan_watch:
+                        if self._upstream.response_id is not None:
+                            return  # the orphan's id is known: aclose cancels it
+                    elif translator.finished:
                         self._draining = True
                         self._done = True  # the body ends now; the upstream's may take a moment more
                         _resolve(self._data_ready)
-                    elif self._buffered >= self._limit and not self._left:
+                    elif self._buffered >= self._limit:
                         await self._wait_for_space()
             if self._upstream.final_response is not None:
                 translator.finish_with(self._upstream.final_response)
@@ -196,36 +214,49 @@ class RelayStream:
         (a background response is cancelled upstream by the caller of this)."""
         self._end_now(self._translator.cancel)
 
+    def _time_up(self) -> None:
+        """The stream reached its time limit, short of the platform's cut. A stored response's
+        caller is handed off to a resume stream (`stream.resume`); any other stream ends with
+        an error. Either way the upstream call is closed."""
+        response_id = self._translator.response_id
+        if self._time_limit is not None and self._time_limit.resumable and response_id is not None:
+            self._end_now(lambda: self._translator.hand_off(self._upstream.cursor))
+        else:
+            message = "The answer took longer than this service's time limit; ask again for a shorter answer"
+            self.interrupt(STREAM_TIME_LIMIT, message)
+
     def _end_now(self, end: Callable[[], None]) -> None:
         if self._done or self._left:
             return
         end()
         self._push(self._translator.take())
-        if self._producer is not None:
-            self._producer.cancel()
-        else:
-            self._done = True
-            _resolve(self._data_ready)
+        self._id_pushed = self._id_pushed or self._translator.response_id is not None
+        self._done = True  # the body ends once the buffer is out
+        _resolve(self._data_ready)
+        self._stop_reading(orphaned=not self._id_pushed)
 
     def client_left(self) -> None:
-        """The client went away: end the body at once and stop reading upstream, unless the
-        stream must read on to learn an orphan's id (see `aclose`)."""
+        """The client went away: end the body at once and stop reading upstream (see `_stop_reading`)."""
         if self.outcome is None:
             self.outcome = "client_disconnected"
         self._left = True
-        if self._producer is not None and not self._orphaned():
-            self._producer.cancel()
         _resolve(self._data_ready)
         _resolve(self._space_ready)
+        self._stop_reading(orphaned=not self._id_delivered)
 
-    def _orphaned(self) -> bool:
-        """A background response this stream started whose id never reached the caller."""
-        return self._cancel_orphan is not None and self._left and not self._id_delivered
+    def _stop_reading(self, *, orphaned: bool) -> None:
+        """Stop the producer; unless the caller never gets the id of a background response this
+        stream started: then it reads on until it knows the id, and `aclose` cancels the response."""
+        if orphaned and self._cancel_orphan is not None:
+            self._orphan_watch = True
+            _resolve(self._space_ready)
+        elif self._producer is not None:
+            self._producer.cancel()
 
     async def aclose(self) -> None:
         """Cancel the producer if it still runs, and an orphan upstream; the upstream response is
         closed either way."""
-        if self._orphaned():
+        if self._orphan_watch:
             await self._cancel_orphaned_response()
         if self._producer is not None and not self._producer.done():
             if not self._draining:  # a drain ends by itself, soon
@@ -245,12 +276,13 @@ class RelayStream:
         """Read on until the response's id is known (it comes first), then cancel it upstream:
         its caller can neither resume nor cancel it, and it would go on being generated."""
         assert self._cancel_orphan is not None
-        if self._producer is None:  # the caller left before the body started
-            self._producer = asyncio.get_running_loop().create_task(self._produce())
-        with suppress(TimeoutError):
-            async with asyncio.timeout(ORPHAN_SECONDS):
-                await asyncio.shield(self._producer)
-        response_id = self._translator.response_id
+        if self._upstream.response_id is None:
+            if self._producer is None:  # the caller left before the body started
+                self._producer = asyncio.get_running_loop().create_task(self._produce())
+            with suppress(TimeoutError):
+                async with asyncio.timeout(ORPHAN_SECONDS):
+                    await asyncio.shield(self._producer)
+        response_id = self._upstream.response_id
         if response_id is None:
             logger.warning("a caller left before its background response had an id; it could not be cancelled")
             return
@@ -284,7 +316,7 @@ class RelayStream:
         logger.log(logging.INFO if fine else logging.WARNING, message, extra=fields)
 
 
-_FINE_OUTCOMES = frozenset({"completed", "incomplete", "cancelled", "client_disconnected"})
+_FINE_OUTCOMES = frozenset({"completed", "incomplete", "cancelled", "client_disconnected", "handed_off"})
 
 
 def _resolve(waiter: asyncio.Future[None] | None) -> None:

@@ -16,7 +16,7 @@ from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_
 from .events import Translator
 from .invocation import invocation_id
 from .live_streams import LiveStreams
-from .relay import RelayStream
+from .relay import RelayStream, TimeLimit
 from .settings import Settings
 from .sse_response import SSEResponse
 from .upstream import Upstream, check_proxy_environment
@@ -155,8 +155,13 @@ class ChatService:
             invocation_id=invocation_id(request),
             cancel_orphan=upstream.cancel if creates and self.settings.resumable else None,
             live=self._live,
+            time_limit=self._time_limit(),
         )
         return SSEResponse(stream)
+
+    def _time_limit(self) -> TimeLimit | None:
+        seconds = self.settings.stream_time_limit_seconds
+        return None if seconds is None else TimeLimit(seconds, resumable=self.settings.resumable)
 
     def _check_resumable(self) -> None:
         if not self.settings.resumable:

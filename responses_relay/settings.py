@@ -47,6 +47,7 @@ class Settings:
     resumable: bool
     heal_attempts: int
     heal_seconds: float
+    stream_time_limit_seconds: float | None
     appinsights_connection_string: str | None = field(repr=False)
     appinsights_authentication_string: str | None = field(repr=False)
 
@@ -99,6 +100,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         resumable=env.flag("RESUMABLE_STREAMS", default=False),
         heal_attempts=env.integer("UPSTREAM_HEAL_ATTEMPTS", 3, low=0, high=100),
         heal_seconds=env.number("UPSTREAM_HEAL_SECONDS", 30.0, low=0.0, high=3600.0),
+        # Azure's front end cuts an HTTP request at 230 s; 0 turns the limit off.
+        stream_time_limit_seconds=env.number("STREAM_TIME_LIMIT_SECONDS", 220.0, low=0.0, high=86400.0) or None,
         appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
     )

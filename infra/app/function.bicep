@@ -160,6 +160,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       WEB_SEARCH: webSearch ? 'true' : 'false'
       RESUMABLE_STREAMS: resumableStreams ? 'true' : 'false'
       HEARTBEAT_SECONDS: '5'
+      STREAM_TIME_LIMIT_SECONDS: '220'
       MAX_BODY_BYTES: '262144'
       MAX_MESSAGES: '64'
       MAX_MESSAGE_CHARS: '32000'

@@ -30,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--app-dir", type=Path, default=Path.cwd())
     parser.add_argument("--worker", action="store_true", help="run the app on the real Azure Functions Python worker")
     parser.add_argument("--verbose", action="store_true", help="with --worker: print the worker's own logs too")
+    parser.add_argument(
+        "--request-limit",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="end any request still running after this long, as Azure's front end does after 230 s",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request, with internal addresses
@@ -73,6 +79,7 @@ async def _serve(args: argparse.Namespace, app_dir: Path, settings: LocalHostSet
             cors_origins=settings.cors_origins,
             function_key=settings.function_key,
             diagnostics=settings.diagnostics,
+            request_limit_seconds=args.request_limit,
         )
         grace = settings.shutdown_grace_seconds
 
@@ -93,6 +100,16 @@ async def _serve(args: argparse.Namespace, app_dir: Path, settings: LocalHostSet
         return -server.stopped_by if server.stopped_by else 0
     finally:
         await backend.aclose()
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < seconds < 86400:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 86400 seconds, got {text}")
+    return seconds
 
 
 def _listing(function: HttpFunction, url: str, prefix: str) -> str:

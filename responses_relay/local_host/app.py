@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import shutdown
 from ..errors import METHOD_NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED, error_response
+from .request_limit import RequestLimit
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _KEYED_LEVELS = frozenset({"function", "admin"})
@@ -54,8 +55,10 @@ def build_asgi_app(
     cors_origins: Sequence[str] = (),
     function_key: str | None = None,
     diagnostics: bool = False,
+    request_limit_seconds: float | None = None,
 ) -> Starlette:
-    """An ASGI app serving `functions` as the Functions host would."""
+    """An ASGI app serving `functions` as the Functions host would; with `request_limit_seconds`,
+    cut as Azure's front end cuts a request at 230 s."""
     routes: list[BaseRoute] = []
     for function in functions:
         key = function_key if function.auth_level in _KEYED_LEVELS else None
@@ -67,6 +70,8 @@ def build_asgi_app(
     if static_dir is not None and static_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=static_dir, html=True)))
     middleware = []
+    if request_limit_seconds is not None:
+        middleware.append(Middleware(RequestLimit, seconds=request_limit_seconds))
     if cors_origins:
         middleware.append(
             Middleware(

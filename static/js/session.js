@@ -2,8 +2,8 @@
 //
 //   opening ──> streaming ──> done
 //                 │  ^
-//                 v  │  (a cut, when the server can resume: wait, then read on after the last event)
-//              reconnecting
+//                 v  │  (a cut, when the server can resume: wait, then read on after the last event;
+//              reconnecting   a stream the server handed off with `stream.resume`: read on at once)
 //
 // and from any state, stop() ──> stopping ──> done. No DOM: the page passes in how to open,
 // resume and cancel, and what to do with each event, so node's test runner drives it too.
@@ -77,30 +77,41 @@ export class AnswerSession {
     if (this.resumable && this.progress.responseId) this.cancelResponse(this.progress.responseId);
   }
 
-  /** Read to the terminal event, resuming after cuts while the server can; the outcome. */
+  /**
+   * Read to the terminal event, resuming after cuts while the server can; the outcome. A stream
+   * the server ended on purpose (`stream.resume`, at its time limit) is continued at once.
+   */
   async readResuming(body) {
     let moved = false;
+    let handedOff = false;
     const see = (event) => {
       moved = true;
+      handedOff = event.type === "stream.resume";
       this.onEvent(event);
     };
     const accept = (event) => this.progress.accept(event);
     let terminal = await this.readOrCut(body, see, accept);
-    for (let attempt = 0; terminal === null && this.canResume() && attempt < this.backoff.length; attempt++) {
-      this.enter("reconnecting");
-      await this.sleep(this.backoff[attempt], this.signal);
+    let attempt = 0;
+    while (terminal === null && this.canResume()) {
+      if (!handedOff) {
+        if (attempt >= this.backoff.length) break;
+        this.enter("reconnecting");
+        await this.sleep(this.backoff[attempt++], this.signal);
+      }
       let response;
       try {
         response = await this.resume(this.progress.responseId, this.progress.lastId, this.signal);
       } catch (error) {
         if (this.signal.aborted) throw error;
+        handedOff = false;
         continue; // still offline: wait longer
       }
       if (!response.ok) return { kind: "resumeRefused", response };
       this.enter("streaming");
       moved = false;
+      handedOff = false;
       terminal = await this.readOrCut(response.body, see, accept);
-      if (moved) attempt = -1; // it got somewhere: a later cut starts the backoff over
+      if (moved) attempt = 0; // it got somewhere: a later cut starts the backoff over
     }
     return terminal === null ? { kind: "cut" } : { kind: "ended", terminal };
   }

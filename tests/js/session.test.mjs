@@ -146,3 +146,20 @@ test("without resumable streams a cut is final", async () => {
   answer.abandon();
   assert.deepEqual(seen.cancelled, []);
 });
+
+test("a stream the server hands off at its time limit is continued at once, without a wait", async () => {
+  const handOff = (after) => `event: stream.resume\ndata: ${JSON.stringify({ type: "stream.resume", response_id: "resp_abc", after })}\n\n`;
+  const first = reply([created, delta(1, "滋"), handOff(1)]);
+  const second = reply([delta(2, "賀"), handOff(2)]);
+  const third = reply([delta(3, "県"), completed(4)]);
+  const { answer, seen } = session(first, [second, third]);
+  const outcome = await answer.run();
+  assert.equal(outcome.kind, "ended");
+  assert.deepEqual(seen.sleeps, []);
+  assert.deepEqual(seen.resumedAfter, [1, 2]);
+  assert.deepEqual(
+    seen.events.filter((event) => !event.includes("stream.resume")),
+    ["0:response.created", "1:滋", "2:賀", "3:県", "4:response.completed"],
+  );
+  assert.deepEqual(seen.states, ["streaming", "streaming", "streaming", "done"]);
+});
