@@ -57,9 +57,11 @@ class RelayStream:
         cancel_orphan: CancelOrphan | None = None,
         live: LiveStreams | None = None,
         time_limit: TimeLimit | None = None,
+        deployment: str | None = None,
     ) -> None:
         self._upstream = upstream
         self._invocation_id = invocation_id
+        self._deployment = deployment  # the one that answered, for the record
         # Set for a background response this stream creates: its id must reach the caller.
         self._cancel_orphan = cancel_orphan
         self._id_delivered = translator.response_id is not None  # a resume stream: the caller named it
@@ -303,6 +305,7 @@ class RelayStream:
             "stream_outcome": self.outcome,
             "stream_response_id": translator.response_id,
             "stream_model": translator.model,
+            "stream_deployment": self._deployment,
             "stream_ttft_ms": None
             if self.first_text_at is None
             else round((self.first_text_at - self._started) * 1000),

@@ -78,6 +78,7 @@ class ChatService:
             UpstreamEvents(response, **self._healing(upstream)),
             Translator(redact=upstream.redact),
             creates=True,
+            deployment=upstream.answered_by(response),
         )
 
     async def _resume(self, request: Request, response_id: str) -> Response:
@@ -144,9 +145,11 @@ class ChatService:
         translator: Translator,
         *,
         creates: bool = False,
+        deployment: str | None = None,
     ) -> Response:
         """`creates`: the stream of the request that created the response, whose id the caller
-        learns only from it: in background mode, a caller who leaves before that is an orphan."""
+        learns only from it: in background mode, a caller who leaves before that is an orphan.
+        `deployment`: the one that answered, for the stream's record."""
         stream = RelayStream(
             events,
             translator,
@@ -156,6 +159,7 @@ class ChatService:
             cancel_orphan=upstream.cancel if creates and self.settings.resumable else None,
             live=self._live,
             time_limit=self._time_limit(),
+            deployment=deployment,
         )
         return SSEResponse(stream)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -14,6 +15,9 @@ REASONING_SUMMARIES = ("auto", "concise", "detailed")
 DEFAULT_INSTRUCTIONS = (
     "あなたは親しみやすい観光ガイドです。\n提示された観光地の特徴や魅力を100文字程度で説明してください。"
 )
+
+
+_DEPLOYMENT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class SettingsError(ValueError):
@@ -48,6 +52,7 @@ class Settings:
     heal_attempts: int
     heal_seconds: float
     stream_time_limit_seconds: float | None
+    spillover_deployment: str | None
     appinsights_connection_string: str | None = field(repr=False)
     appinsights_authentication_string: str | None = field(repr=False)
 
@@ -102,6 +107,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         heal_seconds=env.number("UPSTREAM_HEAL_SECONDS", 30.0, low=0.0, high=3600.0),
         # Azure's front end cuts an HTTP request at 230 s; 0 turns the limit off.
         stream_time_limit_seconds=env.number("STREAM_TIME_LIMIT_SECONDS", 220.0, low=0.0, high=86400.0) or None,
+        spillover_deployment=env.name("SPILLOVER_DEPLOYMENT"),
         appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
     )
@@ -160,6 +166,13 @@ class _Reader:
         if value not in ("true", "false", "1", "0"):
             raise SettingsError(f"{name} must be true or false, got {raw!r}")
         return value in ("true", "1")
+
+    def name(self, name: str) -> str | None:
+        """A deployment's name: letters, digits, `.`, `_` and `-`."""
+        value = self.text(name)
+        if value is not None and not _DEPLOYMENT_NAME.fullmatch(value):
+            raise SettingsError(f"{name} must be a deployment name (letters, digits, '.', '_', '-'), got {value!r}")
+        return value
 
     def url(self, name: str) -> str | None:
         value = self.text(name)

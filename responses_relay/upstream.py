@@ -44,6 +44,8 @@ if TYPE_CHECKING:  # azure.identity is imported only for keyless auth: it is slo
     from httpx2._types import CertTypes
 
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
+SPILLOVER_HEADER = "x-ms-spillover-deployment"
+SPILLED_OVER_PREFIX = "x-ms-spillover-from"
 _RETRY_STATUSES = frozenset({500, 502, 503})
 _MAX_RETRY_DELAY = 2.0
 
@@ -89,6 +91,10 @@ class Upstream:
     async def open(self, request: ChatRequest) -> httpx2.Response:
         """The upstream's streaming HTTP response, its headers received and status 2xx."""
         body = json_body(self._parameters(request))
+        headers = {"Content-Type": "application/json"}
+        spillover = self.settings.spillover_deployment
+        if spillover is not None:  # Azure OpenAI: where a provisioned deployment's overflow goes
+            headers[SPILLOVER_HEADER] = spillover
         # `responses.create(stream=True)`, minus the SDK's per-request parameter transformation
         # and typed event parsing: the body is already plain JSON, and the stream is read raw.
         # With cast_to=httpx2.Response the SDK hands back the response itself, body unread.
@@ -97,13 +103,21 @@ class Upstream:
                 "/responses",
                 cast_to=httpx2.Response,
                 content=body,
-                options={"headers": {"Content-Type": "application/json"}},
+                options={"headers": headers},
                 stream=True,
                 stream_cls=AsyncStream[Any],
             ),
             httpx2.Response,
             creates=self.settings.resumable,
         )
+
+    def answered_by(self, response: httpx2.Response) -> str:
+        """The deployment that answered: the spillover deployment when Azure OpenAI says the request
+        spilled over to it (an `x-ms-spillover-from-...` response header), else the model's."""
+        spillover = self.settings.spillover_deployment
+        if spillover is not None and any(name.startswith(SPILLED_OVER_PREFIX) for name in response.headers):
+            return spillover
+        return self.settings.model
 
     async def resume(self, response_id: str, after: int | None) -> httpx2.Response:
         """A stored (background) response's stream, after sequence number `after` (None: from the start)."""

@@ -67,6 +67,7 @@ class Scenario:
     # GET ?stream=true) is cut after this many SSE frames of its own (None, or past the tuple: whole).
     stream_cuts: tuple[int | None, ...] = ()
     queued_seconds: float = 0.0  # background mode: the response is queued this long before response.created
+    headers: tuple[tuple[str, str], ...] = ()  # more response headers on a stream
 
 
 @dataclass
@@ -75,6 +76,7 @@ class StreamRecord:
 
     request: dict[str, Any]
     authorization: str | None
+    headers: dict[str, str] = field(default_factory=dict)
     method: str = "POST"
     path: str = ""
     query: str = ""
@@ -127,6 +129,7 @@ class FaultyUpstream(DemoUpstream):
         record = StreamRecord(
             request=call.request,
             authorization=call.headers.get("authorization"),
+            headers=call.headers,
             method=call.method,
             path=f"/openai/v1/responses{'' if call.response_id is None else '/' + call.response_id}"
             + ("/cancel" if call.cancel else ""),
@@ -183,7 +186,7 @@ class FaultyUpstream(DemoUpstream):
         self._streams_of[stored] = index + 1
         cuts = self.scenario.stream_cuts
         cut_frames = cuts[index] if index < len(cuts) else None
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.start", "status": 200, "headers": self._stream_headers()})
         frames = deltas = 0
         if cut_frames == 0:
             raise CutConnection
@@ -200,7 +203,7 @@ class FaultyUpstream(DemoUpstream):
             send = _Burst(send)
         answer = scenario.answer or (Answer(scenario.text) if scenario.text is not None else None)
         script = Script(request, answer, scenario.chunk_chars)
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.start", "status": 200, "headers": self._stream_headers()})
         for step in script.head():
             if step.payload["type"] == "response.web_search_call.completed" and scenario.hold_search:
                 await self._released.wait()
@@ -240,6 +243,9 @@ class FaultyUpstream(DemoUpstream):
         elif ending == "cut":
             raise CutConnection
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _stream_headers(self) -> list[tuple[bytes, bytes]]:
+        return SSE_HEADERS + [(name.encode(), value.encode()) for name, value in self.scenario.headers]
 
     async def _pace(self, scenario: Scenario, deltas: int) -> None:
         delay = self.delta_seconds if scenario.delta_seconds is None else scenario.delta_seconds

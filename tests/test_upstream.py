@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -17,11 +18,11 @@ import pytest
 from azure.core.credentials import AccessToken
 
 from responses_relay.service import ChatService
-from responses_relay.settings import Settings, load_settings
+from responses_relay.settings import Settings, SettingsError, load_settings
 from responses_relay.upstream import AZURE_SCOPE, Upstream, json_body
 
 from .conftest import FAKE_KEY, serve
-from .faulty_upstream import FaultyUpstream
+from .faulty_upstream import FaultyUpstream, Scenario
 from .http_server import OneRequestEndpoint, answer_json
 from .sse_client import chat
 
@@ -148,3 +149,27 @@ def test_a_request_body_holds_no_more_memory_than_its_size() -> None:
         tracemalloc.stop()
     assert body == json.dumps(parameters, ensure_ascii=False, separators=(",", ":")).encode()
     assert held < len(body) + 100
+
+
+async def test_a_spillover_deployment_is_asked_for_and_the_record_says_who_answered(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(MODEL_DEPLOYMENT_NAME="gpt-4o-ptu", SPILLOVER_DEPLOYMENT="gpt-4o-standard")
+    async for server in serve(ChatService(settings)):
+        with caplog.at_level(logging.INFO, logger="responses_relay.relay"):
+            upstream.set_scenario(Scenario(text="琵琶湖", delta_seconds=0))
+            await chat(server.client, {"input": "滋賀"})
+            upstream.set_scenario(
+                Scenario(text="琵琶湖", delta_seconds=0, headers=(("x-ms-spillover-from-gpt-4o-ptu", "true"),))
+            )
+            await chat(server.client, {"input": "滋賀"})
+    assert [record.headers.get("x-ms-spillover-deployment") for record in upstream.records] == ["gpt-4o-standard"] * 2
+    answered = [
+        getattr(record, "stream_deployment", None) for record in caplog.records if record.name.endswith("relay")
+    ]
+    assert answered == ["gpt-4o-ptu", "gpt-4o-standard"]
+
+
+def test_a_spillover_deployment_must_be_a_deployment_name() -> None:
+    with pytest.raises(SettingsError, match="SPILLOVER_DEPLOYMENT"):
+        load_settings({"SPILLOVER_DEPLOYMENT": "a b/c"})

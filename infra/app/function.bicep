@@ -161,6 +161,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       RESUMABLE_STREAMS: resumableStreams ? 'true' : 'false'
       HEARTBEAT_SECONDS: '5'
       STREAM_TIME_LIMIT_SECONDS: '220'
+      SPILLOVER_DEPLOYMENT: ''
       MAX_BODY_BYTES: '262144'
       MAX_MESSAGES: '64'
       MAX_MESSAGE_CHARS: '32000'
