@@ -125,6 +125,17 @@ class FaultyUpstream(DemoUpstream):
                 raise TimeoutError(f"{len(self.records)} requests arrived, not {count}")
             return list(self.records)
 
+    def relay_cancelled_the_orphan(self) -> StoredResponse:
+        """Block until the second request, the relay's cancel of the background response the first
+        created (whose id never reached the caller), has been answered; the stored response."""
+        created, cancelled = self.wait_for_requests(2)[:2]
+        assert (created.method, created.request.get("background")) == ("POST", True)
+        assert (cancelled.method, cancelled.path.rsplit("/", 1)[-1]) == ("POST", "cancel")
+        assert cancelled.ended.wait(5)
+        stored = self.stored(cancelled.path.split("/")[-2])
+        assert stored is not None
+        return stored
+
     async def answer_until_left(self, call: Call, receive: Receive, send: Send) -> bool:
         record = StreamRecord(
             request=call.request,

@@ -92,6 +92,19 @@ async def answered(page: Page, count: int) -> None:
     )
 
 
+async def watch_statuses(page: Page) -> None:
+    """Record the answer's status line each time the transcript changes; read them from `window.statuses`."""
+    await page.evaluate(
+        """() => {
+          window.statuses = [];
+          new MutationObserver(() => {
+            const status = document.querySelector('.turn.assistant .status');
+            if (status) window.statuses.push(status.textContent);
+          }).observe(document.querySelector('#transcript'), {subtree: true, childList: true, characterData: true});
+        }"""
+    )
+
+
 async def watch_answer_growth(page: Page) -> None:
     """Record the answer's length each time the transcript changes; `growth` reads them."""
     await page.evaluate(

@@ -19,7 +19,7 @@ from responses_relay.settings import load_settings
 
 from ..conftest import serve
 from ..faulty_upstream import FaultyUpstream, Scenario
-from .conftest import DONE, ROOT, send
+from .conftest import DONE, ROOT, send, watch_statuses
 
 ANSWER = "".join(f"琵琶湖の見どころ{i}。" for i in range(60))
 
@@ -90,15 +90,7 @@ async def test_a_cut_mid_answer_is_resumed_and_no_text_comes_twice(
     page: Page, upstream: FaultyUpstream, cutter: list[CutFirstChat]
 ) -> None:
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.01, chunk_chars=3))
-    await page.evaluate(
-        """() => {
-          window.statuses = [];
-          new MutationObserver(() => {
-            const status = document.querySelector('.turn.assistant .status');
-            if (status) window.statuses.push(status.textContent);
-          }).observe(document.querySelector('#transcript'), {subtree: true, childList: true, characterData: true});
-        }"""
-    )
+    await watch_statuses(page)
     await send(page, "滋賀県について教えてください。")
     await page.wait_for_selector(DONE)
     assert await page.inner_text(".turn.assistant .body") == ANSWER
@@ -176,12 +168,7 @@ async def test_stop_before_the_response_has_an_id_frees_the_page_at_once_and_the
     await expect(page.locator("#send")).to_be_visible(timeout=1000)
     assert time.monotonic() - pressed < 1
     # The page never learnt the response's id: the relay cancels it once it knows it.
-    created, cancelled = await asyncio.to_thread(upstream.wait_for_requests, 2)
-    assert created.request["background"] is True
-    assert cancelled.path.endswith("/cancel")
-    assert await asyncio.to_thread(cancelled.ended.wait, 5)
-    stored = upstream.stored(cancelled.path.split("/")[-2])
-    assert stored is not None
+    stored = await asyncio.to_thread(upstream.relay_cancelled_the_orphan)
     assert stored.status == "cancelled"
 
 

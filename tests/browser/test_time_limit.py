@@ -15,7 +15,7 @@ from responses_relay.settings import load_settings
 
 from ..conftest import serve
 from ..faulty_upstream import FaultyUpstream, Scenario
-from .conftest import DONE, ROOT, send
+from .conftest import DONE, ROOT, send, watch_statuses
 
 ANSWER = "".join(f"琵琶湖の見どころ{i}。" for i in range(40))
 
@@ -46,15 +46,7 @@ async def test_the_page_continues_an_answer_handed_off_at_the_time_limit(
     page: Page, upstream: FaultyUpstream, requests: list[str]
 ) -> None:
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.01, chunk_chars=2))  # about 2.5 s
-    await page.evaluate(
-        """() => {
-          window.statuses = [];
-          new MutationObserver(() => {
-            const status = document.querySelector('.turn.assistant .status');
-            if (status) window.statuses.push(status.textContent);
-          }).observe(document.querySelector('#transcript'), {subtree: true, childList: true, characterData: true});
-        }"""
-    )
+    await watch_statuses(page)
     await send(page, "滋賀県について教えてください。")
     await page.wait_for_selector(DONE)
     assert await page.inner_text(".turn.assistant .body") == ANSWER
