@@ -259,10 +259,10 @@ async def test_a_resume_stream_cut_before_its_first_event_heals_from_the_callers
     upstream: FaultyUpstream, resumable: Settings
 ) -> None:
     # The creating stream is whole; the first resume stream breaks before it sends anything.
-    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0, chunk_chars=8, stream_cuts=(None, 0)))
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001, chunk_chars=8, stream_cuts=(None, 0)))
     async with instances(resumable) as [a, b]:
         whole = await chat(a.client, {"input": "滋賀"})
-        cursor = ids(whole)[4]
+        cursor = ids(whole)[len(ids(whole)) // 2]
         rest = await resume(b, response_id(whole), headers={"last-event-id": str(cursor)})
     assert rest.payloads("response.completed")[0]["status"] == "completed"
     assert min(ids(rest)) > cursor
