@@ -3,6 +3,7 @@ source tree, and the same package in the host and in the worker's process."""
 
 from __future__ import annotations
 
+import ast
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -45,3 +46,18 @@ def test_the_package_is_the_vendored_init_over_this_interpreters_modules() -> No
     assert generated.is_relative_to(sys.prefix)  # this interpreter's venv, not the source tree
     for name in ("FunctionRpc_pb2", "FunctionRpc_pb2_grpc", "shared.NullableTypes_pb2"):
         assert Path(sys.modules[f"{package.__name__}.{name}"].__file__ or "").is_relative_to(generated), name
+
+
+def test_every_message_and_field_the_313_runtime_builds_is_in_the_vendored_proto_files() -> None:
+    runtime = pytest.importorskip("azure_functions_runtime", reason="Python 3.13's worker runtime")
+    package = protos.load_protos()
+    built: list[tuple[str, str]] = []
+    for path in Path(runtime.__file__ or "").parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if isinstance(node.func.value, ast.Name) and node.func.value.id == "protos":
+                built += [(node.func.attr, keyword.arg or "") for keyword in node.keywords]
+    assert len(built) > 50  # the runtime still builds its answers from `protos.X(...)`
+    for message, field in built:
+        assert field in {each.name for each in getattr(package, message).DESCRIPTOR.fields}, (message, field)
