@@ -3,7 +3,8 @@
 requirements-worker.txt), as the Functions host's proxy worker does in Azure.
 
 Why ours: on Python 3.13 the Functions host starts a small proxy worker that ships with the
-host and is not published as a package; only the runtime it loads is. So this file plays
+host (built from the Azure Functions Python worker's repository) and is not on PyPI; only the
+runtime it loads is, and the project copies no code it cannot install. So this file plays
 that proxy: a gRPC client of the host's `FunctionRpc.EventStream` that hands each request to
 the runtime and sends back the runtime's answers. What it does, as that proxy does:
 
