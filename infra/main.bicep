@@ -55,6 +55,23 @@ param resumableStreams bool = false
 @description('Highest number of Function App instances.')
 param maximumInstanceCount int = 40
 
+@description('Python version of the Function App (3.13 runs on azure-functions-runtime behind the host\'s proxy worker; 3.11 and 3.12 on the Python worker 4.x).')
+@allowed(['3.11', '3.12', '3.13'])
+param pythonVersion string = '3.13'
+
+@description('Memory of each instance, in MB; CPU and network bandwidth come in proportion. Billed per GB-second while it runs functions.')
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@description('Streams one instance serves at once before Flex Consumption adds another; a stream mostly waits for the model.')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 16
+
+@description('Instances kept running for HTTP even at idle (no cold start for the first caller); billed around the clock, without the free grant.')
+@minValue(0)
+param alwaysReadyInstances int = 0
+
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 var useExistingOpenAi = !empty(existingOpenAiAccountName)
@@ -104,6 +121,10 @@ module api 'app/function.bicep' = {
     resumableStreams: resumableStreams
     allowedOrigins: ['https://${web.outputs.defaultHostname}']
     maximumInstanceCount: maximumInstanceCount
+    pythonVersion: pythonVersion
+    instanceMemoryMB: instanceMemoryMB
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    alwaysReadyInstances: alwaysReadyInstances
   }
 }
 

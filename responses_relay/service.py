@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from . import runtime_info
 from .chat_request import check_content_type, check_response_id, cursor, parse_chat_request, read_body
 from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
 from .events import Translator
@@ -181,6 +182,8 @@ class ChatService:
                 "upstream": settings.upstream_kind,
                 "model": settings.model,
                 "resumable": settings.resumable,
+                "python": runtime_info.python_version(),
+                "worker": runtime_info.worker(),
                 # Azure OpenAI keeps responses by default (the relay never sends `store: false`; in
                 # background mode it sends `store: true`), and the demo answers a follow-up from its
                 # question alone: callers continue with `previous_response_id`. An OpenAI-compatible

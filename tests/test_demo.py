@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 import httpx2
@@ -61,6 +62,8 @@ async def test_demo_mode_needs_no_settings_and_says_so() -> None:
         "upstream": "demo",
         "model": "gpt-4o-mini",
         "resumable": False,
+        "python": platform.python_version(),
+        "worker": "in-process",
         "stores_responses": True,
         "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }

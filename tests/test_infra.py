@@ -50,9 +50,16 @@ def code_settings() -> set[str]:
     return set(re.findall(r'env\.\w+\(\s*"([A-Z][A-Z0-9_]+)"', source))
 
 
-def bicep_app_settings() -> set[str]:
-    resources = parse(INFRA / "app" / "function.bicep")["resources"]
-    return set(resources["functionApp__settings"]["config"]["properties"])
+def bicep_app_settings(python_version: str = "3.13") -> dict[str, Any]:
+    """The Function App's app settings for a Python version: `union(initIndexing, {...})`."""
+    function = parse(INFRA / "app" / "function.bicep")
+    union = function["resources"]["functionApp__settings"]["config"]["properties"]["function"]
+    assert (union["type"], union["parameters"]["arg_1"]) == ("union", "initIndexing")
+    chosen = function["variables"]["initIndexing"]["value"]["operator"]["operands"]
+    contains = chosen["condition"]["function"]["parameters"]
+    assert contains["item_to_find"] == "pythonVersion"
+    needed = python_version in contains["container"]
+    return {**(chosen["true_value"] if needed else chosen["false_value"]), **union["parameters"]["arg_2"]}
 
 
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda path: str(path.relative_to(INFRA)))
@@ -82,7 +89,7 @@ def test_checkov_finds_nothing_that_is_not_skipped_with_a_reason() -> None:
 
 
 def test_app_settings_in_bicep_are_the_settings_the_code_reads() -> None:
-    code, bicep = code_settings(), bicep_app_settings()
+    code, bicep = code_settings(), set(bicep_app_settings("3.11"))
     assert "OPENAI_ENDPOINT" in code  # the regex still finds the settings
     assert bicep - HOST_ONLY == code - set(CODE_ONLY) - set(LOCAL_HOST_ONLY)
     assert bicep >= HOST_ONLY
@@ -161,24 +168,67 @@ def test_flex_consumption_python_with_identity_based_storage() -> None:
     assert plan["sku"] == {"name": "FC1", "tier": "FlexConsumption"}
     site = resources["functionApp"]["config"]
     assert site["identity"]["type"] == "UserAssigned"
-    assert site["properties"]["functionAppConfig"]["runtime"] == {"name": "python", "version": "3.11"}
+    assert site["properties"]["functionAppConfig"]["runtime"] == {"name": "python", "version": "pythonVersion"}
     storage = resources["storage"]["config"]["properties"]
     assert storage["allowSharedKeyAccess"] is False
-    settings = resources["functionApp__settings"]["config"]["properties"]
-    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
-    assert settings["PYTHON_ENABLE_INIT_INDEXING"] == "1"
+    assert bicep_app_settings()["AzureWebJobsStorage__credential"] == "managedidentity"
+
+
+def test_python_313_by_default_and_init_indexing_only_where_the_version_needs_it() -> None:
+    declared = parse(INFRA / "main.bicep")["parameters"]["pythonVersion"]
+    assert declared["default"] == "3.13"
+    assert decorator(declared, "allowed") == ["3.11", "3.12", "3.13"]
+    azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert azd["pythonVersion"]["value"] == "${PYTHON_VERSION=3.13}"
+    # 3.12 and older index at start-up (which HTTP streaming needs) only when told to; 3.13 always does.
+    assert bicep_app_settings("3.11")["PYTHON_ENABLE_INIT_INDEXING"] == "1"
+    assert bicep_app_settings("3.12")["PYTHON_ENABLE_INIT_INDEXING"] == "1"
+    assert "PYTHON_ENABLE_INIT_INDEXING" not in bicep_app_settings("3.13")
+
+
+def test_instance_memory_concurrency_and_always_ready_instances_are_parameters() -> None:
+    declared = parse(INFRA / "main.bicep")["parameters"]
+    memory, concurrency, ready = (
+        declared[name] for name in ("instanceMemoryMB", "httpPerInstanceConcurrency", "alwaysReadyInstances")
+    )
+    assert (memory["default"], decorator(memory, "allowed")) == (2048, [512, 2048, 4096])
+    assert (concurrency["default"], decorator(concurrency, "min_value"), decorator(concurrency, "max_value")) == (
+        16,
+        1,
+        1000,
+    )
+    assert (ready["default"], decorator(ready, "min_value")) == (0, 0)  # nothing billed at idle by default
+    azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert {
+        name: azd[name]["value"] for name in ("instanceMemoryMB", "httpPerInstanceConcurrency", "alwaysReadyInstances")
+    } == {
+        "instanceMemoryMB": "${INSTANCE_MEMORY_MB=2048}",
+        "httpPerInstanceConcurrency": "${HTTP_PER_INSTANCE_CONCURRENCY=16}",
+        "alwaysReadyInstances": "${ALWAYS_READY_INSTANCES=0}",
+    }
+    passed = parse(INFRA / "main.bicep")["modules"]["api"]["config"]["params"]
+    for name in ("pythonVersion", "instanceMemoryMB", "httpPerInstanceConcurrency", "alwaysReadyInstances"):
+        assert passed[name] == name
+    site = parse(INFRA / "app" / "function.bicep")["resources"]["functionApp"]["config"]
+    assert site["properties"]["functionAppConfig"]["scaleAndConcurrency"] == {
+        "maximumInstanceCount": "maximumInstanceCount",
+        "instanceMemoryMB": "instanceMemoryMB",
+        "triggers": {"http": {"perInstanceConcurrency": "httpPerInstanceConcurrency"}},
+        "alwaysReady": [{"name": "http", "instanceCount": "alwaysReadyInstances"}],
+    }
+
+
+def decorator(parameter: dict[str, Any], kind: str) -> Any:
+    [argument] = [item["argument"] for item in parameter["decorators"] if item["type"] == kind]
+    return argument
 
 
 def test_reasoning_and_web_search_are_azd_parameters_passed_to_the_app() -> None:
     main = parse(INFRA / "main.bicep")
     declared = main["parameters"]
 
-    def allowed(name: str) -> list[str]:
-        [values] = [item["argument"] for item in declared[name]["decorators"] if item["type"] == "allowed"]
-        return list(values)
-
-    assert allowed("reasoningEffort") == ["", *REASONING_EFFORTS]
-    assert allowed("reasoningSummary") == ["", *REASONING_SUMMARIES, "none"]
+    assert decorator(declared["reasoningEffort"], "allowed") == ["", *REASONING_EFFORTS]
+    assert decorator(declared["reasoningSummary"], "allowed") == ["", *REASONING_SUMMARIES, "none"]
     assert (declared["webSearch"]["type"], declared["webSearch"]["default"]) == ("bool", False)
     azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert azd["reasoningEffort"]["value"] == "${REASONING_EFFORT=}"
@@ -192,7 +242,7 @@ def test_reasoning_and_web_search_are_azd_parameters_passed_to_the_app() -> None
     }
     function = parse(INFRA / "app" / "function.bicep")
     assert {"reasoningEffort", "reasoningSummary", "webSearch"} <= set(function["parameters"])
-    settings = function["resources"]["functionApp__settings"]["config"]["properties"]
+    settings = bicep_app_settings()
     assert (settings["REASONING_EFFORT"], settings["REASONING_SUMMARY"]) == ("reasoningEffort", "reasoningSummary")
     web_search = settings["WEB_SEARCH"]["operator"]
     assert web_search["operands"] == {"condition": "webSearch", "true_value": "true", "false_value": "false"}

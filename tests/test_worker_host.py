@@ -1,18 +1,22 @@
-"""The app on the real Azure Functions Python worker (vendored), driven over gRPC by the
-local host's worker back end, as Azure drives it: indexing, the relay's contract through
-the worker's own web server, disconnects, logs and telemetry, and a worker that breaks.
+"""The app on the real worker Azure runs it on for this interpreter (Python 3.11 and 3.12:
+the Azure Functions Python worker, vendored; 3.13: azure-functions-runtime behind the
+project's proxy worker), driven over gRPC by the local host's worker back end, as Azure
+drives it: indexing, the relay's contract through the worker's own web server, disconnects,
+logs and telemetry, and a worker that breaks. `scripts/test` runs them on 3.11 and 3.13.
 
-The local host runs as a process (`python -m responses_relay.local_host --worker`); the
-upstream is the demo upstream in this process, as in the other tests.
+The local host runs as a process (`python -m responses_relay.local_host --worker`) on this
+interpreter; the upstream is the demo upstream in this process, as in the other tests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import re
 import shutil
 import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -33,6 +37,13 @@ from .sse_client import chat, read_sse
 KEY = "worker-test-key"
 TEXT = "琵琶湖は日本最大の湖です。湖東の城下町や比叡山、近江牛もお楽しみください！"
 KEYED = {"x-functions-key": KEY}
+# What runs the app here: the back end as the host names it, and the worker as health names it.
+if sys.version_info >= (3, 13):
+    BACK_END = "azure-functions-runtime 1.3.0 behind the project's proxy worker"
+    WORKER = "azure-functions-runtime 1.3.0"
+else:
+    BACK_END = "Azure Functions Python worker 4.34.0"
+    WORKER = "azure-functions-worker 4.34.0"
 
 
 def worker_environ(upstream: FaultyUpstream, **extra: str) -> dict[str, str]:
@@ -71,7 +82,7 @@ def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host:
         "cancel": ("POST", "/api/chat/{response_id}/cancel", "function"),
         "health": ("GET", "/api/health", "anonymous"),
     }
-    assert "back end: Azure Functions Python worker" in worker_host.output
+    assert f"back end: {BACK_END})" in worker_host.output
 
 
 async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
@@ -82,6 +93,8 @@ async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
         "upstream": "openai-compatible",
         "model": "gpt-4o-mini",
         "resumable": False,
+        "python": platform.python_version(),
+        "worker": WORKER,
         "stores_responses": False,
         "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }

@@ -1,5 +1,5 @@
-// The Function App on the Flex Consumption plan, Python 3.11, with a user-assigned
-// managed identity. Its storage is reached through that identity (shared keys are
+// The Function App on the Flex Consumption plan (Python 3.13 by default), with a
+// user-assigned managed identity. Its storage is reached through that identity (shared keys are
 // off), and its app settings are exactly the names the code reads.
 param location string
 param tags object
@@ -13,8 +13,15 @@ param webSearch bool
 param resumableStreams bool
 param allowedOrigins array
 param maximumInstanceCount int
+param pythonVersion string
+param instanceMemoryMB int
+param httpPerInstanceConcurrency int
+param alwaysReadyInstances int
 
 var deploymentContainer = 'app-package'
+// Python 3.12 and older index the app at start-up, which HTTP streaming needs, only with this
+// setting; 3.13's worker (azure-functions-runtime) always does.
+var initIndexing = contains(['3.11', '3.12'], pythonVersion) ? { PYTHON_ENABLE_INIT_INDEXING: '1' } : {}
 // Reasoning models reject sampling parameters: with an effort set, the app sends none.
 var sampling = empty(reasoningEffort) || reasoningEffort == 'none'
 var roles = {
@@ -125,8 +132,13 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           authentication: { type: 'UserAssignedIdentity', userAssignedIdentityResourceId: identity.id }
         }
       }
-      scaleAndConcurrency: { maximumInstanceCount: maximumInstanceCount, instanceMemoryMB: 2048 }
-      runtime: { name: 'python', version: '3.11' }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+        triggers: { http: { perInstanceConcurrency: httpPerInstanceConcurrency } }
+        alwaysReady: [{ name: 'http', instanceCount: alwaysReadyInstances }]
+      }
+      runtime: { name: 'python', version: pythonVersion }
     }
   }
 
@@ -139,14 +151,13 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     // checkov:skip=CKV_AZURE_13: chat is FUNCTION-level (keys); Entra ID auth or API Management in front is the README's advice for public sites
     // checkov:skip=CKV_AZURE_88: Flex Consumption has no Azure Files content share
     name: 'appsettings'
-    properties: {
+    properties: union(initIndexing, {
       // The Functions host: storage and telemetry through the identity, no keys.
       AzureWebJobsStorage__accountName: storage.name
       AzureWebJobsStorage__credential: 'managedidentity'
       AzureWebJobsStorage__clientId: identity.properties.clientId
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
-      PYTHON_ENABLE_INIT_INDEXING: '1'
       // The relay (responses_relay/settings.py). No API key: keyless through AZURE_CLIENT_ID.
       OPENAI_ENDPOINT: openAiEndpoint
       AZURE_CLIENT_ID: identity.properties.clientId
@@ -173,7 +184,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       STREAM_BUFFER_BYTES: '262144'
       UPSTREAM_KEEPALIVE_SECONDS: '60'
       UPSTREAM_TRANSPORT: 'lean'
-    }
+    })
     dependsOn: [storageAccess, telemetryAccess]
   }
 }

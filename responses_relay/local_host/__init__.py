@@ -6,8 +6,10 @@ host.json's prefix, methods, function keys (`LOCAL_FUNCTION_KEY`), CORS, `static
 
 - in-process (default, fast): the `FunctionApp`'s own callables under uvicorn, which
   is how the Functions Python worker serves streaming functions;
-- `--worker`: the real Azure Functions Python worker (vendored in `vendor/`), driven
-  over gRPC as Azure drives it.
+- `--worker`: the real worker Azure runs the app on for this interpreter's version,
+  driven over gRPC as Azure drives it: on Python 3.11 and 3.12 the Azure Functions Python
+  worker (vendored in `vendor/`), on 3.13 `azure-functions-runtime` behind the project's
+  own proxy worker (`worker/program.py` says why).
 
     python -m responses_relay.local_host [--worker] [--port 7071] [--app-dir .]
 """

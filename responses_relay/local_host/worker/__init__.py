@@ -1,5 +1,5 @@
-"""The real-worker back end: the app runs on the Azure Functions Python worker, driven
-over gRPC as the Functions host drives it in Azure.
+"""The real-worker back end: the app runs on the worker Azure runs it on for this
+interpreter's version (see `program.py`), driven over gRPC as the Functions host drives it.
 
 Start-up: the worker is spawned with the app as its script root, opens its stream
 (`StartStream`), answers `WorkerInitRequest` (indexing the app and starting its own web
@@ -26,6 +26,7 @@ from ..backend import BackendError
 from .channel import WorkerChannel, WorkerGone
 from .console import Console
 from .process import WorkerProcess
+from .program import worker_program
 from .proxy import WorkerProxy
 
 _START_TIMEOUT = 60.0
@@ -36,13 +37,13 @@ class WorkerError(BackendError):
 
 
 class WorkerBackend:
-    name = "Azure Functions Python worker"
-
     def __init__(self, app_dir: Path, *, on_crash: Callable[[str], None], verbose: bool = False) -> None:
         self._app_dir = app_dir
         self._on_crash = on_crash
         self._console = Console(verbose=verbose)
-        self._process = WorkerProcess(app_dir)
+        self._program = worker_program()
+        self.name = self._program.name
+        self._process = WorkerProcess(app_dir, self._program)
         self._channel: WorkerChannel | None = None
         self._proxy: WorkerProxy | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -79,7 +80,7 @@ class WorkerBackend:
             "worker_init_response",
         )
         reply = await _first(init, exited, "while it started")
-        _check(protos, reply.result, "could not start")
+        _check(protos, reply.result, self._program.init_failure)
         listing = channel.call(
             "functions_metadata_request",
             protos.FunctionsMetadataRequest(function_app_directory=app_dir),

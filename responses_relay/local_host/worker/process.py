@@ -8,7 +8,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .protos import WORKER_DIR
+from .program import WorkerProgram
+from .protos import generated_dir
 
 _LAUNCHER = Path(__file__).with_name("launcher.py")
 # Either makes the worker believe it runs in Azure: it re-executes itself and looks for
@@ -16,21 +17,21 @@ _LAUNCHER = Path(__file__).with_name("launcher.py")
 _AZURE_MARKERS = ("CONTAINER_NAME", "WEBSITE_INSTANCE_ID")
 
 
-def worker_environment(app_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+def worker_environment(app_dir: Path, environ: Mapping[str, str], program: WorkerProgram) -> dict[str, str]:
     environment = {key: value for key, value in environ.items() if key not in _AZURE_MARKERS}
     environment.update(
         FUNCTIONS_WORKER_RUNTIME="python",
         AzureWebJobsScriptRoot=str(app_dir),
-        # Index at init, which is also what starts the worker's own web server for HTTP streaming.
-        PYTHON_ENABLE_INIT_INDEXING="1",
         PYTHONUNBUFFERED="1",
+        **program.environment,
     )
     return environment
 
 
 class WorkerProcess:
-    def __init__(self, app_dir: Path) -> None:
+    def __init__(self, app_dir: Path, program: WorkerProgram) -> None:
         self._app_dir = app_dir
+        self._program = program
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -41,10 +42,10 @@ class WorkerProcess:
         arguments = ["--host", "127.0.0.1", "--port", str(host_port), "--workerId", worker_id]
         arguments += ["--requestId", request_id, "--grpcMaxMessageLength", str(2**31 - 1)]
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, str(_LAUNCHER), str(WORKER_DIR / "worker.py"), *arguments,
+            sys.executable, str(_LAUNCHER), str(generated_dir()), str(self._program.script), *arguments,
             stdin=asyncio.subprocess.PIPE,  # held open for the worker's life: see launcher.py
             cwd=self._app_dir,
-            env=worker_environment(self._app_dir, os.environ),
+            env=worker_environment(self._app_dir, os.environ, self._program),
         )  # fmt: skip
 
     async def wait(self) -> int:
