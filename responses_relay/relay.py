@@ -59,7 +59,9 @@ class RelayStream:
         invocation_id: str | None = None,
         recover: Recover | None = None,
         live: LiveStreams | None = None,
+        owner: str | None = None,
     ) -> None:
+        self.owner = owner  # who may cancel it
         self._upstream = upstream
         self._invocation_id = invocation_id
         self._recover = recover

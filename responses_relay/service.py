@@ -12,11 +12,13 @@ import httpx2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .auth import Authenticator
 from .chat_request import check_content_type, check_response_id, cursor, parse_chat_request, read_body
 from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
 from .events import Translator
 from .invocation import invocation_id
 from .live_streams import LiveStreams
+from .owner import Owners
 from .relay import Recover, RelayStream
 from .settings import Settings
 from .sse_response import SSEResponse
@@ -46,6 +48,9 @@ class ChatService:
         self._upstream: Upstream | None = None
         self._lock = asyncio.Lock()
         self._live = LiveStreams()  # this instance's streams, for a cancel
+        self._auth = Authenticator(settings.access)
+        secret = settings.access.owner_secret
+        self._owners = Owners(secret) if secret is not None else None
         check_proxy_environment(settings)
         transport = "lean (httptools)" if settings.transport == "lean" else "httpx (httpx2's own)"
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
@@ -60,31 +65,50 @@ class ChatService:
         """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
         return await self._answer("resume", self._resume(request, response_id))
 
-    async def cancel(self, response_id: str) -> Response:
+    async def cancel(self, request: Request, response_id: str) -> Response:
         """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
         cancelled upstream (streams of it on other instances then end too); otherwise the
         response's live stream on this instance is ended, which closes its upstream call."""
-        return await self._answer("cancel", self._cancel(response_id))
+        return await self._answer("cancel", self._cancel(request, response_id))
+
+    async def _owner(self, request: Request) -> str | None:
+        """The caller's owner hash (None when owners are not kept); 401 for a missing or bad token."""
+        identity = await self._auth.identity(request)
+        return self._owners.of(identity) if self._owners is not None else None
+
+    async def _check_owner(self, upstream: Upstream, response_id: str, owner: str | None) -> None:
+        if self._owners is not None and owner is not None:
+            await self._owners.check(upstream, response_id, owner)
 
     async def _chat(self, request: Request) -> Response:
+        owner = await self._owner(request)
         check_content_type(request)
         body = await read_body(request, self.settings.max_body_bytes)
         chat_request = parse_chat_request(body, self.settings)
         upstream = await self.upstream()
-        response = await upstream.open(chat_request)
-        return self._relay(request, upstream, response, Translator(redact=upstream.redact))
+        previous = chat_request.previous_response_id
+        if self._owners is not None and owner is not None and previous is not None:
+            await self._owners.check_previous(upstream, previous, owner)
+        response = await upstream.open(chat_request, owner=owner)
+        return self._relay(request, upstream, response, Translator(redact=upstream.redact), owner)
 
     async def _resume(self, request: Request, response_id: str) -> Response:
+        owner = await self._owner(request)
         check_response_id(response_id)
         after = cursor(request)
         self._check_resumable()
         upstream = await self.upstream()
+        await self._check_owner(upstream, response_id, owner)
         response = await upstream.resume(response_id, after)
-        return self._relay(request, upstream, response, Translator(redact=upstream.redact, response_id=response_id))
+        translator = Translator(redact=upstream.redact, response_id=response_id)
+        return self._relay(request, upstream, response, translator, owner)
 
-    async def _cancel(self, response_id: str) -> Response:
+    async def _cancel(self, request: Request, response_id: str) -> Response:
+        owner = await self._owner(request)
         check_response_id(response_id)
-        live = self._live.of_response(response_id)
+        if self.settings.resumable:
+            await self._check_owner(await self.upstream(), response_id, owner)
+        live = [stream for stream in self._live.of_response(response_id) if stream.owner == owner]
         if not self.settings.resumable and not live:
             raise HttpError(RESPONSE_NOT_FOUND, "No stream of that response is live on this instance")
         try:
@@ -118,7 +142,12 @@ class ChatService:
             return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
 
     def _relay(
-        self, request: Request, upstream: Upstream, response: httpx2.Response, translator: Translator
+        self,
+        request: Request,
+        upstream: Upstream,
+        response: httpx2.Response,
+        translator: Translator,
+        owner: str | None,
     ) -> Response:
         stream = RelayStream(
             response,
@@ -128,6 +157,7 @@ class ChatService:
             invocation_id=invocation_id(request),
             recover=_recovery(upstream) if self.settings.resumable else None,
             live=self._live,
+            owner=owner,
         )
         return SSEResponse(stream)
 
@@ -145,6 +175,7 @@ class ChatService:
                 "upstream": settings.upstream_kind,
                 "model": settings.model,
                 "resumable": settings.resumable,
+                "auth": settings.access.mode,
                 # Azure OpenAI keeps responses by default (the relay never sends `store: false`; in
                 # background mode it sends `store: true`), and the demo answers a follow-up from its
                 # question alone: callers continue with `previous_response_id`. An OpenAI-compatible
@@ -182,6 +213,7 @@ class ChatService:
         return self._demo
 
     async def aclose(self) -> None:
+        await self._auth.aclose()
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None

@@ -86,9 +86,9 @@ class Upstream:
             http_client=http_client(settings, timeout),
         )
 
-    async def open(self, request: ChatRequest) -> httpx2.Response:
+    async def open(self, request: ChatRequest, *, owner: str | None = None) -> httpx2.Response:
         """The upstream's streaming HTTP response, its headers received and status 2xx."""
-        body = json_body(self._parameters(request))
+        body = json_body(self._parameters(request, owner))
         # `responses.create(stream=True)`, minus the SDK's per-request parameter transformation
         # and typed event parsing: the body is already plain JSON, and the stream is read raw.
         # With cast_to=httpx2.Response the SDK hands back the response itself, body unread.
@@ -171,7 +171,7 @@ class Upstream:
             return result
         raise AssertionError("unreachable")
 
-    def _parameters(self, request: ChatRequest) -> dict[str, Any]:
+    def _parameters(self, request: ChatRequest, owner: str | None = None) -> dict[str, Any]:
         settings = self.settings
         parameters: dict[str, Any] = {
             "model": settings.model,
@@ -192,6 +192,8 @@ class Upstream:
             parameters["tools"] = [{"type": "web_search"}]
         if request.previous_response_id is not None:
             parameters["previous_response_id"] = request.previous_response_id
+        if owner is not None:  # the caller's keyed hash: resume, cancel and chaining check it
+            parameters["metadata"] = {"owner": owner}
         if settings.resumable:  # background mode: stored upstream, resumable from any instance
             parameters["background"] = True
             parameters["store"] = True

@@ -27,6 +27,7 @@ from responses_relay.settings import Settings, load_settings
 from .ingestion import Ingestion
 
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
+OWNER_SECRET = "test-owner-hash-secret-0123456789abcdef"  # OWNER_HASH_SECRET, where owners are kept
 
 
 @pytest.fixture(scope="session")

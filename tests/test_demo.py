@@ -59,6 +59,7 @@ async def test_demo_mode_needs_no_settings_and_says_so() -> None:
         "upstream": "demo",
         "model": "gpt-4o-mini",
         "resumable": False,
+        "auth": "key",
         "stores_responses": True,
         "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }

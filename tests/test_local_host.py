@@ -174,6 +174,7 @@ async def test_relay_answers_health(relay: RelayServer) -> None:
         "upstream": "openai-compatible",
         "model": "gpt-4o-mini",
         "resumable": False,
+        "auth": "key",
         "stores_responses": False,  # an OpenAI-compatible server may keep no responses: send the history
         "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }

@@ -25,7 +25,7 @@ from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
-from .conftest import FAKE_KEY, serve
+from .conftest import FAKE_KEY, OWNER_SECRET, serve
 from .host_process import ROOT, HostProcess
 from .ingestion import Ingestion
 from .sse_client import chat, read_sse
@@ -244,9 +244,12 @@ def _running(pid: int) -> bool:
     return "State:\tZ" not in status
 
 
+RESUMABLE = {"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": OWNER_SECRET}
+
+
 @pytest.fixture(scope="module")
 def resumable_worker_host(upstream_server: DemoUpstream) -> Iterator[HostProcess]:
-    host = HostProcess("--worker", environ=worker_environ(upstream_server, RESUMABLE_STREAMS="true"))
+    host = HostProcess("--worker", environ=worker_environ(upstream_server, **RESUMABLE))
     host.start()
     yield host
     assert host.stop() == -signal.SIGTERM, host.output
@@ -258,7 +261,7 @@ async def test_resume_and_cancel_through_the_worker(
     text = "".join(f"湖東の{i}番目の寺です。" for i in range(30))
     upstream.set_scenario(Scenario(text=text, delta_seconds=0.005, chunk_chars=4))
     async with httpx2.AsyncClient(base_url=resumable_worker_host.url, timeout=30, headers=KEYED) as worker:
-        async for instance in serve(ChatService(make_settings(RESUMABLE_STREAMS="true"))):
+        async for instance in serve(ChatService(make_settings(**RESUMABLE))):
             # Dropped on an in-process instance, continued on the worker.
             first = await chat(instance.client, {"input": "滋賀"}, stop_after=3)
             created = orjson.loads(next(e.data for e in first.events if e.event == "response.created"))

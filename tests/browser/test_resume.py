@@ -16,7 +16,7 @@ from responses_relay.demo import DemoUpstream, Scenario
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
-from ..conftest import serve
+from ..conftest import OWNER_SECRET, serve
 from .conftest import DONE, ROOT, send
 
 ANSWER = "".join(f"琵琶湖の見どころ{i}。" for i in range(60))
@@ -76,7 +76,9 @@ async def site_url(upstream: DemoUpstream, cutter: list[CutFirstChat]) -> AsyncI
 
     quiet = _QuietDrop()
     logging.getLogger("uvicorn.error").addFilter(quiet)
-    service = ChatService(load_settings({"RESUMABLE_STREAMS": "true"}), demo=upstream)
+    service = ChatService(
+        load_settings({"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": OWNER_SECRET}), demo=upstream
+    )
     try:
         async for server in serve(service, wrap=wrap, static_dir=ROOT / "static"):
             yield server.base_url
