@@ -304,6 +304,7 @@ class RelayStream:
             "stream_outcome": self.outcome,
             "stream_response_id": translator.response_id,
             "stream_model": translator.model,
+            "stream_owner": self.owner,  # the caller's keyed hash, never who they are
             "stream_ttft_ms": None
             if self.first_text_at is None
             else round((self.first_text_at - self._started) * 1000),
