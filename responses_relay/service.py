@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import httpx2
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -27,6 +28,7 @@ from .upstream import Upstream, check_proxy_environment
 if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never needs the demo upstream
     from azure.core.credentials_async import AsyncTokenCredential
 
+    from .budget import Budget
     from .demo import DemoUpstream
 
 logger = logging.getLogger("responses_relay")
@@ -51,6 +53,7 @@ class ChatService:
         self._auth = Authenticator(settings.access)
         secret = settings.access.owner_secret
         self._owners = Owners(secret) if secret is not None else None
+        self._budget = _budget(settings)
         check_proxy_environment(settings)
         transport = "lean (httptools)" if settings.transport == "lean" else "httpx (httpx2's own)"
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
@@ -85,6 +88,8 @@ class ChatService:
         check_content_type(request)
         body = await read_body(request, self.settings.max_body_bytes)
         chat_request = parse_chat_request(body, self.settings)
+        if self._budget is not None and owner is not None:
+            await self._budget.check(owner)
         upstream = await self.upstream()
         previous = chat_request.previous_response_id
         if self._owners is not None and owner is not None and previous is not None:
@@ -159,7 +164,10 @@ class ChatService:
             live=self._live,
             owner=owner,
         )
-        return SSEResponse(stream)
+        answer = SSEResponse(stream)
+        if self._budget is not None and owner is not None:  # the stream's final usage, once it has ended
+            answer.background = BackgroundTask(self._budget.spend, owner, translator)
+        return answer
 
     def _check_resumable(self) -> None:
         if not self.settings.resumable:
@@ -214,9 +222,20 @@ class ChatService:
 
     async def aclose(self) -> None:
         await self._auth.aclose()
+        if self._budget is not None:
+            await self._budget.aclose()
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None
+
+
+def _budget(settings: Settings) -> Budget | None:
+    """USER_DAILY_TOKENS' keeper; azure-data-tables is imported only when budgets are on."""
+    if settings.access.daily_tokens is None:
+        return None
+    from .budget import Budget
+
+    return Budget(settings.access)
 
 
 def _recovery(upstream: Upstream) -> Recover:
