@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 import jwt
 import uvicorn
@@ -66,6 +66,7 @@ class OidcIssuer:
         self.key = SigningKey()
         self.base_url = ""
         self.keys_fetched = 0
+        self.authorized = 0  # sign-ins through the authorization endpoint
         self.signed_in: User = ALICE  # who the authorization endpoint signs in
         self._codes: dict[str, dict[str, str]] = {}
         routes = [
@@ -152,6 +153,7 @@ class OidcIssuer:
         query = request.query_params
         if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
             return JSONResponse({"error": "invalid_request", "error_description": "PKCE (S256) is required"}, 400)
+        self.authorized += 1
         code = secrets.token_urlsafe(24)
         self._codes[code] = {
             "challenge": query["code_challenge"],
@@ -167,9 +169,9 @@ class OidcIssuer:
     async def _token(self, request: Request) -> Response:
         if request.method == "OPTIONS":
             return Response(status_code=204, headers=_CORS)
-        form = await request.form()
-        grant = self._codes.pop(str(form.get("code", "")), None)
-        verifier = str(form.get("code_verifier", ""))
+        form = {name: values[0] for name, values in parse_qs((await request.body()).decode()).items()}
+        grant = self._codes.pop(form.get("code", ""), None)
+        verifier = form.get("code_verifier", "")
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
         if grant is None or form.get("grant_type") != "authorization_code" or challenge != grant["challenge"]:
             return JSONResponse({"error": "invalid_grant", "error_description": "bad code or verifier"}, 400, _CORS)

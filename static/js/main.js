@@ -1,6 +1,8 @@
 // The chat page: wires the form, the stream reader and the transcript together.
+import { showAccount } from "./account.js";
 import { AnswerView } from "./answer.js";
-import { cancelChat, errorOf, functionKey, health, loadApiBase, postChat, resumeChat, saveFunctionKey } from "./api.js";
+import { cancelChat, errorOf, functionKey, health, loadConfig, postChat, resumeChat, saveFunctionKey } from "./api.js";
+import { signIn, signsIn, startSignIn } from "./auth.js";
 import { Conversation, DEFAULT_LIMITS } from "./conversation.js";
 import { FollowScroll } from "./follow.js";
 import { chooseLanguage, localize, setLanguage, t, translatePage } from "./i18n.js";
@@ -152,6 +154,10 @@ async function showAnswer(progress, typing, open) {
   try {
     const { response, omitted } = await open(controller.signal);
     if (omitted > 0) localize(answer.note, "trimmed", { count: omitted });
+    if (response.status === 401 && !controller.signal.aborted && signsIn()) {
+      await signIn(); // leaves for the sign-in page, which brings the user back signed in
+      return;
+    }
     if (response.status === 401 && !controller.signal.aborted) {
       if (functionKey()) saveFunctionKey(null); // the saved key was refused
       askAgain = await askForKey();
@@ -321,7 +327,9 @@ function limitsFrom(given) {
 }
 
 applyLanguage(chooseLanguage(localStorage.getItem("language"), navigator.languages));
-state.apiBase = await loadApiBase();
+const config = await loadConfig();
+if (await startSignIn(config.auth)) showAccount($("#account"));
+state.apiBase = config.apiBase;
 send.disabled = false;
 const status = await health(state.apiBase);
 state.resumable = status?.resumable === true;
