@@ -190,9 +190,10 @@ def test_the_budget_table_is_the_function_apps_storage() -> None:
 def test_secrets_stay_out_of_the_settings_repr() -> None:
     secret, connection = "owner-secret-" + "x" * 32, "AccountName=a;AccountKey=SECRETKEY=="
     environ = {"OWNER_HASH_SECRET": secret, "USER_DAILY_TOKENS": "10", "AzureWebJobsStorage": connection}
-    shown = repr(load_settings(environ))
+    shown = repr(load_settings({**environ, "OPENAI_API_KEY": "sk-APIKEY"}))
     assert "x" * 32 not in shown
     assert "SECRETKEY" not in shown
+    assert "APIKEY" not in shown
 
 
 def start_local_host(environ: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:

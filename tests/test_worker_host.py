@@ -82,6 +82,7 @@ async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
         "upstream": "openai-compatible",
         "model": "gpt-4o-mini",
         "resumable": False,
+        "auth": "key",
         "stores_responses": False,
         "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }
@@ -262,6 +263,7 @@ async def test_resume_and_cancel_through_the_worker(
     upstream.set_scenario(Scenario(text=text, delta_seconds=0.005, chunk_chars=4))
     async with httpx2.AsyncClient(base_url=resumable_worker_host.url, timeout=30, headers=KEYED) as worker:
         async for instance in serve(ChatService(make_settings(**RESUMABLE))):
+            instance.client.headers.update(KEYED)  # one caller on both instances: its responses are its own
             # Dropped on an in-process instance, continued on the worker.
             first = await chat(instance.client, {"input": "滋賀"}, stop_after=3)
             created = orjson.loads(next(e.data for e in first.events if e.event == "response.created"))
