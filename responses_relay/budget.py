@@ -72,6 +72,8 @@ class Budget:
             self._credential = _managed_identity(access.storage_client_id)
             self._table = TableClient(access.table_endpoint, TABLE, credential=self._credential, transport=transport)
         self._table_ready = False
+        self._unsaved: dict[tuple[str, str], int] = {}  # tokens not yet written, by (day, owner)
+        self._saving: set[tuple[str, str]] = set()  # (day, owner) being written by a call of _add
 
     async def check(self, owner: str) -> None:
         """429 `budget_exceeded` when the owner has used today's budget (503 when the table is unreachable)."""
@@ -96,9 +98,10 @@ class Budget:
         try:
             if await self._counted_before(owner, translator.response_id):
                 return
-            await self._add(_day(datetime.now(UTC)), owner, tokens)
         except Exception as error:
             logger.error("budget: %d tokens not counted: %s", tokens, type(error).__name__)
+            return
+        await self._add(_day(datetime.now(UTC)), owner, tokens)
 
     async def _counted_before(self, owner: str, response_id: str) -> bool:
         """Mark the response as counted; True if it was already (a resumed or replayed stream of it
@@ -119,6 +122,24 @@ class Budget:
         return _tokens(entity)
 
     async def _add(self, day: str, owner: str, tokens: int) -> None:
+        """Add to the count. This instance writes one user's count one call at a time: tokens
+        that arrive meanwhile are added by the call already writing, in its next round, so
+        the instance's own streams never contend for the entity, only other instances do."""
+        key = (day, owner)
+        self._unsaved[key] = self._unsaved.get(key, 0) + tokens
+        if key in self._saving:
+            return
+        self._saving.add(key)
+        try:
+            while (batch := self._unsaved.pop(key, 0)) > 0:
+                try:
+                    await self._add_with_retries(day, owner, batch)
+                except Exception as error:
+                    logger.error("budget: %d tokens not counted: %s", batch, type(error).__name__)
+        finally:
+            self._saving.discard(key)
+
+    async def _add_with_retries(self, day: str, owner: str, tokens: int) -> None:
         await self._ensure_table()
         deadline = time.monotonic() + _ADD_SECONDS
         attempt = 0

@@ -14,8 +14,9 @@ import pytest
 from azure.data.tables import TableClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from responses_relay.budget import TABLE
+from responses_relay.budget import TABLE, Budget
 from responses_relay.demo import DemoUpstream, Scenario
+from responses_relay.events import Translator
 from responses_relay.owner import Owners
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
@@ -150,3 +151,42 @@ async def test_an_unreachable_budget_table_refuses_with_503(
     assert refused.json()["error"]["code"] == "budget_unavailable"
     assert "AccountKey" not in refused.text
     assert upstream.records == []
+
+
+def finished_stream(response_id: str, total_tokens: int) -> Translator:
+    """What a stream that ended leaves for the budget: its response id and final usage."""
+    translator = Translator(response_id=response_id)
+    translator.usage = {"input_tokens": 1, "output_tokens": total_tokens - 1, "total_tokens": total_tokens}
+    return translator
+
+
+async def test_an_instance_that_lost_the_race_reads_again_and_loses_no_count(
+    budgeted: Callable[..., Settings], user: dict[str, str], azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Instance A reads the count, instance B adds to it, then A writes: A's ETag is stale, so its
+    # write is refused and it reads again. Deterministic: A's read waits for B's whole addition.
+    access = budgeted(USER_DAILY_TOKENS="1000").access
+    a, b = Budget(access), Budget(access)
+    owner = owner_of(user)
+    try:
+        await b.spend(owner, finished_stream("resp_first", 10))
+        read_by_a, b_added = asyncio.Event(), asyncio.Event()
+        real_get = a._table.get_entity
+
+        async def get_then_let_b_add(*args: object, **kwargs: object) -> object:
+            entity = await real_get(*args, **kwargs)  # type: ignore[arg-type]
+            if not read_by_a.is_set():
+                read_by_a.set()
+                await b_added.wait()
+            return entity
+
+        monkeypatch.setattr(a._table, "get_entity", get_then_let_b_add)
+        adding = asyncio.create_task(a.spend(owner, finished_stream("resp_from_a", 5)))
+        await read_by_a.wait()
+        await b.spend(owner, finished_stream("resp_from_b", 7))
+        b_added.set()
+        await adding
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert counted(azurite, user) == 10 + 5 + 7
