@@ -15,18 +15,21 @@ from responses_relay.settings import load_settings
 
 def create_app(chat_service: ChatService) -> func.FunctionApp:
     app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+    # AUTH_MODE=entra: the function checks the caller's bearer token itself, so the host checks no key.
+    entra = chat_service.settings.access.mode == "entra"
+    callers = func.AuthLevel.ANONYMOUS if entra else func.AuthLevel.FUNCTION
 
-    @app.route(route="chat", methods=[func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
+    @app.route(route="chat", methods=[func.HttpMethod.POST], auth_level=callers)
     async def chat(req: Request) -> Response:
         return await chat_service.chat(req)
 
-    @app.route(route="chat/{response_id}", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.FUNCTION)
+    @app.route(route="chat/{response_id}", methods=[func.HttpMethod.GET], auth_level=callers)
     async def resume(req: Request) -> Response:
         return await chat_service.resume(req, req.path_params["response_id"])
 
-    @app.route(route="chat/{response_id}/cancel", methods=[func.HttpMethod.POST], auth_level=func.AuthLevel.FUNCTION)
+    @app.route(route="chat/{response_id}/cancel", methods=[func.HttpMethod.POST], auth_level=callers)
     async def cancel(req: Request) -> Response:
-        return await chat_service.cancel(req.path_params["response_id"])
+        return await chat_service.cancel(req, req.path_params["response_id"])
 
     @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
     async def health(req: Request) -> Response:

@@ -52,6 +52,25 @@ param webSearch bool = false
 @description('RESUMABLE_STREAMS: background mode, so streams resume after a cut and Stop always stops; responses are stored upstream (30 days on Azure OpenAI).')
 param resumableStreams bool = false
 
+@description('AUTH_MODE: key (a function key for chat, resume and cancel) or entra (users sign in on the page; the app checks their Microsoft Entra ID tokens).')
+@allowed(['key', 'entra'])
+param authMode string = 'key'
+
+@description('AUTH_CLIENT_ID: application (client) id of the app registration for the API and the page; required with authMode entra (README: How callers authenticate).')
+param authClientId string = ''
+
+@description('AUTH_TENANT_ID: the directory (tenant) of that app registration.')
+param authTenantId string = tenant().tenantId
+
+@description('USER_DAILY_TOKENS: tokens each user may use per UTC day, counted in the storage account; 0: no budget.')
+@minValue(0)
+param userDailyTokens int = 0
+
+@secure()
+@description('OWNER_HASH_SECRET: the key of the owner hash in each response\'s metadata and the budget table; azd generates it once per environment and keeps it there.')
+@metadata({ azd: { type: 'generate', config: { length: 48, noSpecial: true } } })
+param ownerHashSecret string
+
 @description('Highest number of Function App instances.')
 param maximumInstanceCount int = 40
 
@@ -119,6 +138,11 @@ module api 'app/function.bicep' = {
     reasoningSummary: reasoningSummary
     webSearch: webSearch
     resumableStreams: resumableStreams
+    authMode: authMode
+    authClientId: authClientId
+    authTenantId: authTenantId
+    userDailyTokens: userDailyTokens
+    ownerHashSecret: ownerHashSecret
     allowedOrigins: ['https://${web.outputs.defaultHostname}']
     maximumInstanceCount: maximumInstanceCount
     pythonVersion: pythonVersion
@@ -170,3 +194,7 @@ output MODEL_DEPLOYMENT_NAME string = modelDeploymentName
 output API_BASE_URL string = 'https://${api.outputs.defaultHostname}/api'
 output FUNCTION_APP_NAME string = api.outputs.name
 output WEB_URL string = 'https://${web.outputs.defaultHostname}'
+// What the page's config.json carries for signing in (scripts/write-page-config.sh): nothing secret.
+output AUTH_MODE string = authMode
+output AUTH_CLIENT_ID string = authClientId
+output AUTH_TENANT_ID string = authTenantId

@@ -44,6 +44,17 @@ RESPONSE_NOT_FOUND = _entry(
     "response_not_found", 404, "resume or cancel: no such stored response (or, without background mode, none live here)"
 )
 NOT_RESUMABLE = _entry("not_resumable", 409, "resume with `RESUMABLE_STREAMS` off")
+# Who may use it (`AUTH_MODE`, `USER_DAILY_TOKENS`).
+UNAUTHENTICATED = _entry(
+    "unauthenticated", 401, "`AUTH_MODE=entra`: no bearer token, or not a valid one; `WWW-Authenticate: Bearer`"
+)
+BUDGET_EXCEEDED = _entry(
+    "budget_exceeded", 429, "the caller used `USER_DAILY_TOKENS` today; `Retry-After`: the next UTC midnight"
+)
+AUTH_KEYS_UNAVAILABLE = _entry(
+    "auth_keys_unavailable", 502, "`AUTH_MODE=entra`: the token issuer's keys could not be fetched"
+)
+BUDGET_UNAVAILABLE = _entry("budget_unavailable", 503, "`USER_DAILY_TOKENS`: the budget table could not be reached")
 # The upstream refused the caller's input: its own code, passed on as a 400.
 CALLER_INPUT_CODES = {
     code: _entry(code, 400, f"the model service refused the input ({meaning})")

@@ -7,6 +7,8 @@ from typing import Protocol
 
 
 class Cancellable(Protocol):
+    owner: str | None  # the owner hash of its caller, when owners are kept
+
     def cancel(self) -> None: ...
 
 

@@ -58,7 +58,9 @@ class RelayStream:
         live: LiveStreams | None = None,
         time_limit: TimeLimit | None = None,
         deployment: str | None = None,
+        owner: str | None = None,
     ) -> None:
+        self.owner = owner  # who may cancel it
         self._upstream = upstream
         self._invocation_id = invocation_id
         self._deployment = deployment  # the one that answered, for the record
@@ -306,6 +308,7 @@ class RelayStream:
             "stream_response_id": translator.response_id,
             "stream_model": translator.model,
             "stream_deployment": self._deployment,
+            "stream_owner": self.owner,  # the caller's keyed hash, never who they are
             "stream_ttft_ms": None
             if self.first_text_at is None
             else round((self.first_text_at - self._started) * 1000),

@@ -8,15 +8,18 @@ import logging
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import runtime_info
+from .auth import Authenticator
 from .chat_request import check_content_type, check_response_id, cursor, parse_chat_request, read_body
 from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
 from .events import Translator
 from .invocation import invocation_id
 from .live_streams import LiveStreams
+from .owner import Owners
 from .relay import RelayStream, TimeLimit
 from .settings import Settings
 from .sse_response import SSEResponse
@@ -26,6 +29,7 @@ from .upstream_events import HealBudget, UpstreamEvents
 if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never needs the demo upstream
     from azure.core.credentials_async import AsyncTokenCredential
 
+    from .budget import Budget
     from .demo import DemoUpstream
 
 logger = logging.getLogger("responses_relay")
@@ -47,6 +51,10 @@ class ChatService:
         self._upstream: Upstream | None = None
         self._lock = asyncio.Lock()
         self._live = LiveStreams()  # this instance's streams, for a cancel
+        self._auth = Authenticator(settings.access)
+        secret = settings.access.owner_secret
+        self._owners = Owners(secret) if secret is not None else None
+        self._budget = _budget(settings)
         check_proxy_environment(settings)
         transport = "lean (httptools)" if settings.transport == "lean" else "httpx (httpx2's own)"
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
@@ -61,39 +69,61 @@ class ChatService:
         """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
         return await self._answer("resume", self._resume(request, response_id))
 
-    async def cancel(self, response_id: str) -> Response:
+    async def cancel(self, request: Request, response_id: str) -> Response:
         """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
         cancelled upstream (streams of it on other instances then end too); otherwise the
         response's live stream on this instance is ended, which closes its upstream call."""
-        return await self._answer("cancel", self._cancel(response_id))
+        return await self._answer("cancel", self._cancel(request, response_id))
+
+    async def _owner(self, request: Request) -> str | None:
+        """The caller's owner hash (None when owners are not kept); 401 for a missing or bad token."""
+        identity = await self._auth.identity(request)
+        return self._owners.of(identity) if self._owners is not None else None
+
+    async def _check_owner(self, upstream: Upstream, response_id: str, owner: str | None) -> None:
+        if self._owners is not None and owner is not None:
+            await self._owners.check(upstream, response_id, owner)
 
     async def _chat(self, request: Request) -> Response:
+        owner = await self._owner(request)
         check_content_type(request)
         body = await read_body(request, self.settings.max_body_bytes)
         chat_request = parse_chat_request(body, self.settings)
+        if self._budget is not None and owner is not None:
+            await self._budget.check(owner)
         upstream = await self.upstream()
-        response = await upstream.open(chat_request)
+        previous = chat_request.previous_response_id
+        if self._owners is not None and owner is not None and previous is not None:
+            await self._owners.check_previous(upstream, previous, owner)
+        response = await upstream.open(chat_request, owner=owner)
         return self._relay(
             request,
             upstream,
             UpstreamEvents(response, **self._healing(upstream)),
             Translator(redact=upstream.redact),
+            owner,
             creates=True,
             deployment=upstream.answered_by(response),
         )
 
     async def _resume(self, request: Request, response_id: str) -> Response:
+        owner = await self._owner(request)
         check_response_id(response_id)
         after = cursor(request)
         self._check_resumable()
         upstream = await self.upstream()
+        await self._check_owner(upstream, response_id, owner)
         response = await upstream.resume(response_id, after)
         events = UpstreamEvents(response, response_id=response_id, after=after, **self._healing(upstream))
-        return self._relay(request, upstream, events, Translator(redact=upstream.redact, response_id=response_id))
+        translator = Translator(redact=upstream.redact, response_id=response_id)
+        return self._relay(request, upstream, events, translator, owner)
 
-    async def _cancel(self, response_id: str) -> Response:
+    async def _cancel(self, request: Request, response_id: str) -> Response:
+        owner = await self._owner(request)
         check_response_id(response_id)
-        live = self._live.of_response(response_id)
+        if self.settings.resumable:
+            await self._check_owner(await self.upstream(), response_id, owner)
+        live = [stream for stream in self._live.of_response(response_id) if stream.owner == owner]
         if not self.settings.resumable and not live:
             raise HttpError(RESPONSE_NOT_FOUND, "No stream of that response is live on this instance")
         status = "cancelled"
@@ -144,6 +174,7 @@ class ChatService:
         upstream: Upstream,
         events: UpstreamEvents,
         translator: Translator,
+        owner: str | None,
         *,
         creates: bool = False,
         deployment: str | None = None,
@@ -161,8 +192,12 @@ class ChatService:
             live=self._live,
             time_limit=self._time_limit(),
             deployment=deployment,
+            owner=owner,
         )
-        return SSEResponse(stream)
+        answer = SSEResponse(stream)
+        if self._budget is not None and owner is not None:  # the stream's final usage, once it has ended
+            answer.background = BackgroundTask(self._budget.spend, owner, translator)
+        return answer
 
     def _time_limit(self) -> TimeLimit | None:
         seconds = self.settings.stream_time_limit_seconds
@@ -182,6 +217,7 @@ class ChatService:
                 "upstream": settings.upstream_kind,
                 "model": settings.model,
                 "resumable": settings.resumable,
+                "auth": settings.access.mode,
                 "python": runtime_info.python_version(),
                 "worker": runtime_info.worker(),
                 # Azure OpenAI keeps responses by default (the relay never sends `store: false`; in
@@ -221,9 +257,21 @@ class ChatService:
         return self._demo
 
     async def aclose(self) -> None:
+        await self._auth.aclose()
+        if self._budget is not None:
+            await self._budget.aclose()
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None
+
+
+def _budget(settings: Settings) -> Budget | None:
+    """USER_DAILY_TOKENS' keeper; azure-data-tables is imported only when budgets are on."""
+    if settings.access.daily_tokens is None:
+        return None
+    from .budget import Budget
+
+    return Budget(settings.access)
 
 
 def _text(mapping: dict[str, Any], key: str) -> str | None:

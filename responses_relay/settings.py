@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 # The values of openai.types.shared.ReasoningEffort and of Reasoning.summary.
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
+AUTH_MODES = ("key", "entra")
+ENTRA_LOGIN = "https://login.microsoftonline.com"
+MIN_OWNER_SECRET_CHARS = 32
 
 DEFAULT_INSTRUCTIONS = (
     "あなたは親しみやすい観光ガイドです。\n提示された観光地の特徴や魅力を100文字程度で説明してください。"
@@ -55,6 +58,7 @@ class Settings:
     spillover_deployment: str | None
     appinsights_connection_string: str | None = field(repr=False)
     appinsights_authentication_string: str | None = field(repr=False)
+    access: AccessSettings
 
     @property
     def upstream_kind(self) -> str:
@@ -110,7 +114,96 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         spillover_deployment=env.name("SPILLOVER_DEPLOYMENT"),
         appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
+        access=_access_settings(env, resumable=env.flag("RESUMABLE_STREAMS", default=False)),
     )
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    """Who may use the relay (AUTH_MODE and the token's issuer and audience), the key of the
+    owner hash, and the daily token budget per user with the table that keeps it."""
+
+    mode: str  # key: the Functions host checks a function key; entra: the function checks a bearer token
+    client_id: str | None  # the API's application id, bare: tokens for it or for api://<it> are accepted
+    issuer: str | None
+    jwks_url: str | None
+    owner_secret: bytes | None = field(repr=False)
+    daily_tokens: int | None
+    table_endpoint: str | None  # the storage account's table endpoint, reached with a managed identity
+    table_connection_string: str | None = field(repr=False)  # or a connection string (Azurite locally)
+    storage_client_id: str | None  # the user-assigned identity for the table endpoint
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        return () if self.client_id is None else (self.client_id, f"api://{self.client_id}")
+
+
+def _access_settings(env: _Reader, *, resumable: bool) -> AccessSettings:
+    mode = env.choice("AUTH_MODE", AUTH_MODES) or "key"
+    daily_tokens = env.optional_integer("USER_DAILY_TOKENS", low=1, high=10**12)
+    client_id, issuer, jwks_url = _token_issuer(env) if mode == "entra" else (None, None, None)
+    secret = env.text("OWNER_HASH_SECRET")
+    owners_needed_by = {"AUTH_MODE=entra": mode == "entra", "RESUMABLE_STREAMS": resumable}
+    owners_needed_by["USER_DAILY_TOKENS"] = daily_tokens is not None
+    needing = [name for name, needs in owners_needed_by.items() if needs]
+    if secret is None and needing:
+        raise SettingsError(
+            f"OWNER_HASH_SECRET is required with {' and '.join(needing)}: set it to a random string of"
+            f" {MIN_OWNER_SECRET_CHARS} characters or more, kept per environment (openssl rand -base64 32)"
+        )
+    if secret is not None and len(secret) < MIN_OWNER_SECRET_CHARS:
+        raise SettingsError(f"OWNER_HASH_SECRET must be {MIN_OWNER_SECRET_CHARS} characters or more")
+    connection_string, table_endpoint = _budget_table(env) if daily_tokens is not None else (None, None)
+    return AccessSettings(
+        mode=mode,
+        client_id=client_id,
+        issuer=issuer,
+        jwks_url=jwks_url,
+        owner_secret=None if secret is None else secret.encode(),
+        daily_tokens=daily_tokens,
+        table_endpoint=table_endpoint,
+        table_connection_string=connection_string,
+        storage_client_id=env.text("AzureWebJobsStorage__clientId") or env.text("AZURE_CLIENT_ID"),
+    )
+
+
+def _budget_table(env: _Reader) -> tuple[str | None, str | None]:
+    """Where the budgets are kept: the Function App's own storage account, by the names the
+    Functions host reads: a connection string, or the account reached with a managed identity."""
+    connection_string = env.text("AzureWebJobsStorage")
+    table_endpoint = env.plain_url("AzureWebJobsStorage__tableServiceUri", "https://ACCOUNT.table.core.windows.net")
+    account = env.text("AzureWebJobsStorage__accountName")
+    if table_endpoint is None and account is not None:
+        table_endpoint = f"https://{account}.table.core.windows.net"
+    if connection_string is None and table_endpoint is None:
+        raise SettingsError(
+            "USER_DAILY_TOKENS needs the Function App's storage: AzureWebJobsStorage__accountName"
+            " (reached with the managed identity) or AzureWebJobsStorage (a connection string; locally Azurite's)"
+        )
+    return connection_string, table_endpoint
+
+
+def _token_issuer(env: _Reader) -> tuple[str, str, str]:
+    """AUTH_MODE=entra: the API's client id, and the issuer and JWKS URL (Entra ID's for the
+    tenant unless AUTH_ISSUER and AUTH_JWKS_URL say otherwise)."""
+    client_id = (env.text("AUTH_CLIENT_ID") or "").removeprefix("api://").strip("/")
+    if not client_id:
+        raise SettingsError("AUTH_CLIENT_ID is required with AUTH_MODE=entra: the API's application (client) id")
+    tenant = env.text("AUTH_TENANT_ID")
+    if tenant is not None and not _GUID.fullmatch(tenant):  # the tokens' issuer names the tenant by its id
+        raise SettingsError(f"AUTH_TENANT_ID must be the directory (tenant) id, a GUID, got {tenant!r}")
+    issuer = env.plain_url("AUTH_ISSUER", "https://login.microsoftonline.com/TENANT/v2.0")
+    jwks_url = env.plain_url("AUTH_JWKS_URL", "https://login.microsoftonline.com/TENANT/discovery/v2.0/keys")
+    if tenant is None and (issuer is None or jwks_url is None):
+        raise SettingsError("AUTH_TENANT_ID is required with AUTH_MODE=entra (or both AUTH_ISSUER and AUTH_JWKS_URL)")
+    return (
+        client_id,
+        issuer or f"{ENTRA_LOGIN}/{tenant}/v2.0",
+        jwks_url or f"{ENTRA_LOGIN}/{tenant}/discovery/v2.0/keys",
+    )
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 @dataclass(frozen=True)
@@ -175,15 +268,21 @@ class _Reader:
         return value
 
     def url(self, name: str) -> str | None:
+        value = self.plain_url(name, "https://NAME.openai.azure.com/openai/v1/")
+        if value is None:
+            return None
+        return value if value.endswith("/") else value + "/"
+
+    def plain_url(self, name: str, example: str) -> str | None:
         value = self.text(name)
         if value is None:
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise SettingsError(f"{name} must be an http(s) URL such as https://NAME.openai.azure.com/openai/v1/")
+            raise SettingsError(f"{name} must be an http(s) URL such as {example}")
         if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise SettingsError(f"{name} must use https (plain http is allowed only for localhost)")
-        return value if value.endswith("/") else value + "/"
+        return value
 
     def origins(self, name: str) -> tuple[str, ...]:
         origins = tuple(origin.strip().rstrip("/") for origin in (self.text(name) or "").split(",") if origin.strip())
@@ -213,6 +312,9 @@ class _Reader:
         if raw.lower() == "none":
             return None
         return self.number(name, low, low=low, high=high)  # set: the default is not used
+
+    def optional_integer(self, name: str, *, low: int, high: int) -> int | None:
+        return None if self.text(name) is None else self.integer(name, low, low=low, high=high)
 
     def integer(self, name: str, default: int, *, low: int, high: int) -> int:
         raw = self.text(name)

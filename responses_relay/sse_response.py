@@ -20,7 +20,8 @@ SSE_HEADERS = {
 
 
 class SSEResponse(Response):
-    """Streams a RelayStream, watching for the client to leave while upstream is quiet."""
+    """Streams a RelayStream, watching for the client to leave while upstream is quiet; then runs
+    its `background` task, if any, as Starlette's responses do."""
 
     def __init__(self, stream: RelayStream) -> None:
         # Not Response.__init__: it would render an empty body with Content-Length: 0.
@@ -44,6 +45,8 @@ class SSEResponse(Response):
             with suppress(asyncio.CancelledError):
                 await watcher
             await self.stream.aclose()
+            if self.background is not None:  # what needs the ended stream, such as its usage
+                await self.background()
 
     async def _watch(self, receive: Receive) -> None:
         await until_disconnected(receive)

@@ -88,9 +88,9 @@ class Upstream:
             http_client=http_client(settings, timeout),
         )
 
-    async def open(self, request: ChatRequest) -> httpx2.Response:
+    async def open(self, request: ChatRequest, *, owner: str | None = None) -> httpx2.Response:
         """The upstream's streaming HTTP response, its headers received and status 2xx."""
-        body = json_body(self._parameters(request))
+        body = json_body(self._parameters(request, owner))
         headers = {"Content-Type": "application/json"}
         spillover = self.settings.spillover_deployment
         if spillover is not None:  # Azure OpenAI: where a provisioned deployment's overflow goes
@@ -185,7 +185,7 @@ class Upstream:
             return result
         raise AssertionError("unreachable")
 
-    def _parameters(self, request: ChatRequest) -> dict[str, Any]:
+    def _parameters(self, request: ChatRequest, owner: str | None = None) -> dict[str, Any]:
         settings = self.settings
         parameters: dict[str, Any] = {
             "model": settings.model,
@@ -206,6 +206,8 @@ class Upstream:
             parameters["tools"] = [{"type": "web_search"}]
         if request.previous_response_id is not None:
             parameters["previous_response_id"] = request.previous_response_id
+        if owner is not None:  # the caller's keyed hash: resume, cancel and chaining check it
+            parameters["metadata"] = {"owner": owner}
         if settings.resumable:  # background mode: stored upstream, resumable from any instance
             parameters["background"] = True
             parameters["store"] = True

@@ -20,6 +20,12 @@ const destinations = {
     },
     marked: { "lib/marked.esm.js": "marked/marked.esm.js", LICENSE: "marked/LICENSE" },
     dompurify: { "dist/purify.es.mjs": "dompurify/purify.es.js", LICENSE: "dompurify/LICENSE" },
+    // MSAL ships no single-file ES module (its ES build imports @azure/msal-common by bare name):
+    // the pinned browser bundle, which js/auth.js loads only when the page signs users in.
+    "@azure/msal-browser": {
+      "lib/msal-browser.min.js": "msal-browser/msal-browser.min.js",
+      LICENSE: "msal-browser/LICENSE",
+    },
   },
   // the browser tests' accessibility checker, never shipped
   "tests/browser/vendor": {

@@ -23,10 +23,12 @@ from responses_relay.local_host import build_asgi_app, http_functions
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings, load_settings
 
+from .azurite import Azurite
 from .faulty_upstream import FaultyUpstream, Scenario
 from .ingestion import Ingestion
 
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
+OWNER_SECRET = "test-owner-hash-secret-0123456789abcdef"  # OWNER_HASH_SECRET, where owners are kept
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +46,15 @@ def upstream(upstream_server: FaultyUpstream) -> Iterator[FaultyUpstream]:
     yield upstream_server
     upstream_server.release()  # nothing stays held for the next test
     upstream_server.set_scenario(Scenario())
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """The storage emulator, started once for the session that needs it and stopped after it."""
+    emulator = Azurite(tmp_path_factory.mktemp("azurite"))
+    emulator.start()
+    yield emulator
+    emulator.stop()
 
 
 @pytest.fixture

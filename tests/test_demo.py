@@ -62,6 +62,7 @@ async def test_demo_mode_needs_no_settings_and_says_so() -> None:
         "upstream": "demo",
         "model": "gpt-4o-mini",
         "resumable": False,
+        "auth": "key",
         "python": platform.python_version(),
         "worker": "in-process",
         "stores_responses": True,

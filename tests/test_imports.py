@@ -32,19 +32,19 @@ asyncio.run(first_chat())
 seen["first chat"] = loaded()
 print(json.dumps(seen))
 """
-KEYLESS, DEMO = "azure.identity", "responses_relay.demo"
+KEYLESS, DEMO, TABLES = "azure.identity", "responses_relay.demo", "azure.data.tables"
 ENDPOINT = {"OPENAI_ENDPOINT": "https://example.openai.azure.com/openai/v1/"}
 
 
 def modules_loaded(environ: dict[str, str]) -> dict[str, set[str]]:
-    """The top packages of KEYLESS and DEMO loaded after the import and after the first chat's client."""
-    code = f"PARTS = {[KEYLESS, DEMO]!r}\n" + LOOK
+    """The top packages of KEYLESS, DEMO and TABLES loaded after the import and after the first chat's client."""
+    code = f"PARTS = {[KEYLESS, DEMO, TABLES]!r}\n" + LOOK
     # Every setting the test does not give is emptied, so a .env file in the checkout cannot add one.
-    unset = {"OPENAI_ENDPOINT": "", "OPENAI_API_KEY": "", "AZURE_CLIENT_ID": ""}
+    unset = {"OPENAI_ENDPOINT": "", "OPENAI_API_KEY": "", "AZURE_CLIENT_ID": "", "USER_DAILY_TOKENS": ""}
     result = run_python(code, {**unset, **environ})
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.splitlines()[-1])
-    return {stage: {part for part in (KEYLESS, DEMO) if part in names} for stage, names in seen.items()}
+    return {stage: {part for part in (KEYLESS, DEMO, TABLES) if part in names} for stage, names in seen.items()}
 
 
 @pytest.mark.parametrize(
@@ -58,3 +58,13 @@ def modules_loaded(environ: dict[str, str]) -> dict[str, set[str]]:
 def test_a_configuration_imports_only_what_it_uses(environ: dict[str, str], after_first_chat: set[str]) -> None:
     seen = modules_loaded(environ)
     assert seen == {"import": set(), "first chat": after_first_chat}
+
+
+def test_the_budget_table_client_is_imported_only_with_budgets() -> None:
+    budgets = {
+        "USER_DAILY_TOKENS": "1000",
+        "OWNER_HASH_SECRET": "s" * 32,
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+    }
+    seen = modules_loaded({**ENDPOINT, "OPENAI_API_KEY": "k", **budgets})
+    assert seen == {"import": {TABLES}, "first chat": {TABLES}}

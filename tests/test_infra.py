@@ -255,3 +255,54 @@ def test_reasoning_and_web_search_are_azd_parameters_passed_to_the_app() -> None
     # What the template sets by default is what the app reads as "off".
     app = load_settings({"REASONING_EFFORT": "", "REASONING_SUMMARY": "", "WEB_SEARCH": "false"})
     assert (app.reasoning_effort, app.reasoning_summary, app.web_search) == (None, None, False)
+
+
+def test_with_entra_the_deploy_hook_gives_the_page_what_msal_needs_and_nothing_secret(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "static").mkdir()
+    shutil.copy2(ROOT / "scripts" / "write-page-config.sh", tmp_path / "scripts")
+    config = tmp_path / "static" / "config.json"
+    hooks = yaml.safe_load((ROOT / "azure.yaml").read_text())["services"]["web"]["hooks"]
+    tenant, client = "0b9d7a55-1c2e-4f3a-8b6c-5d4e3f2a1b0c", "6f1c2f4e-3b1a-4c55-9d1e-2a7b8c9d0e1f"
+    environ = {"PATH": "/usr/bin:/bin", "API_BASE_URL": "https://func-abc.azurewebsites.net/api", "AUTH_MODE": "entra"}
+
+    def run(stage: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        command = [hooks[stage]["posix"]["shell"], "-c", hooks[stage]["posix"]["run"]]
+        env = {**environ, **extra}
+        return subprocess.run(command, cwd=tmp_path / "static", env=env, capture_output=True, text=True, timeout=10)
+
+    assert run("predeploy", AUTH_CLIENT_ID=client, AUTH_TENANT_ID=tenant, OWNER_HASH_SECRET="s" * 48).returncode == 0
+    assert json.loads(config.read_text()) == {
+        "apiBase": "https://func-abc.azurewebsites.net/api",
+        "auth": {
+            "clientId": client,
+            "authority": f"https://login.microsoftonline.com/{tenant}",
+            "scope": f"api://{client}/chat",
+        },
+    }
+    assert run("postdeploy", AUTH_CLIENT_ID=client, AUTH_TENANT_ID=tenant).returncode == 0
+    assert json.loads(config.read_text()) == {"apiBase": "/api"}
+    unregistered = run("predeploy")
+    assert unregistered.returncode != 0
+    assert "AUTH_MODE=entra needs AUTH_CLIENT_ID and AUTH_TENANT_ID" in unregistered.stderr
+
+
+def test_who_may_use_it_is_azd_parameters_passed_to_the_app() -> None:
+    main = parse(INFRA / "main.bicep")
+    azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert azd["authMode"]["value"] == "${AUTH_MODE=key}"
+    assert azd["authClientId"]["value"] == "${AUTH_CLIENT_ID=}"
+    assert azd["userDailyTokens"]["value"] == "${USER_DAILY_TOKENS=0}"
+    assert "ownerHashSecret" not in azd  # azd generates it once per environment (the parameter's metadata)
+    assert main["parameters"]["ownerHashSecret"]["decorators"]
+    function = parse(INFRA / "app" / "function.bicep")
+    settings = function["resources"]["functionApp__settings"]["config"]["properties"]
+    assert (settings["AUTH_MODE"], settings["AUTH_CLIENT_ID"], settings["AUTH_TENANT_ID"]) == (
+        "authMode",
+        "authClientId",
+        "authTenantId",
+    )
+    assert settings["OWNER_HASH_SECRET"] == "ownerHashSecret"
+    # The default settings are what the app takes: key mode, no budget.
+    app = load_settings({"AUTH_MODE": "key", "AUTH_ISSUER": "", "AUTH_JWKS_URL": "", "USER_DAILY_TOKENS": ""})
+    assert (app.access.mode, app.access.daily_tokens) == ("key", None)

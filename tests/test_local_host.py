@@ -175,6 +175,7 @@ async def test_relay_answers_health(relay: RelayServer) -> None:
         "upstream": "openai-compatible",
         "model": "gpt-4o-mini",
         "resumable": False,
+        "auth": "key",
         "python": platform.python_version(),
         "worker": "in-process",
         "stores_responses": False,  # an OpenAI-compatible server may keep no responses: send the history

@@ -119,6 +119,14 @@ def test_none_omits_sampling_parameters() -> None:
         ("WEB_SEARCH", "yes please", "WEB_SEARCH must be true or false, got 'yes please'"),
         ("UPSTREAM_KEEPALIVE_SECONDS", "-1", "UPSTREAM_KEEPALIVE_SECONDS must be between 0 and 3600"),
         ("UPSTREAM_TRANSPORT", "h2", "UPSTREAM_TRANSPORT must be one of lean, httpx, got 'h2'"),
+        ("AUTH_MODE", "oauth", "AUTH_MODE must be one of key, entra, got 'oauth'"),
+        ("AUTH_MODE", "entra", "AUTH_CLIENT_ID is required with AUTH_MODE=entra"),
+        ("USER_DAILY_TOKENS", "0", "USER_DAILY_TOKENS must be between 1 and"),
+        (
+            "RESUMABLE_STREAMS",
+            "true",
+            "OWNER_HASH_SECRET is required with RESUMABLE_STREAMS: set it to a random string",
+        ),
     ],
 )
 def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> None:
@@ -126,6 +134,66 @@ def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> Non
         load_settings({name: value})
     assert str(caught.value).startswith(says)
     assert "\n" not in str(caught.value)
+
+
+ENTRA = {"AUTH_MODE": "entra", "AUTH_CLIENT_ID": "api://6f1c2f4e", "OWNER_HASH_SECRET": "s" * 32}
+TENANT = "0b9d7a55-1c2e-4f3a-8b6c-5d4e3f2a1b0c"
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({**ENTRA, "AUTH_TENANT_ID": "common"}, "AUTH_TENANT_ID must be the directory (tenant) id, a GUID"),
+        (ENTRA, "AUTH_TENANT_ID is required with AUTH_MODE=entra (or both AUTH_ISSUER and AUTH_JWKS_URL)"),
+        ({**ENTRA, "AUTH_ISSUER": "https://issuer.example.com"}, "AUTH_TENANT_ID is required with AUTH_MODE=entra"),
+        (
+            {**ENTRA, "AUTH_TENANT_ID": TENANT, "AUTH_JWKS_URL": "http://keys.example.com"},
+            "AUTH_JWKS_URL must use https",
+        ),
+        (
+            {**ENTRA, "AUTH_TENANT_ID": TENANT, "OWNER_HASH_SECRET": ""},
+            "OWNER_HASH_SECRET is required with AUTH_MODE=entra:",
+        ),
+        ({**ENTRA, "AUTH_TENANT_ID": TENANT, "OWNER_HASH_SECRET": "short"}, "OWNER_HASH_SECRET must be 32 characters"),
+        ({"USER_DAILY_TOKENS": "1000"}, "OWNER_HASH_SECRET is required with USER_DAILY_TOKENS:"),
+        (
+            {"USER_DAILY_TOKENS": "1000", "OWNER_HASH_SECRET": "s" * 32},
+            "USER_DAILY_TOKENS needs the Function App's storage",
+        ),
+    ],
+)
+def test_bad_access_settings_are_one_line(environ: dict[str, str], says: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ)
+    assert str(caught.value).startswith(says)
+    assert "\n" not in str(caught.value)
+
+
+def test_entra_defaults_are_entra_ids_endpoints_for_the_tenant() -> None:
+    access = load_settings({**ENTRA, "AUTH_TENANT_ID": TENANT}).access
+    assert access.mode == "entra"
+    assert access.audiences == ("6f1c2f4e", "api://6f1c2f4e")
+    assert access.issuer == f"https://login.microsoftonline.com/{TENANT}/v2.0"
+    assert access.jwks_url == f"https://login.microsoftonline.com/{TENANT}/discovery/v2.0/keys"
+    assert load_settings({}).access.mode == "key"
+
+
+def test_the_budget_table_is_the_function_apps_storage() -> None:
+    budget = {"USER_DAILY_TOKENS": "5000", "OWNER_HASH_SECRET": "s" * 32}
+    by_identity = load_settings({**budget, "AzureWebJobsStorage__accountName": "stabc", "AZURE_CLIENT_ID": "mi"}).access
+    assert (by_identity.daily_tokens, by_identity.table_endpoint) == (5000, "https://stabc.table.core.windows.net")
+    assert by_identity.storage_client_id == "mi"
+    local = load_settings({**budget, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}).access
+    assert local.table_connection_string == "UseDevelopmentStorage=true"
+
+
+def test_secrets_stay_out_of_the_settings_repr() -> None:
+    secret, connection = "owner-secret-" + "x" * 32, "AccountName=a;AccountKey=SECRETKEY=="
+    environ = {"OWNER_HASH_SECRET": secret, "USER_DAILY_TOKENS": "10", "AzureWebJobsStorage": connection}
+    shown = repr(load_settings({**environ, "OPENAI_API_KEY": "sk-APIKEY"}))
+    assert "x" * 32 not in shown
+    assert "SECRETKEY" not in shown
+    assert "APIKEY" not in shown
 
 
 def start_local_host(environ: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,12 @@ MANIFESTS = {
     folder: json.loads((ROOT / folder / "VENDOR.json").read_text())
     for folder in ("static/vendor", "tests/browser/vendor")
 }
-PINS = json.loads((ROOT / "package.json").read_text())["devDependencies"]
+TOOLS = {"azurite"}  # run by the tests (the storage emulator), never vendored
+PINS = {
+    name: version
+    for name, version in json.loads((ROOT / "package.json").read_text())["devDependencies"].items()
+    if name not in TOOLS
+}
 LOCK = json.loads((ROOT / "package-lock.json").read_text())["packages"]
 
 

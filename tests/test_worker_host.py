@@ -28,7 +28,7 @@ import pytest
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
-from .conftest import FAKE_KEY, serve
+from .conftest import FAKE_KEY, OWNER_SECRET, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .host_process import ROOT, HostProcess
 from .ingestion import Ingestion
@@ -93,6 +93,7 @@ async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
         "upstream": "openai-compatible",
         "model": "gpt-4o-mini",
         "resumable": False,
+        "auth": "key",
         "python": platform.python_version(),
         "worker": WORKER,
         "stores_responses": False,
@@ -259,9 +260,12 @@ def _running(pid: int) -> bool:
     return "State:\tZ" not in status
 
 
+RESUMABLE = {"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": OWNER_SECRET}
+
+
 @pytest.fixture(scope="module")
 def resumable_worker_host(upstream_server: FaultyUpstream) -> Iterator[HostProcess]:
-    host = HostProcess("--worker", environ=worker_environ(upstream_server, RESUMABLE_STREAMS="true"))
+    host = HostProcess("--worker", environ=worker_environ(upstream_server, **RESUMABLE))
     host.start()
     yield host
     assert host.stop() == -signal.SIGTERM, host.output
@@ -273,7 +277,8 @@ async def test_resume_and_cancel_through_the_worker(
     text = "".join(f"湖東の{i}番目の寺です。" for i in range(30))
     upstream.set_scenario(Scenario(text=text, delta_seconds=0.005, chunk_chars=4))
     async with httpx2.AsyncClient(base_url=resumable_worker_host.url, timeout=30, headers=KEYED) as worker:
-        async for instance in serve(ChatService(make_settings(RESUMABLE_STREAMS="true"))):
+        async for instance in serve(ChatService(make_settings(**RESUMABLE))):
+            instance.client.headers.update(KEYED)  # one caller on both instances: its responses are its own
             # Dropped on an in-process instance, continued on the worker.
             first = await chat(instance.client, {"input": "滋賀"}, stop_after=3)
             created = orjson.loads(next(e.data for e in first.events if e.event == "response.created"))

@@ -11,6 +11,12 @@ param reasoningEffort string
 param reasoningSummary string
 param webSearch bool
 param resumableStreams bool
+param authMode string
+param authClientId string
+param authTenantId string
+param userDailyTokens int
+@secure()
+param ownerHashSecret string
 param allowedOrigins array
 param maximumInstanceCount int
 param pythonVersion string
@@ -22,6 +28,7 @@ var deploymentContainer = 'app-package'
 // Python 3.12 and older index the app at start-up, which HTTP streaming needs, only with this
 // setting; 3.13's worker (azure-functions-runtime) always does.
 var initIndexing = contains(['3.11', '3.12'], pythonVersion) ? { PYTHON_ENABLE_INIT_INDEXING: '1' } : {}
+var budgetTable = 'relaybudgets' // responses_relay/budget.py's TABLE
 // Reasoning models reject sampling parameters: with an effort set, the app sends none.
 var sampling = empty(reasoningEffort) || reasoningEffort == 'none'
 var roles = {
@@ -64,6 +71,15 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
       name: deploymentContainer
     }
   }
+
+  // USER_DAILY_TOKENS' counts, reached with the identity's Storage Table Data Contributor role.
+  resource tables 'tableServices' = {
+    name: 'default'
+
+    resource budgets 'tables' = {
+      name: budgetTable
+    }
+  }
 }
 
 resource storageAccess 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
@@ -103,7 +119,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: a public streaming API by design; chat needs a function key, and API Management or Entra ID auth belong in front for a public site (README)
+  // checkov:skip=CKV_AZURE_222: a public streaming API by design; chat needs a function key, or with authMode entra a user's Entra ID token that the app checks itself (README)
   // checkov:skip=CKV_AZURE_17: callers are browsers, which do not present client certificates
   // checkov:skip=CKV_AZURE_212: serverless: scales to zero at idle on purpose
   // checkov:skip=CKV_AZURE_213: Flex Consumption has no App Service health check; GET /api/health serves external probes
@@ -148,7 +164,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     // checkov:skip=CKV_AZURE_65: as above; detailed errors would also leak internals to callers
     // checkov:skip=CKV_AZURE_222: app settings carry no network setting; see the site
     // checkov:skip=CKV_AZURE_80: a Python app: no .NET Framework
-    // checkov:skip=CKV_AZURE_13: chat is FUNCTION-level (keys); Entra ID auth or API Management in front is the README's advice for public sites
+    // checkov:skip=CKV_AZURE_13: chat is FUNCTION-level (keys), or with AUTH_MODE=entra the app validates users' Entra ID tokens itself (it needs each user's identity for owners and budgets)
     // checkov:skip=CKV_AZURE_88: Flex Consumption has no Azure Files content share
     name: 'appsettings'
     properties: union(initIndexing, {
@@ -170,6 +186,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       REASONING_SUMMARY: reasoningSummary
       WEB_SEARCH: webSearch ? 'true' : 'false'
       RESUMABLE_STREAMS: resumableStreams ? 'true' : 'false'
+      // Who may use it: entra makes chat, resume and cancel anonymous to the host, and the app checks users' tokens.
+      AUTH_MODE: authMode
+      AUTH_CLIENT_ID: authClientId
+      AUTH_TENANT_ID: authTenantId
+      AUTH_ISSUER: ''
+      AUTH_JWKS_URL: ''
+      OWNER_HASH_SECRET: ownerHashSecret
+      USER_DAILY_TOKENS: userDailyTokens > 0 ? string(userDailyTokens) : ''
       HEARTBEAT_SECONDS: '5'
       STREAM_TIME_LIMIT_SECONDS: '220'
       SPILLOVER_DEPLOYMENT: ''

@@ -56,6 +56,7 @@ class ResponseEvents:
             "incomplete_details": None,
             "instructions": request.get("instructions"),
             "max_output_tokens": request.get("max_output_tokens"),
+            "metadata": request.get("metadata") or {},
             "model": request.get("model", "gpt-4o-mini"),
             "output": output,
             "parallel_tool_calls": True,

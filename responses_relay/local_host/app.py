@@ -78,8 +78,8 @@ def build_asgi_app(
                 CORSMiddleware,
                 allow_origins=list(cors_origins),
                 allow_methods=["GET", "POST"],
-                allow_headers=["content-type", "x-functions-key", "last-event-id"],
-                expose_headers=["retry-after"],
+                allow_headers=["content-type", "x-functions-key", "authorization", "last-event-id"],
+                expose_headers=["retry-after", "www-authenticate"],
                 max_age=600,
             )
         )

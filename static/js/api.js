@@ -1,18 +1,25 @@
-// The relay's HTTP API: where it is, the function key, health, and the chat request.
+// The relay's HTTP API: where it is, the caller's credential (a signed-in user's token, or the
+// function key), health, and the chat request.
+import { accessToken } from "./auth.js";
+
 const KEY_STORAGE = "functionKey";
 
-/** The API base URL from config.json ({"apiBase": "https://APP.azurewebsites.net/api"}); same origin by default. */
-export async function loadApiBase() {
+/**
+ * config.json: {apiBase, auth}. apiBase is the API's base URL ("https://APP.azurewebsites.net/api"; same
+ * origin by default); auth, when the API wants signed-in users, is what MSAL needs ({clientId, authority, scope}).
+ */
+export async function loadConfig() {
   try {
     const response = await fetch("config.json", { cache: "no-store" });
     if (response.ok) {
-      const { apiBase } = await response.json();
-      if (typeof apiBase === "string" && apiBase) return apiBase.replace(/\/+$/, "");
+      const { apiBase, auth } = await response.json();
+      const base = typeof apiBase === "string" && apiBase ? apiBase.replace(/\/+$/, "") : "/api";
+      return { apiBase: base, auth: auth ?? null };
     }
   } catch {
     // An unreadable config.json: the API is on this origin.
   }
-  return "/api";
+  return { apiBase: "/api", auth: null };
 }
 
 export function functionKey() {
@@ -35,30 +42,35 @@ export async function health(apiBase) {
 }
 
 /** POST a chat body ({input, previous_response_id?}); resolves to the Response (the caller reads its body as a stream). */
-export function postChat(apiBase, body, signal) {
-  const headers = keyed({ "Content-Type": "application/json", Accept: "text/event-stream" });
+export async function postChat(apiBase, body, signal) {
+  const headers = await authorized({ "Content-Type": "application/json", Accept: "text/event-stream" });
   return fetch(`${apiBase}/chat`, { method: "POST", headers, body: JSON.stringify(body), signal, cache: "no-store" });
 }
 
 /** GET the stream of a stored response after event id `after` (null: from its start); resolves to the Response. */
-export function resumeChat(apiBase, responseId, after, signal) {
+export async function resumeChat(apiBase, responseId, after, signal) {
   const query = after === null ? "" : `?after=${encodeURIComponent(after)}`;
   const url = `${apiBase}/chat/${encodeURIComponent(responseId)}${query}`;
-  return fetch(url, { headers: keyed({ Accept: "text/event-stream" }), signal, cache: "no-store" });
+  return fetch(url, { headers: await authorized({ Accept: "text/event-stream" }), signal, cache: "no-store" });
 }
 
 /** Ask the server to stop generating a response (it may not hear of an aborted fetch); errors are ignored. */
 export async function cancelChat(apiBase, responseId) {
   const url = `${apiBase}/chat/${encodeURIComponent(responseId)}/cancel`;
   try {
-    await fetch(url, { method: "POST", headers: keyed({}), cache: "no-store" });
+    await fetch(url, { method: "POST", headers: await authorized({}), cache: "no-store" });
   } catch {
     // the page may be offline: the answer is marked as stopped all the same
   }
 }
 
-/** `headers` with the function key, when one is saved: a header, never the URL (URLs end up in logs). */
-function keyed(headers) {
+/**
+ * `headers` with the caller's credential: the signed-in user's access token, or else the function key
+ * when one is saved; a header, never the URL (URLs end up in logs).
+ */
+async function authorized(headers) {
+  const token = await accessToken();
+  if (token) return { ...headers, Authorization: `Bearer ${token}` };
   const key = functionKey();
   return key ? { ...headers, "x-functions-key": key } : headers;
 }

@@ -38,6 +38,8 @@ const TEXT = {
     keyLabel: "関数キー",
     keySave: "保存して再送信",
     keyCancel: "キャンセル",
+    signIn: "サインイン",
+    signOut: "サインアウト（{name}）",
   },
   en: {
     title: "Tour guide chat",
@@ -77,6 +79,8 @@ const TEXT = {
     keyLabel: "Function key",
     keySave: "Save and resend",
     keyCancel: "Cancel",
+    signIn: "Sign in",
+    signOut: "Sign out ({name})",
   },
 };
 

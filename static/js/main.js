@@ -1,6 +1,8 @@
 // The chat page: wires the form, the stream reader and the transcript together.
+import { showAccount } from "./account.js";
 import { AnswerView } from "./answer.js";
-import { cancelChat, errorOf, functionKey, health, loadApiBase, postChat, resumeChat, saveFunctionKey } from "./api.js";
+import { cancelChat, errorOf, functionKey, health, loadConfig, postChat, resumeChat, saveFunctionKey } from "./api.js";
+import { signIn, signsIn, startSignIn } from "./auth.js";
 import { Conversation, DEFAULT_LIMITS } from "./conversation.js";
 import { FollowScroll } from "./follow.js";
 import { chooseLanguage, localize, setLanguage, t, translatePage } from "./i18n.js";
@@ -187,6 +189,8 @@ async function showOutcome(outcome, { answer, view, text, started, firstAt, sess
     localize(answer.status, "stopped");
   } else if (kind === "badData") {
     showProblem(answer, "badData", {}, text);
+  } else if (kind === "refused" && outcome.response.status === 401 && signsIn()) {
+    await signIn(); // leaves for the sign-in page, which brings the user back signed in
   } else if (kind === "refused" && outcome.response.status === 401) {
     if (functionKey()) saveFunctionKey(null); // the saved key was refused
     if (await askForKey()) return true;
@@ -271,7 +275,9 @@ function limitsFrom(given) {
 }
 
 applyLanguage(chooseLanguage(localStorage.getItem("language"), navigator.languages));
-state.apiBase = await loadApiBase();
+const config = await loadConfig();
+if (await startSignIn(config.auth)) showAccount($("#account"));
+state.apiBase = config.apiBase;
 send.disabled = false;
 const status = await health(state.apiBase);
 state.resumable = status?.resumable === true;

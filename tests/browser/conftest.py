@@ -57,7 +57,10 @@ async def context(chromium: str, site_url: str) -> AsyncIterator[BrowserContext]
     (It needs `site_url` to close before the site does.)"""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        context = await browser.new_context(locale="ja-JP", viewport={"width": 900, "height": 800})
+        # Self-signed certificates are accepted: the local sign-in issuer's (tests/oidc_issuer.py).
+        context = await browser.new_context(
+            locale="ja-JP", viewport={"width": 900, "height": 800}, ignore_https_errors=True
+        )
         errors: list[str] = []
         context.on("weberror", lambda error: errors.append(str(error.error)))
         yield context

@@ -1,0 +1,174 @@
+"""Who is calling. In `key` mode the Functions host has checked the function key, and the
+key itself names the caller; in `entra` mode the function checks the bearer token itself:
+an RS256 signature by one of its issuer's keys (JWKS over HTTP, cached), its issuer, its
+audience (the API's client id, bare or as `api://<id>`), and its lifetime.
+
+What comes out is the caller's identity, which only ever leaves as its keyed hash
+(`owner.py`); neither it nor the token is logged or put in an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+import jwt
+from starlette.requests import Request
+
+from .errors import AUTH_KEYS_UNAVAILABLE, UNAUTHENTICATED, HttpError
+from .settings import AccessSettings
+
+ALGORITHM = "RS256"
+LEEWAY_SECONDS = 60  # clock skew allowed on exp and nbf
+KEYS_REFRESH_SECONDS = 60.0  # an unknown key id refetches the key set at most this often
+_MAX_KEYS_BYTES = 256 * 1024
+
+logger = logging.getLogger("responses_relay.auth")
+
+
+class Authenticator:
+    """The caller's identity for a request, or a 401 `unauthenticated`."""
+
+    def __init__(self, access: AccessSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._tokens = TokenValidator(access, clock=clock) if access.mode == "entra" else None
+
+    async def identity(self, request: Request) -> str:
+        if self._tokens is None:
+            # The host let the request in with this key (or the route needs none, locally).
+            key = request.headers.get("x-functions-key") or request.query_params.get("code") or ""
+            return "key:" + key
+        return await self._tokens.identity(request.headers.get("authorization"))
+
+    async def aclose(self) -> None:
+        if self._tokens is not None:
+            await self._tokens.aclose()
+
+
+class TokenValidator:
+    def __init__(self, access: AccessSettings, *, clock: Callable[[], float]) -> None:
+        assert access.issuer is not None, "AUTH_MODE=entra has an issuer"
+        assert access.jwks_url is not None, "and its key set's URL"
+        self._issuer = access.issuer
+        self._audiences = list(access.audiences)
+        self._keys = KeySet(access.jwks_url, clock=clock)
+
+    async def identity(self, authorization: str | None) -> str:
+        """`tid/oid` of a valid token in `Authorization: Bearer <token>` (for issuers other than
+        Entra ID, `iss/sub`)."""
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _unauthenticated("Sign in: an Authorization: Bearer <access token> header is required", None)
+        claims = await self._claims(token.strip())
+        tenant = claims.get("tid") or claims.get("iss")
+        user = claims.get("oid") or claims.get("sub")
+        if not isinstance(tenant, str) or not isinstance(user, str) or not user:
+            raise _unauthenticated("The access token names no user (oid or sub)", "invalid_token")
+        return f"{tenant}/{user}"
+
+    async def _claims(self, token: str) -> dict[str, Any]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise _unauthenticated("The access token is not a JWT", "invalid_token") from None
+        if header.get("alg") != ALGORITHM:
+            raise _unauthenticated(f"The access token must be signed with {ALGORITHM}", "invalid_token")
+        key = await self._keys.key(header.get("kid"))
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audiences,
+                issuer=self._issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.InvalidTokenError as error:
+            logger.info("token refused: %s", type(error).__name__)
+            raise _unauthenticated(
+                _REASONS.get(type(error), "The access token is not valid"), "invalid_token"
+            ) from None
+        return claims
+
+    async def aclose(self) -> None:
+        await self._keys.aclose()
+
+
+class KeySet:
+    """The issuer's signing keys by key id, fetched on first use and again (at most once every
+    KEYS_REFRESH_SECONDS) when a token names a key id it does not hold: keys rotate."""
+
+    def __init__(self, url: str, *, clock: Callable[[], float]) -> None:
+        self._url = url
+        self._clock = clock
+        self._keys: dict[str, Any] = {}
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+        self._client = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
+
+    async def key(self, kid: object) -> Any:
+        if not isinstance(kid, str):
+            raise _unauthenticated("The access token names no signing key (kid)", "invalid_token")
+        if kid not in self._keys:
+            async with self._lock:  # one fetch for all the requests that wait on it
+                if kid not in self._keys and self._may_fetch():
+                    await self._fetch()
+        if kid not in self._keys:
+            raise _unauthenticated("The access token is signed with a key its issuer does not list", "invalid_token")
+        return self._keys[kid]
+
+    def _may_fetch(self) -> bool:
+        return self._fetched_at is None or self._clock() - self._fetched_at >= KEYS_REFRESH_SECONDS
+
+    async def _fetch(self) -> None:
+        self._fetched_at = self._clock()
+        try:
+            response = await self._client.get(self._url, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            if len(response.content) > _MAX_KEYS_BYTES:
+                raise ValueError("the key set is too large")
+            document = response.json()
+        except (httpx2.HTTPError, ValueError) as error:
+            logger.warning("the token issuer's keys could not be fetched: %s", type(error).__name__)
+            raise HttpError(AUTH_KEYS_UNAVAILABLE, "The sign-in service's keys could not be fetched") from None
+        self._keys = _signing_keys(document)
+        logger.info("token issuer's keys fetched: %d signing keys", len(self._keys))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _signing_keys(document: object) -> dict[str, Any]:
+    """The RSA signature keys of a JWKS document, by key id; others are left out."""
+    listed = document.get("keys") if isinstance(document, dict) else None
+    keys: dict[str, Any] = {}
+    for entry in listed if isinstance(listed, list) else []:
+        if not isinstance(entry, dict) or entry.get("kty") != "RSA" or entry.get("use", "sig") != "sig":
+            continue
+        kid = entry.get("kid")
+        try:
+            key = jwt.PyJWK(entry, algorithm=ALGORITHM).key
+        except jwt.PyJWTError:
+            continue
+        if isinstance(kid, str):
+            keys[kid] = key
+    return keys
+
+
+_REASONS: dict[type[Exception], str] = {
+    jwt.ExpiredSignatureError: "The access token has expired",
+    jwt.ImmatureSignatureError: "The access token is not valid yet",
+    jwt.InvalidAudienceError: "The access token is for another audience",
+    jwt.InvalidIssuerError: "The access token is from another issuer",
+    jwt.InvalidSignatureError: "The access token's signature does not verify",
+    jwt.MissingRequiredClaimError: "The access token lacks a required claim",
+}
+
+
+def _unauthenticated(message: str, error: str | None) -> HttpError:
+    challenge = "Bearer" if error is None else f'Bearer error="{error}"'
+    return HttpError(UNAUTHENTICATED, message, headers={"WWW-Authenticate": challenge})
