@@ -295,8 +295,7 @@ def test_who_may_use_it_is_azd_parameters_passed_to_the_app() -> None:
     assert azd["userDailyTokens"]["value"] == "${USER_DAILY_TOKENS=0}"
     assert "ownerHashSecret" not in azd  # azd generates it once per environment (the parameter's metadata)
     assert main["parameters"]["ownerHashSecret"]["decorators"]
-    function = parse(INFRA / "app" / "function.bicep")
-    settings = function["resources"]["functionApp__settings"]["config"]["properties"]
+    settings = bicep_app_settings()
     assert (settings["AUTH_MODE"], settings["AUTH_CLIENT_ID"], settings["AUTH_TENANT_ID"]) == (
         "authMode",
         "authClientId",
