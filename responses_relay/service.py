@@ -172,11 +172,7 @@ class ChatService:
                 "upstream": settings.upstream_kind,
                 "model": settings.model,
                 "resumable": settings.resumable,
-                # Azure OpenAI keeps responses by default (the relay never sends `store: false`; in
-                # background mode it sends `store: true`), and the demo answers a follow-up from its
-                # question alone: callers continue with `previous_response_id`. An OpenAI-compatible
-                # server may keep none (vLLM and Ollama do not by default): callers send the history.
-                "stores_responses": settings.resumable or settings.upstream_kind != "openai-compatible",
+                "stores_responses": settings.stores_responses,
                 "limits": {
                     "max_body_bytes": settings.max_body_bytes,
                     "max_messages": settings.max_messages,

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .guide_tools import TOOLS
+from .mcp_servers import McpServer, parse_mcp_servers
+
 # The values of openai.types.shared.ReasoningEffort and of Reasoning.summary.
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
@@ -47,6 +50,10 @@ class Settings:
     resumable: bool
     heal_attempts: int
     heal_seconds: float
+    tools: tuple[str, ...]  # the names of the function tools offered to the model
+    max_tool_rounds: int
+    tool_timeout_seconds: float
+    mcp_servers: tuple[McpServer, ...]
     appinsights_connection_string: str | None = field(repr=False)
     appinsights_authentication_string: str | None = field(repr=False)
 
@@ -58,6 +65,15 @@ class Settings:
         host = urlsplit(self.endpoint).hostname or ""
         azure_hosts = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
         return "azure-openai" if host.endswith(azure_hosts) else "openai-compatible"
+
+    @property
+    def stores_responses(self) -> bool:
+        """Whether a response can be continued with `previous_response_id`. Azure OpenAI keeps
+        responses by default (the relay never sends `store: false`; in background mode it sends
+        `store: true`), and the demo answers a follow-up from its question alone. An
+        OpenAI-compatible server may keep none (vLLM and Ollama do not by default): the history
+        goes back instead."""
+        return self.resumable or self.upstream_kind != "openai-compatible"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +115,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         resumable=env.flag("RESUMABLE_STREAMS", default=False),
         heal_attempts=env.integer("UPSTREAM_HEAL_ATTEMPTS", 3, low=0, high=100),
         heal_seconds=env.number("UPSTREAM_HEAL_SECONDS", 30.0, low=0.0, high=3600.0),
+        tools=env.names("TOOLS", ("local_time",), allowed=tuple(TOOLS)),
+        max_tool_rounds=env.integer("MAX_TOOL_ROUNDS", 5, low=0, high=50),
+        tool_timeout_seconds=env.number("TOOL_TIMEOUT_SECONDS", 10.0, low=0.01, high=600.0),
+        mcp_servers=env.mcp_servers("MCP_SERVERS"),
         appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
     )
@@ -168,6 +188,25 @@ class _Reader:
         if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise SettingsError(f"{name} must use https (plain http is allowed only for localhost)")
         return value if value.endswith("/") else value + "/"
+
+    def names(self, name: str, default: tuple[str, ...], *, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        """Comma-separated names among `allowed`; unset: `default`; empty or `none`: none."""
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        names = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+        if names == ("none",):
+            return ()
+        unknown = [given for given in names if given not in allowed]
+        if unknown:
+            raise SettingsError(f"{name} names {unknown[0][:40]!r}, which is not one of {', '.join(allowed)}")
+        return names
+
+    def mcp_servers(self, name: str) -> tuple[McpServer, ...]:
+        try:
+            return parse_mcp_servers(self.text(name), self._environ)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
 
     def origins(self, name: str) -> tuple[str, ...]:
         origins = tuple(origin.strip().rstrip("/") for origin in (self.text(name) or "").split(",") if origin.strip())
