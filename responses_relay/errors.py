@@ -81,6 +81,9 @@ UPSTREAM_CONNECTION_LOST = _entry("upstream_connection_lost", None, "the connect
 UPSTREAM_INCOMPLETE = _entry("upstream_incomplete", None, "the model service ended the stream without a terminal event")
 SERVER_SHUTTING_DOWN = _entry("server_shutting_down", None, "the instance stopped before the stream ended")
 RESPONSE_FAILED = _entry("response_failed", None, "`response.failed` without a code of its own")
+TOOL_ROUNDS_EXCEEDED = _entry(
+    "tool_rounds_exceeded", None, "the model still asked for tools after `MAX_TOOL_ROUNDS` continuation requests"
+)
 # The relay itself.
 INTERNAL_ERROR = _entry("internal_error", 500, "the relay failed; the failure is logged", in_stream=True)
 # The local host (`scripts/run`); in Azure, the Functions host answers these itself.
@@ -104,6 +107,7 @@ class HttpError(Exception):
     ) -> None:
         super().__init__(message)
         assert error.status is not None, f"{error.code} is only sent in a stream"
+        self.error = error
         self.status = error.status
         self.code = error.code
         self.message = message

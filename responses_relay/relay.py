@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing, suppress
+from typing import Any, Protocol
 
 from . import shutdown
 from .errors import INTERNAL_ERROR, UPSTREAM_BAD_RESPONSE, ErrorCode
 from .events import Translator, UpstreamProtocolError
 from .live_streams import LiveStreams
 from .sse import encode_comment
-from .upstream_events import StreamBroken, UpstreamEvents
+from .tools import ToolResult
+from .upstream_events import Payload, StreamBroken
 
 OPENING = encode_comment("stream open")
 PING = encode_comment("ping")
@@ -35,10 +37,26 @@ CancelOrphan = Callable[[str], Awaitable[object]]
 logger = logging.getLogger("responses_relay.relay")
 
 
+class Upstream(Protocol):
+    """What the relay reads: `UpstreamEvents` (one response), or `ToolRounds` (its rounds)."""
+
+    @property
+    def response_id(self) -> str | None:
+        """The response being read, once known."""
+
+    @property
+    def final_response(self) -> dict[str, Any] | None:
+        """The stored response that ended the stream without a terminal event."""
+
+    def batches(self) -> AsyncGenerator[Sequence[Payload | ToolResult]]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class RelayStream:
     def __init__(
         self,
-        upstream: UpstreamEvents,
+        upstream: Upstream,
         translator: Translator,
         *,
         heartbeat_seconds: float,
@@ -49,10 +67,10 @@ class RelayStream:
     ) -> None:
         self._upstream = upstream
         self._invocation_id = invocation_id
-        # Set for a background response this stream creates: its id must reach the caller.
+        # Set in background mode: the id of a response this stream creates must reach the caller.
         self._cancel_orphan = cancel_orphan
-        self._id_delivered = translator.response_id is not None  # a resume stream: the caller named it
-        self._id_pushed = False  # response.created is in the buffer
+        self._delivered_id = translator.response_id  # the last response id sent (a resume stream's: the caller's)
+        self._pushed_id = translator.response_id  # the last response id in the buffer
         self._live = live
         self._listed_as: str | None = None  # the response id this stream is listed under in live_streams
         self._translator = translator
@@ -88,7 +106,7 @@ class RelayStream:
                     chunk = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
                     self._buffer.clear()
                     self._buffered = 0
-                    self._id_delivered = self._id_delivered or self._id_pushed
+                    self._delivered_id = self._pushed_id
                     _resolve(self._space_ready)
                 elif self._done:
                     return
@@ -135,8 +153,8 @@ class RelayStream:
                         self.first_text_at = time.monotonic()
                     self._list()
                     self._push(translator.take())
-                    self._id_pushed = translator.response_id is not None
-                    if self._left and self._id_pushed:
+                    self._pushed_id = translator.response_id
+                    if self._left and self._upstream.response_id is not None:
                         return  # an orphan's id is known: aclose cancels it
                     if translator.finished:
                         self._draining = True
@@ -163,9 +181,11 @@ class RelayStream:
             await self._upstream.aclose()
 
     def _list(self) -> None:
-        """List the stream under its response id, once known, so a cancel on this instance finds it."""
+        """List the stream under its response id, once known, so a cancel on this instance finds it;
+        with tool rounds, under the round's."""
         response_id = self._translator.response_id
-        if self._listed_as is None and response_id is not None and self._live is not None:
+        if response_id != self._listed_as and response_id is not None and self._live is not None:
+            self._unlist()
             self._listed_as = response_id
             self._live.add(response_id, self)
 
@@ -219,8 +239,10 @@ class RelayStream:
         _resolve(self._space_ready)
 
     def _orphaned(self) -> bool:
-        """A background response this stream started whose id never reached the caller."""
-        return self._cancel_orphan is not None and self._left and not self._id_delivered
+        """A background response this stream started (the first, or a tool round's) whose id never
+        reached the caller, who left."""
+        reading = self._upstream.response_id
+        return self._cancel_orphan is not None and self._left and (reading is None or reading != self._delivered_id)
 
     async def aclose(self) -> None:
         """Cancel the producer if it still runs, and an orphan upstream; the upstream response is
@@ -284,7 +306,7 @@ class RelayStream:
         logger.log(logging.INFO if fine else logging.WARNING, message, extra=fields)
 
 
-_FINE_OUTCOMES = frozenset({"completed", "incomplete", "cancelled", "client_disconnected"})
+_FINE_OUTCOMES = frozenset({"completed", "incomplete", "cancelled", "requires_approval", "client_disconnected"})
 
 
 def _resolve(waiter: asyncio.Future[None] | None) -> None:

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .chat_request import check_content_type, check_response_id, cursor, parse_chat_request, read_body
+from .chat_request import ChatRequest, check_content_type, check_response_id, cursor, parse_chat_request, read_body
 from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
 from .events import Translator
+from .guide_tools import TOOLS
 from .invocation import invocation_id
 from .live_streams import LiveStreams
 from .relay import RelayStream
 from .settings import Settings
 from .sse_response import SSEResponse
+from .tool_rounds import ToolRounds
+from .tools import Tool, Toolbox
 from .upstream import Upstream, check_proxy_environment
 from .upstream_events import HealBudget, UpstreamEvents
 
@@ -39,8 +42,12 @@ class ChatService:
         *,
         demo: DemoUpstream | None = None,
         credential: AsyncTokenCredential | None = None,
+        tools: Sequence[Tool] | None = None,
     ) -> None:
+        """`tools`: the function tools offered to the model; by default those TOOLS names."""
         self.settings = settings
+        offered = tools if tools is not None else [TOOLS[name] for name in settings.tools]
+        self._toolbox = Toolbox(offered, settings.tool_timeout_seconds)
         self._demo = demo
         self._credential = credential
         self._upstream: Upstream | None = None
@@ -71,14 +78,9 @@ class ChatService:
         body = await read_body(request, self.settings.max_body_bytes)
         chat_request = parse_chat_request(body, self.settings)
         upstream = await self.upstream()
-        response = await upstream.open(chat_request)
-        return self._relay(
-            request,
-            upstream,
-            UpstreamEvents(response, **self._healing(upstream)),
-            Translator(redact=upstream.redact),
-            creates=True,
-        )
+        first = await self._open_round(upstream, chat_request)
+        rounds = self._rounds(upstream, first, chat_request, stored=self.settings.stores_responses)
+        return self._relay(request, upstream, rounds, Translator(redact=upstream.redact))
 
     async def _resume(self, request: Request, response_id: str) -> Response:
         check_response_id(response_id)
@@ -87,7 +89,9 @@ class ChatService:
         upstream = await self.upstream()
         response = await upstream.resume(response_id, after)
         events = UpstreamEvents(response, response_id=response_id, after=after, **self._healing(upstream))
-        return self._relay(request, upstream, events, Translator(redact=upstream.redact, response_id=response_id))
+        # A round that ends asking for tools is continued here too: this stream has the caller now.
+        rounds = self._rounds(upstream, events, ChatRequest([], previous_response_id=response_id), stored=True)
+        return self._relay(request, upstream, rounds, Translator(redact=upstream.redact, response_id=response_id))
 
     async def _cancel(self, response_id: str) -> Response:
         check_response_id(response_id)
@@ -136,24 +140,30 @@ class ChatService:
             "budget": HealBudget(settings.heal_attempts, settings.heal_seconds),
         }
 
-    def _relay(
-        self,
-        request: Request,
-        upstream: Upstream,
-        events: UpstreamEvents,
-        translator: Translator,
-        *,
-        creates: bool = False,
-    ) -> Response:
-        """`creates`: the stream of the request that created the response, whose id the caller
-        learns only from it: in background mode, a caller who leaves before that is an orphan."""
+    async def _open_round(self, upstream: Upstream, request: ChatRequest) -> UpstreamEvents:
+        return UpstreamEvents(await upstream.open(request), **self._healing(upstream))
+
+    def _rounds(self, upstream: Upstream, first: UpstreamEvents, request: ChatRequest, *, stored: bool) -> ToolRounds:
+        """The answer's rounds from its first stream; `request` is what continuations are made from."""
+        return ToolRounds(
+            first,
+            request=request,
+            open_round=lambda next_request: self._open_round(upstream, next_request),
+            toolbox=self._toolbox,
+            max_rounds=self.settings.max_tool_rounds,
+            stored=stored,
+        )
+
+    def _relay(self, request: Request, upstream: Upstream, rounds: ToolRounds, translator: Translator) -> Response:
+        # In background mode, a response the stream creates (the first, or a tool round's) goes on
+        # whoever is connected: one whose id never reached its caller is cancelled (see RelayStream).
         stream = RelayStream(
-            events,
+            rounds,
             translator,
             heartbeat_seconds=self.settings.heartbeat_seconds,
             buffer_bytes=self.settings.buffer_bytes,
             invocation_id=invocation_id(request),
-            cancel_orphan=upstream.cancel if creates and self.settings.resumable else None,
+            cancel_orphan=upstream.cancel if self.settings.resumable else None,
             live=self._live,
         )
         return SSEResponse(stream)
@@ -191,7 +201,9 @@ class ChatService:
                     base_url = self.settings.endpoint
                 else:
                     base_url = await asyncio.to_thread(self._demo_upstream().start)
-                self._upstream = Upstream(self.settings, base_url, credential=self._credential)
+                self._upstream = Upstream(
+                    self.settings, base_url, credential=self._credential, function_tools=self._toolbox.definitions()
+                )
             return self._upstream
 
     def _demo_upstream(self) -> DemoUpstream:

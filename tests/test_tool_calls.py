@@ -1,0 +1,303 @@
+"""Tool calls over real sockets: the relay under uvicorn, the real openai SDK, and an independent
+scripted Responses server (tests/scripted_upstream.py) as the model, so each test says exactly
+which calls the model makes: one round and several, two calls at once, bad arguments, tools that
+fail or hang, the rounds cap, no tools, stored responses or the whole input, MCP approvals."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from responses_relay.guide_tools import TOOLS
+from responses_relay.service import ChatService
+from responses_relay.settings import load_settings
+from responses_relay.tools import Tool, function_tool
+
+from .conftest import FAKE_KEY, RelayServer, serve
+from .scripted_upstream import ApprovalRequest, FunctionCall, McpCall, ScriptedUpstream, Text, refusal, reply
+from .sse_client import Received, chat
+
+TOKYO = FunctionCall("local_time", '{"timezone": "Asia/Tokyo"}')
+QUESTION = {"input": "京都は今何時？"}
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[ScriptedUpstream]:
+    server = ScriptedUpstream()
+    await server.start()
+    yield server
+    await server.aclose()
+
+
+@asynccontextmanager
+async def relay_to(
+    scripted: ScriptedUpstream, tools: Sequence[Tool] | None = None, **environ: str
+) -> AsyncIterator[RelayServer]:
+    settings = load_settings({"OPENAI_ENDPOINT": scripted.base_url, "OPENAI_API_KEY": FAKE_KEY, **environ})
+    async for server in serve(ChatService(settings, tools=tools)):
+        yield server
+
+
+async def ask(scripted: ScriptedUpstream, body: object = QUESTION, **options: Any) -> Received:
+    async with relay_to(scripted, **options) as relay:
+        return await chat(relay.client, body)
+
+
+def kinds(received: Received) -> list[str | None]:
+    return [event.event for event in received.events]
+
+
+def tool_outputs(received: Received) -> list[Any]:
+    return [orjson.loads(payload["output"]) for payload in received.payloads("tool.result")]
+
+
+def ids_by_response(received: Received) -> dict[str, list[int]]:
+    """Each round's event ids, by its response id."""
+    rounds: dict[str, list[int]] = {}
+    current = ""
+    for event in received.events:
+        if event.event == "response.created":
+            current = orjson.loads(event.data)["response_id"]
+        if event.id is not None:
+            rounds.setdefault(current, []).append(int(event.id))
+    return rounds
+
+
+async def test_one_round_runs_local_time_and_the_answer_goes_on_in_the_same_stream(scripted: ScriptedUpstream) -> None:
+    scripted.script(reply(TOKYO, usage=(30, 8)), reply(Text("It is nine in the morning."), usage=(50, 7)))
+    received = await ask(scripted)
+
+    assert received.status == 200
+    assert kinds(received) == [
+        "response.created",
+        "tool.call",
+        "tool.result",
+        "response.created",
+        "response.output_text.delta",
+        "response.completed",
+    ]
+    [call] = received.payloads("tool.call")
+    assert call == {
+        "type": "tool.call",
+        "call_id": "call_resp_scripted1_0",
+        "name": "local_time",
+        "arguments": '{"timezone": "Asia/Tokyo"}',
+    }
+    [result] = received.payloads("tool.result")
+    assert (result["call_id"], result["name"]) == (call["call_id"], "local_time")
+    output = orjson.loads(result["output"])
+    assert output["timezone"] == "Asia/Tokyo"
+    assert datetime.fromisoformat(output["local_time"]).utcoffset() == timedelta(hours=9)
+    [result_event] = [event for event in received.events if event.event == "tool.result"]
+    assert result_event.id is None  # the relay's own event
+    assert [created["response_id"] for created in received.payloads("response.created")] == [
+        "resp_scripted1",
+        "resp_scripted2",
+    ]
+    assert received.text == "It is nine in the morning."
+    [completed] = received.payloads("response.completed")
+    assert completed["response_id"] == "resp_scripted2"
+    assert completed["usage"] == {"input_tokens": 80, "output_tokens": 15, "total_tokens": 95}
+    for ids in ids_by_response(received).values():
+        assert ids == sorted(set(ids))  # strictly increasing within each response
+    first, second = scripted.requests
+    assert first["tools"] == [TOOLS["local_time"].definition()]
+    assert second["tools"] == first["tools"]
+    assert second["stream"] is True
+
+
+async def test_several_rounds_and_two_calls_in_one_response(scripted: ScriptedUpstream) -> None:
+    paris = FunctionCall("local_time", '{"timezone": "Europe/Paris"}')
+    scripted.script(reply(TOKYO, paris), reply(FunctionCall("local_time", '{"timezone": "America/New_York"}')))
+    scripted.script(reply(Text("Three cities.")))
+    received = await ask(scripted)
+    assert [call["arguments"] for call in received.payloads("tool.call")] == [
+        '{"timezone": "Asia/Tokyo"}',
+        '{"timezone": "Europe/Paris"}',
+        '{"timezone": "America/New_York"}',
+    ]
+    zones = sorted(output["timezone"] for output in tool_outputs(received))
+    assert zones == ["America/New_York", "Asia/Tokyo", "Europe/Paris"]
+    assert len(received.payloads("response.created")) == 3
+    assert received.terminals == [received.events[-1]]
+    assert received.payloads("response.completed")[0]["usage"]["total_tokens"] == 90
+    outputs = [item for item in scripted.requests[1]["input"] if item.get("type") == "function_call_output"]
+    assert [item["call_id"] for item in outputs] == ["call_resp_scripted1_0", "call_resp_scripted1_1"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        ('{"timezone": "Mars/Olympus_Mons"}', "Unknown time zone 'Mars/Olympus_Mons'"),
+        ('{"timezone": "Asia/Tok', "The arguments are not JSON"),
+        ('{"zone": "Asia/Tokyo"}', "The arguments must be exactly timezone"),
+    ],
+    ids=["unknown timezone", "not JSON", "not the declared JSON"],
+)
+async def test_bad_arguments_give_the_model_an_error_and_the_stream_goes_on(
+    scripted: ScriptedUpstream, arguments: str, says: str
+) -> None:
+    scripted.script(reply(FunctionCall("local_time", arguments)), reply(Text("Which city did you mean?")))
+    received = await ask(scripted)
+    [output] = tool_outputs(received)
+    assert list(output) == ["error"]
+    assert says in output["error"]
+    assert received.text == "Which city did you mean?"
+    assert received.payloads("response.completed")[0]["status"] == "completed"
+    returned = scripted.requests[1]["input"][-1]
+    assert (returned["type"], orjson.loads(returned["output"])) == ("function_call_output", output)
+
+
+async def test_a_tool_that_raises_and_one_that_hangs_give_error_outputs(scripted: ScriptedUpstream) -> None:
+    hung = asyncio.Event()
+
+    def book_hotel(city: str) -> str:
+        """Book a hotel."""
+        raise ConnectionError("the booking service is down")
+
+    async def train_times(city: str) -> str:
+        """Train times."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            hung.set()
+        return city
+
+    tools = [function_tool(book_hotel), function_tool(train_times)]
+    calls = [FunctionCall("book_hotel", '{"city": "Kyoto"}'), FunctionCall("train_times", '{"city": "Kyoto"}')]
+    scripted.script(reply(*calls), reply(Text("Sorry, both failed.")))
+    received = await ask(scripted, tools=tools, TOOL_TIMEOUT_SECONDS="0.2")
+    by_name = {payload["name"]: orjson.loads(payload["output"]) for payload in received.payloads("tool.result")}
+    assert by_name == {
+        "book_hotel": {"error": "The tool book_hotel failed"},
+        "train_times": {"error": "The tool train_times did not finish within 0.2 seconds"},
+    }
+    assert hung.is_set()  # cancelled, not left running
+    assert received.text == "Sorry, both failed."
+    assert [tool["name"] for tool in scripted.requests[0]["tools"]] == ["book_hotel", "train_times"]
+
+
+async def test_a_model_that_keeps_asking_hits_the_rounds_cap(scripted: ScriptedUpstream) -> None:
+    scripted.script(*[reply(TOKYO) for _ in range(3)])
+    received = await ask(scripted, MAX_TOOL_ROUNDS="2")
+    assert len(scripted.requests) == 3  # the first request and two continuations
+    assert len(received.payloads("tool.call")) == 3
+    assert len(received.payloads("tool.result")) == 2  # the last round's call is not run
+    [error] = received.payloads("error")
+    assert error["code"] == "tool_rounds_exceeded"
+    assert received.terminals == [received.events[-1]]
+
+
+async def test_with_no_tools_none_are_sent(scripted: ScriptedUpstream) -> None:
+    scripted.script(reply(Text("I cannot check the time.")))
+    received = await ask(scripted, TOOLS="")
+    assert "tools" not in scripted.requests[0]
+    assert received.text == "I cannot check the time."
+
+
+async def test_where_responses_are_stored_the_next_round_names_the_last_one(scripted: ScriptedUpstream) -> None:
+    scripted.script(reply(TOKYO), reply(Text("Nine.")))
+    received = await ask(scripted, RESUMABLE_STREAMS="true")  # background mode stores responses
+    assert received.text == "Nine."
+    second = scripted.requests[1]
+    assert second["previous_response_id"] == "resp_scripted1"
+    [result] = received.payloads("tool.result")
+    assert second["input"] == [
+        {"type": "function_call_output", "call_id": "call_resp_scripted1_0", "output": result["output"]}
+    ]
+    assert (second["background"], second["store"]) == (True, True)
+
+
+async def test_where_responses_are_not_stored_the_next_round_sends_the_whole_input(
+    scripted: ScriptedUpstream,
+) -> None:
+    # An OpenAI-compatible server (this one) may keep no responses: the history goes back.
+    history = [{"role": "user", "content": "Kyoto?"}, {"role": "assistant", "content": "Lovely."}]
+    scripted.script(reply(Text("Let me check."), TOKYO), reply(Text("Nine.")))
+    received = await ask(scripted, {"input": [*history, {"role": "user", "content": "Time there?"}]})
+    second = scripted.requests[1]
+    assert "previous_response_id" not in second
+    [result] = received.payloads("tool.result")
+    [text_item, call_item] = [
+        {key: value for key, value in item.items() if key != "status"} for item in second["input"][3:5]
+    ]
+    assert second["input"][:3] == [*history, {"role": "user", "content": "Time there?"}]
+    assert text_item["type"] == "message"
+    assert call_item == {
+        "type": "function_call",
+        "id": "fc_resp_scripted1_1",
+        "call_id": "call_resp_scripted1_1",
+        "name": "local_time",
+        "arguments": '{"timezone": "Asia/Tokyo"}',
+    }
+    assert second["input"][5:] == [
+        {"type": "function_call_output", "call_id": "call_resp_scripted1_1", "output": result["output"]}
+    ]
+    assert received.text == "Let me check.Nine."
+
+
+async def test_a_refused_continuation_ends_the_stream_with_its_code(scripted: ScriptedUpstream) -> None:
+    scripted.script(reply(TOKYO), refusal(429))
+    received = await ask(scripted)
+    [error] = received.payloads("error")
+    assert error["code"] == "rate_limited"
+    assert received.terminals == [received.events[-1]]
+
+
+MCP_SERVERS = '[{"server_label": "wiki", "server_url": "https://mcp.example.com/mcp", "require_approval": "always"}]'
+
+
+async def test_an_approval_ends_the_stream_and_the_next_chat_answers_it(scripted: ScriptedUpstream) -> None:
+    scripted.script(reply(ApprovalRequest("wiki", "ask_question", '{"question": "Kyoto"}')))
+    scripted.script(reply(McpCall("wiki", "ask_question", '{"question": "Kyoto"}', "Old capital."), Text("Kyoto was.")))
+    async with relay_to(scripted, MCP_SERVERS=MCP_SERVERS) as relay:
+        asking = await chat(relay.client, QUESTION)
+        [request] = asking.payloads("approval.request")
+        [ended] = asking.payloads("response.completed")
+        answered = await chat(
+            relay.client,
+            {
+                "previous_response_id": ended["response_id"],
+                "approvals": [{"approval_request_id": request["approval_request_id"], "approve": True}],
+            },
+        )
+    assert request == {
+        "type": "approval.request",
+        "approval_request_id": "mcpr_resp_scripted1_0",
+        "server_label": "wiki",
+        "name": "ask_question",
+        "arguments": '{"question": "Kyoto"}',
+    }
+    assert ended["status"] == "requires_approval"
+    assert asking.terminals == [asking.events[-1]]
+    mcp_tool = {"type": "mcp", "server_label": "wiki", "server_url": "https://mcp.example.com/mcp"}
+    assert scripted.requests[0]["tools"][1] == {**mcp_tool, "require_approval": "always"}
+    second = scripted.requests[1]
+    assert second["previous_response_id"] == "resp_scripted1"
+    assert second["input"] == [
+        {"type": "mcp_approval_response", "approval_request_id": "mcpr_resp_scripted1_0", "approve": True}
+    ]
+    progress = [(event.event, orjson.loads(event.data)) for event in answered.events if "mcp_call" in str(event.event)]
+    call = {"item_id": "mcp_resp_scripted2_0", "name": "ask_question", "server_label": "wiki"}
+    assert progress == [
+        ("response.mcp_call.in_progress", {"type": "response.mcp_call.in_progress", **call}),
+        ("response.mcp_call.completed", {"type": "response.mcp_call.completed", **call}),
+    ]
+    assert answered.text == "Kyoto was."
+    assert answered.payloads("response.completed")[0]["status"] == "completed"
+
+
+async def test_a_denied_approval_is_sent_as_such(scripted: ScriptedUpstream) -> None:
+    scripted.script(reply(Text("I will answer without it.")))
+    body = {"previous_response_id": "resp_abc", "approvals": [{"approval_request_id": "mcpr_1", "approve": False}]}
+    received = await ask(scripted, body, MCP_SERVERS=MCP_SERVERS)
+    assert scripted.requests[0]["input"] == [
+        {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": False}
+    ]
+    assert received.text == "I will answer without it."
