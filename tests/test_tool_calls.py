@@ -1,12 +1,13 @@
 """Tool calls over real sockets: the relay under uvicorn, the real openai SDK, and an independent
 scripted Responses server (tests/scripted_upstream.py) as the model, so each test says exactly
 which calls the model makes: one round and several, two calls at once, bad arguments, tools that
-fail or hang, the rounds cap, no tools, stored responses or the whole input, MCP approvals."""
+fail or hang, the rounds cap, no tools, stored responses or the whole input, MCP approvals. Then
+the demo upstream's tool answers, and resumable mode across rounds with two relay instances."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,12 +17,14 @@ import pytest
 
 from responses_relay.guide_tools import TOOLS
 from responses_relay.service import ChatService
-from responses_relay.settings import load_settings
+from responses_relay.settings import Settings, load_settings
 from responses_relay.tools import Tool, function_tool
 
 from .conftest import FAKE_KEY, RelayServer, serve
+from .faulty_upstream import FaultyUpstream, Scenario, StreamRecord
 from .scripted_upstream import ApprovalRequest, FunctionCall, McpCall, ScriptedUpstream, Text, refusal, reply
 from .sse_client import Received, chat
+from .test_resume import instances, response_id, resume
 
 TOKYO = FunctionCall("local_time", '{"timezone": "Asia/Tokyo"}')
 QUESTION = {"input": "京都は今何時？"}
@@ -301,3 +304,121 @@ async def test_a_denied_approval_is_sent_as_such(scripted: ScriptedUpstream) -> 
         {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": False}
     ]
     assert received.text == "I will answer without it."
+
+
+# Against the demo upstream (tests/faulty_upstream.py), as demo mode runs it.
+
+
+@pytest.mark.parametrize(
+    ("question", "says"), [("京都は今何時？", "京都は今 "), ("What time is it in Kyoto?", "In Kyoto it is now ")]
+)
+@pytest.mark.parametrize("demo_mode", [True, False], ids=["demo mode, stored", "an endpoint that stores nothing"])
+async def test_the_demo_calls_local_time_and_answers_from_its_output(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings], question: str, says: str, demo_mode: bool
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    service = ChatService(load_settings({}), demo=upstream) if demo_mode else ChatService(make_settings())
+    async for server in serve(service):
+        received = await chat(server.client, {"input": question})
+    [call] = received.payloads("tool.call")
+    assert (call["name"], orjson.loads(call["arguments"])) == ("local_time", {"timezone": "Asia/Tokyo"})
+    [output] = tool_outputs(received)
+    moment = datetime.fromisoformat(output["local_time"])
+    assert received.text.startswith(says)
+    assert f"{moment.hour}時{moment.minute:02d}分" in received.text or f"{moment:%H:%M}" in received.text
+    assert received.payloads("response.completed")[0]["status"] == "completed"
+    continuation = upstream.records[1].request
+    assert continuation["input"][-1]["type"] == "function_call_output"
+    if demo_mode:
+        assert continuation["previous_response_id"] == received.payloads("response.created")[0]["response_id"]
+        assert len(continuation["input"]) == 1
+    else:  # the whole input so far: the question, the call, its output
+        assert [item.get("type", "message") for item in continuation["input"]] == [
+            "message",
+            "function_call",
+            "function_call_output",
+        ]
+
+
+async def test_the_demo_without_local_time_says_it_cannot_check(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    async for server in serve(ChatService(make_settings(TOOLS="none"))):
+        received = await chat(server.client, {"input": "京都は今何時？"})
+    assert not received.payloads("tool.call")
+    assert "local_time" in received.text
+    assert "tools" not in upstream.records[0].request
+
+
+@pytest.mark.parametrize("approve", [True, False], ids=["granted", "denied"])
+async def test_the_demo_asks_for_an_approval_and_goes_on_as_the_caller_decides(
+    relay: RelayServer, upstream: FaultyUpstream, approve: bool
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    asking = await chat(relay.client, {"input": "京都の天気は？"})
+    [request] = asking.payloads("approval.request")
+    assert (request["server_label"], request["name"]) == ("demo_weather", "get_forecast")
+    assert orjson.loads(request["arguments"]) == {"city": "Kyoto"}
+    [ended] = asking.payloads("response.completed")
+    assert ended["status"] == "requires_approval"
+    approval = {"approval_request_id": request["approval_request_id"], "approve": approve}
+    answered = await chat(relay.client, {"previous_response_id": ended["response_id"], "approvals": [approval]})
+    progress = [event.event for event in answered.events if "mcp_call" in str(event.event)]
+    if approve:
+        assert progress == ["response.mcp_call.in_progress", "response.mcp_call.completed"]
+        assert answered.payloads("response.mcp_call.completed")[0]["server_label"] == "demo_weather"
+        assert "晴れ" in answered.text
+    else:
+        assert progress == []
+        assert answered.text.startswith("承知しました")
+    assert answered.payloads("response.completed")[0]["status"] == "completed"
+
+
+# Resumable mode across rounds: two relay instances sharing the demo upstream in background mode.
+
+
+def posts(upstream: FaultyUpstream) -> list[StreamRecord]:
+    """The requests that created a response."""
+    return [record for record in upstream.records if (record.method, record.path) == ("POST", "/openai/v1/responses")]
+
+
+async def test_a_drop_during_round_two_resumes_on_another_instance_and_no_round_runs_twice(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0.005, chunk_chars=2))
+    async with instances(make_settings(RESUMABLE_STREAMS="true")) as [a, b]:
+        first = await chat(a.client, {"input": "京都は今何時？"}, stop_after=3)
+        second_round = first.payloads("response.created")[-1]["response_id"]
+        cursor = ids_by_response(first)[second_round][-1]
+        rest = await resume(b, second_round, headers={"last-event-id": str(cursor)})
+    assert kinds(first)[:4] == ["response.created", "tool.call", "tool.result", "response.created"]
+    assert not first.terminals
+    assert rest.payloads("response.completed")[0]["status"] == "completed"
+    assert rest.terminals == [rest.events[-1]]
+    assert min(ids_by_response(rest)[""]) > cursor  # a resume names no round: its ids go on after the cursor
+    answer = first.text + rest.text
+    assert answer.startswith("京都は今 ")
+    assert answer.endswith("。")
+    assert len(posts(upstream)) == 2  # the question, and one continuation: no round ran twice
+
+
+async def test_a_caller_who_leaves_before_a_round_ends_starts_no_round_and_the_resume_continues_it(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    # The first round stalls after its function call, before its terminal event, until released.
+    upstream.set_scenario(Scenario(delta_seconds=0.001, after_deltas=0, stall_when="何時"))
+    async with instances(make_settings(RESUMABLE_STREAMS="true")) as [a, b]:
+        first = await chat(a.client, {"input": "京都は今何時？"}, stop_at="tool.call")
+        [creating] = posts(upstream)
+        assert await asyncio.to_thread(creating.ended.wait, 5)  # instance a let go of the round
+        upstream.release()  # the round ends upstream, with nobody reading it
+        first_round = response_id(first)
+        rest = await resume(b, first_round, headers={"last-event-id": str(ids_by_response(first)[first_round][-1])})
+    assert creating.client_left
+    assert kinds(first) == ["response.created", "tool.call"]
+    assert kinds(rest)[:2] == ["tool.result", "response.created"]  # b ran the call and continued
+    assert rest.text.startswith("京都は今 ")
+    assert rest.payloads("response.completed")[0]["status"] == "completed"
+    continuations = posts(upstream)[1:]
+    assert [record.request["previous_response_id"] for record in continuations] == [first_round]
