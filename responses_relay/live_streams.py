@@ -9,6 +9,10 @@ from typing import Protocol
 class Cancellable(Protocol):
     def cancel(self) -> None: ...
 
+    @property
+    def between_rounds(self) -> bool:
+        """Its response ended, but the answer was to go on with another (tool calls)."""
+
 
 class LiveStreams:
     def __init__(self) -> None:

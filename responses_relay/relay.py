@@ -48,6 +48,10 @@ class Upstream(Protocol):
     def final_response(self) -> dict[str, Any] | None:
         """The stored response that ended the stream without a terminal event."""
 
+    @property
+    def between_rounds(self) -> bool:
+        """The response read ended asking for tools: the answer goes on with another."""
+
     def batches(self) -> AsyncGenerator[Sequence[Payload | ToolResult]]: ...
 
     async def aclose(self) -> None: ...
@@ -210,6 +214,11 @@ class RelayStream:
     def interrupt(self, error: ErrorCode, message: str) -> None:
         """End the stream now with an `error` event the relay makes itself."""
         self._end_now(lambda: self._translator.fail(error, message))
+
+    @property
+    def between_rounds(self) -> bool:
+        """The response this stream was reading has ended, but the answer goes on (tool calls run)."""
+        return self._upstream.between_rounds
 
     def cancel(self) -> None:
         """End the stream now as cancelled; closing the upstream connection stops the model

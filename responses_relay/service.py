@@ -104,10 +104,12 @@ class ChatService:
                 status = await self._cancel_upstream(response_id)
         finally:
             # The caller asked to stop: this instance's streams of it end even if the upstream failed to
-            # say so; but a response that finished first ends its streams with its own terminal event.
-            if status == "cancelled":
-                for stream in live:
-                    stream.cancel()
+            # say so; but a response that finished first ends its streams with its own terminal event,
+            # unless the answer was to go on after it (tool calls): then no further round starts.
+            stopping = [stream for stream in live if status == "cancelled" or stream.between_rounds]
+            for stream in stopping:
+                stream.cancel()
+            status = "cancelled" if stopping else status
         return JSONResponse({"id": response_id, "status": status}, headers={"Cache-Control": "no-store"})
 
     async def _cancel_upstream(self, response_id: str) -> str:

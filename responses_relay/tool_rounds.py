@@ -56,6 +56,7 @@ class ToolRounds:
         self._usage: dict[str, int] = {}
         self._opening = False
         self.continuations = 0
+        self.between_rounds = False  # a round ended asking for calls; the next is not open yet
         self.final_response: dict[str, Any] | None = None  # the stored response that ended it, without an event
 
     @property
@@ -90,6 +91,7 @@ class ToolRounds:
                     self.final_response = self._summed({"response": response})["response"]
                 return
             self._count_usage(response)
+            self.between_rounds = True
             if self.continuations >= self._max_rounds:
                 message = f"The model still asked for tools after {self._max_rounds} rounds"
                 raise StreamBroken(TOOL_ROUNDS_EXCEEDED, message)
@@ -129,6 +131,7 @@ class ToolRounds:
             raise StreamBroken(error.error, error.message) from None
         finally:
             self._opening = False
+        self.between_rounds = False
 
     def _count_usage(self, response: dict[str, Any]) -> None:
         usage = response.get("usage")

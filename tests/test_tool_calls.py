@@ -23,7 +23,7 @@ from responses_relay.tools import Tool, function_tool
 from .conftest import FAKE_KEY, RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario, StreamRecord
 from .scripted_upstream import ApprovalRequest, FunctionCall, McpCall, ScriptedUpstream, Text, refusal, reply
-from .sse_client import Received, chat
+from .sse_client import Received, chat, read_sse
 from .test_resume import instances, response_id, resume
 
 TOKYO = FunctionCall("local_time", '{"timezone": "Asia/Tokyo"}')
@@ -422,3 +422,35 @@ async def test_a_caller_who_leaves_before_a_round_ends_starts_no_round_and_the_r
     assert rest.payloads("response.completed")[0]["status"] == "completed"
     continuations = posts(upstream)[1:]
     assert [record.request["previous_response_id"] for record in continuations] == [first_round]
+
+
+async def test_a_cancel_while_the_tools_run_stops_the_answer_before_another_round(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    started = asyncio.Event()
+
+    async def local_time(timezone: str) -> str:
+        """Never answers."""
+        started.set()
+        await asyncio.Event().wait()
+        return timezone
+
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    settings = make_settings(RESUMABLE_STREAMS="true", TOOL_TIMEOUT_SECONDS="5")
+    async for server in serve(ChatService(settings, tools=[function_tool(local_time)])):
+        created: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        body = orjson.dumps({"input": "京都は今何時？"})
+        headers = {"content-type": "application/json"}
+        reading = asyncio.ensure_future(
+            read_sse(server.client, "POST", "/api/chat", content=body, headers=headers, created=created)
+        )
+        await started.wait()  # the first round has ended; its call runs
+        first_round = await created
+        cancelled = await server.client.post(f"/api/chat/{first_round}/cancel")
+        received = await reading
+    # The round itself had completed, but the answer was to go on: it stops, as cancelled.
+    assert cancelled.json() == {"id": first_round, "status": "cancelled"}
+    assert received.payloads("response.completed")[0]["status"] == "cancelled"
+    assert received.terminals == [received.events[-1]]
+    assert not received.payloads("tool.result")
+    assert len(posts(upstream)) == 1
