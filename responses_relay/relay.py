@@ -281,7 +281,7 @@ class RelayStream:
         with suppress(TimeoutError):
             async with asyncio.timeout(ORPHAN_SECONDS):
                 await asyncio.shield(self._producer)
-        response_id = self._translator.response_id
+        response_id = self._upstream.response_id  # with tool rounds: the round being opened, once known
         if response_id is None:
             logger.warning("a caller left before its background response had an id; it could not be cancelled")
             return

@@ -18,6 +18,7 @@ import pytest
 from responses_relay.guide_tools import TOOLS
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings, load_settings
+from responses_relay.sse import Decoder, Event
 from responses_relay.tools import Tool, function_tool
 
 from .conftest import FAKE_KEY, RelayServer, serve
@@ -27,6 +28,7 @@ from .sse_client import Received, chat, read_sse
 from .test_resume import instances, response_id, resume
 
 TOKYO = FunctionCall("local_time", '{"timezone": "Asia/Tokyo"}')
+JSON = {"content-type": "application/json"}
 QUESTION = {"input": "京都は今何時？"}
 
 
@@ -454,3 +456,56 @@ async def test_a_cancel_while_the_tools_run_stops_the_answer_before_another_roun
     assert received.terminals == [received.events[-1]]
     assert not received.payloads("tool.result")
     assert len(posts(upstream)) == 1
+
+
+async def test_a_caller_who_leaves_while_a_round_is_created_leaves_no_orphan_round(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    def local_time(timezone: str) -> str:
+        """Holds the next request's headers (the next round's, a long answer), as a slow model service would."""
+        upstream.set_scenario(Scenario(text="京都" * 200, chunk_chars=2, delta_seconds=0.005, hold_headers=True))
+        return timezone
+
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    tools = [function_tool(local_time)]
+    async for server in serve(ChatService(make_settings(RESUMABLE_STREAMS="true"), tools=tools)):
+        first = await chat(server.client, {"input": "京都は今何時？"}, stop_at="tool.result")  # then it leaves
+        await asyncio.to_thread(upstream.wait_for_requests, 2)  # the next round is being created
+        upstream.release()
+        records = await asyncio.to_thread(upstream.wait_for_requests, 3)
+    _, continuation, cancel = records[:3]
+    assert continuation.request["previous_response_id"] == response_id(first)
+    assert cancel.path.endswith("/cancel")  # the round whose id never reached its caller
+    assert await asyncio.to_thread(cancel.ended.wait, 5)
+    stored = upstream.stored(cancel.path.split("/")[-2])
+    assert stored is not None
+    assert stored.status == "cancelled"
+    assert len(posts(upstream)) == 2  # the question and the next round, each once; nothing after
+
+
+async def test_a_cancel_names_the_round_being_read(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    def local_time(timezone: str) -> str:
+        """Makes the next round stall after two deltas."""
+        upstream.set_scenario(Scenario(text="京都" * 20, chunk_chars=2, ending="stall", after_deltas=2))
+        return timezone
+
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    async for server in serve(ChatService(make_settings(), tools=[function_tool(local_time)])):
+        body = orjson.dumps({"input": "京都は今何時？"})
+        events: list[Event] = []
+        cancelled = None
+        async with server.client.stream("POST", "/api/chat", content=body, headers=JSON) as response:
+            decoder = Decoder()
+            async for chunk in response.aiter_raw():
+                events += decoder.feed(chunk)
+                rounds = [
+                    orjson.loads(event.data)["response_id"] for event in events if event.event == "response.created"
+                ]
+                if cancelled is None and any(event.event == "response.output_text.delta" for event in events):
+                    cancelled = await server.client.post(f"/api/chat/{rounds[-1]}/cancel")
+    assert cancelled is not None
+    assert cancelled.json() == {"id": rounds[1], "status": "cancelled"}
+    assert [event.event for event in events][-1] == "response.completed"
+    assert orjson.loads(events[-1].data)["status"] == "cancelled"
