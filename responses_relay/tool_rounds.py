@@ -47,7 +47,9 @@ class ToolRounds:
         stored: bool,
     ) -> None:
         self._round = first
-        self._request = request  # the first round's; each continuation is made from it
+        # What each continuation shares with the first request; not its input, which may be large
+        # and would otherwise be held for the whole stream.
+        self._request = replace(request, input=[], approvals=())
         self._open_round = open_round
         self._toolbox = toolbox
         self._max_rounds = max_rounds
@@ -100,7 +102,7 @@ class ToolRounds:
                 async for result in finished:
                     results.append(result)
                     yield [result]
-            await self._next_round(response, calls, results)
+            await self._next_round(response, _output(response) or output, calls, results)
 
     async def _run(self, calls: list[FunctionCall]) -> AsyncGenerator[ToolResult]:
         """The calls' results, run side by side, each as soon as it is there."""
@@ -113,14 +115,17 @@ class ToolRounds:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _next_round(self, ended: dict[str, Any], calls: list[FunctionCall], results: list[ToolResult]) -> None:
+    async def _next_round(
+        self, ended: dict[str, Any], items: list[dict[str, Any]], calls: list[FunctionCall], results: list[ToolResult]
+    ) -> None:
+        """Open the round that continues `ended` (whose output `items` asked for `calls`)."""
         by_call = {result.call_id: result for result in results}
         outputs = [by_call[call.call_id].input_item() for call in calls]
         if self._history is None:
             previous = ended.get("id") or self._round.response_id
             request = replace(self._request, input=outputs, previous_response_id=previous, approvals=())
         else:
-            self._history += [*_output(ended), *outputs]
+            self._history += [*items, *outputs]
             request = replace(self._request, input=list(self._history), approvals=())
         await self._round.aclose()
         self.continuations += 1

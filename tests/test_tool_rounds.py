@@ -15,7 +15,7 @@ import httpx2
 import orjson
 import pytest
 
-from responses_relay.chat_request import ChatRequest
+from responses_relay.chat_request import Approval, ChatRequest
 from responses_relay.errors import RATE_LIMITED, HttpError
 from responses_relay.guide_tools import TOOLS
 from responses_relay.tool_rounds import ToolRounds
@@ -168,9 +168,17 @@ async def test_without_stored_responses_each_round_sends_the_whole_input_so_far(
 
 async def test_a_string_question_goes_back_as_a_user_message_with_approvals_answered_first() -> None:
     first = response_events("resp_1", [call_item("call_a")])
+    first[-1]["response"]["output"] = []  # the calls seen done go back then
     opener = Opener(response_events("resp_2", text="Done."))
-    await collect(rounds_of(first, opener, request=ChatRequest("Kyoto?"), stored=False))
-    assert opener.requests[0].input[0] == {"role": "user", "content": "Kyoto?"}
+    request = ChatRequest("Kyoto?", approvals=(Approval("mcpr_1", approve=False),))
+    await collect(rounds_of(first, opener, request=request, stored=False))
+    continuation = opener.requests[0]
+    assert continuation.input[:3] == [
+        {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": False},
+        {"role": "user", "content": "Kyoto?"},
+        call_item("call_a"),
+    ]
+    assert continuation.approvals == ()  # answered once, in the first request
 
 
 @pytest.mark.parametrize("max_rounds", [0, 2])
