@@ -46,7 +46,7 @@ class McpCall:
     server_label: str
     name: str
     arguments: str
-    output: str | None  # None: the call failed
+    output: str
 
 
 Item = FunctionCall | Text | ApprovalRequest | McpCall
@@ -182,12 +182,10 @@ class _Response:
             yield self._event("response.output_item.added", **where, item=done)
         else:
             done = {"type": "mcp_call", "id": f"mcp_{self.id}_{index}", "server_label": item.server_label,
-                    "name": item.name, "arguments": item.arguments, "output": item.output,
-                    "error": None if item.output is not None else "The MCP server failed"}  # fmt: skip
+                    "name": item.name, "arguments": item.arguments, "output": item.output, "error": None}  # fmt: skip
             yield self._event("response.output_item.added", **where, item={**done, "output": None, "arguments": ""})
             yield self._event("response.mcp_call.in_progress", **where, item_id=done["id"])
-            ending = "completed" if item.output is not None else "failed"
-            yield self._event(f"response.mcp_call.{ending}", **where, item_id=done["id"])
+            yield self._event("response.mcp_call.completed", **where, item_id=done["id"])
         self.output.append(done)
         yield self._event("response.output_item.done", **where, item=done)
 

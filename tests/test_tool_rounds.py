@@ -19,7 +19,7 @@ from responses_relay.chat_request import Approval, ChatRequest
 from responses_relay.errors import RATE_LIMITED, HttpError
 from responses_relay.guide_tools import TOOLS
 from responses_relay.tool_rounds import ToolRounds
-from responses_relay.tools import FunctionCall, Toolbox, ToolResult, function_tool
+from responses_relay.tools import Toolbox, ToolResult, function_tool
 from responses_relay.upstream_events import Payload, StreamBroken, UpstreamEvents
 
 from .test_upstream_events import NO_WAIT, RESPONSE_ID, Store, wire
@@ -336,7 +336,3 @@ async def test_a_reader_that_stops_mid_tool_cancels_the_running_tools() -> None:
     assert cancelled == ["x"]
     assert opener.requests == []  # no next round
     await rounds.aclose()
-
-
-def test_function_call_is_what_the_rounds_hand_the_toolbox() -> None:
-    assert FunctionCall("c", "local_time", TOKYO) == FunctionCall(call_id="c", name="local_time", arguments=TOKYO)
