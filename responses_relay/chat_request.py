@@ -26,16 +26,47 @@ from .errors import (
 from .settings import Settings
 
 ROLES = ("user", "assistant")
-_FIELDS = {"input", "previous_response_id"}
+_FIELDS = {"input", "previous_response_id", "approvals"}
 _MESSAGE_FIELDS = {"role", "content", "type"}
+_APPROVAL_FIELDS = {"approval_request_id", "approve"}
 _RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9_-]{1,200}")
+_ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _CURSOR = re.compile(r"[0-9]{1,15}")
 
 
 @dataclass(frozen=True)
+class Approval:
+    """The caller's answer to an MCP approval request (an `approval.request` event)."""
+
+    approval_request_id: str
+    approve: bool
+
+    def input_item(self) -> dict[str, Any]:
+        return {
+            "type": "mcp_approval_response",
+            "approval_request_id": self.approval_request_id,
+            "approve": self.approve,
+        }
+
+
+@dataclass(frozen=True)
 class ChatRequest:
-    input: str | list[dict[str, str]]
+    # The caller's messages; in a request that continues an answer after tool calls, the items
+    # that continue it (function_call_output, or the whole input so far).
+    input: str | list[dict[str, Any]]
     previous_response_id: str | None = None
+    approvals: tuple[Approval, ...] = ()
+
+    def upstream_input(self) -> str | list[dict[str, Any]]:
+        """The upstream request's `input`: the answers to approval requests first, then the messages."""
+        if not self.approvals:
+            return self.input
+        return [*(approval.input_item() for approval in self.approvals), *input_items(self.input)]
+
+
+def input_items(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An `input` as a list of items (a string is one user message)."""
+    return [{"role": "user", "content": value}] if isinstance(value, str) else list(value)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -67,15 +98,21 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     for name in document:
         if name not in _FIELDS:
             raise _invalid(
-                f"Unknown field {_quote(name)}: only 'input' and 'previous_response_id' are accepted"
+                f"Unknown field {_quote(name)}: only 'input', 'previous_response_id' and 'approvals' are accepted"
                 " (model, instructions and limits are set by the server)",
                 name,
             )
-    if "input" not in document:
+    approvals = _parse_approvals(document.get("approvals"), settings)
+    if "input" not in document and not approvals:
         raise _invalid("'input' is required: a string, or a list of {role, content} messages", "input")
+    previous_response_id = _parse_response_id(document.get("previous_response_id"))
+    if approvals and previous_response_id is None:
+        message = "'approvals' answer a response's approval requests: 'previous_response_id' must name that response"
+        raise _invalid(message, "previous_response_id")
     return ChatRequest(
-        input=_parse_input(document["input"], settings),
-        previous_response_id=_parse_response_id(document.get("previous_response_id")),
+        input=_parse_input(document["input"], settings) if "input" in document else [],
+        previous_response_id=previous_response_id,
+        approvals=approvals,
     )
 
 
@@ -114,6 +151,35 @@ def _parse_text(text: str, where: str, settings: Settings) -> str:
     if len(text) > settings.max_message_chars:
         raise _invalid(f"'{where}' has {len(text)} characters; at most {settings.max_message_chars} are allowed", where)
     return text
+
+
+def _parse_approvals(value: Any, settings: Settings) -> tuple[Approval, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise _invalid("'approvals' must be a list of {approval_request_id, approve}", "approvals")
+    if len(value) > settings.max_messages:
+        raise _invalid(
+            f"'approvals' has {len(value)} answers; at most {settings.max_messages} are allowed", "approvals"
+        )
+    return tuple(_parse_approval(item, f"approvals[{index}]") for index, item in enumerate(value))
+
+
+def _parse_approval(value: Any, where: str) -> Approval:
+    if not isinstance(value, dict):
+        raise _invalid(f"'{where}' must be an object with 'approval_request_id' and 'approve'", where)
+    for name in value:
+        if name not in _APPROVAL_FIELDS:
+            raise _invalid(f"Unknown field {_quote(name)} in '{where}'", f"{where}.{name}")
+    request_id = value.get("approval_request_id")
+    if not isinstance(request_id, str) or not _ITEM_ID.fullmatch(request_id):
+        raise _invalid(
+            f"'{where}.approval_request_id' must be the id of an approval request", f"{where}.approval_request_id"
+        )
+    approve = value.get("approve")
+    if not isinstance(approve, bool):
+        raise _invalid(f"'{where}.approve' must be true or false", f"{where}.approve")
+    return Approval(request_id, approve)
 
 
 def _parse_response_id(value: Any) -> str | None:

@@ -97,6 +97,9 @@ STREAM_TIME_LIMIT = _entry(
     None,
     "the stream reached `STREAM_TIME_LIMIT_SECONDS` without resumable streams (with them: `stream.resume`)",
 )
+TOOL_ROUNDS_EXCEEDED = _entry(
+    "tool_rounds_exceeded", None, "the model still asked for tools after `MAX_TOOL_ROUNDS` continuation requests"
+)
 # The relay itself.
 INTERNAL_ERROR = _entry("internal_error", 500, "the relay failed; the failure is logged", in_stream=True)
 # The local host (`scripts/run`); in Azure, the Functions host answers these itself.
@@ -123,6 +126,7 @@ class HttpError(Exception):
     ) -> None:
         super().__init__(message)
         assert error.status is not None, f"{error.code} is only sent in a stream"
+        self.error = error
         self.status = error.status
         self.code = error.code
         self.message = message

@@ -1,10 +1,12 @@
 """Translation of upstream Responses API events into the relay's SSE events.
 
 Pure and incremental: `feed` the upstream events of one network read (parsed by
-`parse_event`), then `take`
-the bytes to send. Consecutive deltas of one kind (and one part) within a read
-become one SSE event whose `id:` is the sequence number of the last upstream event
-it carries; deltas of different kinds never merge, and the upstream's order is kept.
+`parse_event`) and the relay's own tool results, then `take` the bytes to send.
+Consecutive deltas of one kind (and one part) within a read become one SSE event whose
+`id:` is the sequence number of the last upstream event it carries; deltas of different
+kinds never merge, and the upstream's order is kept. A function call becomes `tool.call`
+once its arguments are complete, an MCP approval request `approval.request` (and the
+response then ends with status `requires_approval`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import orjson
 
 from .errors import RESPONSE_FAILED, UPSTREAM_ERROR, ErrorCode
 from .sse import Event, encode_event
+from .tools import ToolResult
 
 TEXT_DELTA = "response.output_text.delta"
 STREAM_RESUME = "stream.resume"
@@ -25,6 +28,12 @@ ANNOTATION_ADDED = "response.output_text.annotation.added"
 WEB_SEARCH_EVENTS = frozenset(
     {"response.web_search_call.in_progress", "response.web_search_call.searching", "response.web_search_call.completed"}
 )
+MCP_CALL_EVENTS = ("response.mcp_call.in_progress", "response.mcp_call.completed", "response.mcp_call.failed")
+# The relay's own event types: a call whose arguments are complete, what it gave, and an MCP
+# call the model service waits to have approved.
+TOOL_CALL = "tool.call"
+TOOL_RESULT = "tool.result"
+APPROVAL_REQUEST = "approval.request"
 # The delta kinds relayed, each with the fields that name the part a delta belongs to:
 # a reasoning summary comes in parts (paragraphs), and deltas of two parts never merge.
 DELTA_PARTS: dict[str, tuple[str, ...]] = {
@@ -77,14 +86,21 @@ class Translator:
         self.outcome: str | None = None  # completed, incomplete:<reason>, or an error code
         self.usage: dict[str, int] | None = None
         self.deltas = 0  # upstream deltas relayed, of every kind
+        self._mcp_calls: dict[str, dict[str, str | None]] = {}  # this response's MCP calls by item id: name, label
+        self._approval_asked = False  # this response asked for an approval
 
     @property
     def finished(self) -> bool:
         """True once the terminal event is out: nothing after it is relayed."""
         return self.outcome is not None
 
-    def feed(self, payload: dict[str, Any]) -> None:
+    def feed(self, payload: dict[str, Any] | ToolResult) -> None:
         if self.finished:
+            return
+        if isinstance(payload, ToolResult):
+            self._flush_deltas()
+            result = {"type": TOOL_RESULT, "call_id": payload.call_id, "name": payload.name, "output": payload.output}
+            self._emit(TOOL_RESULT, result, None)  # the relay's own: no id
             return
         kind = payload.get("type")
         if not isinstance(kind, str):
@@ -180,7 +196,39 @@ class Translator:
         if annotation is not None:
             self._emit(ANNOTATION_ADDED, {"type": ANNOTATION_ADDED, "annotation": annotation}, event_id)
 
+    def _item_added(self, payload: dict[str, Any], event_id: int | None) -> None:
+        item = _object(payload.get("item"))
+        item_id = _text(item.get("id"))
+        if item.get("type") == "mcp_call" and item_id is not None:
+            self._mcp_calls[item_id] = {
+                "name": _text(item.get("name")),
+                "server_label": _text(item.get("server_label")),
+            }
+
+    def _item_done(self, payload: dict[str, Any], event_id: int | None) -> None:
+        """A function call whose arguments are complete, or an MCP call that needs an approval."""
+        item = _object(payload.get("item"))
+        kind = item.get("type")
+        if kind == "function_call":
+            call = {"type": TOOL_CALL, **_strings(item, ("call_id", "name", "arguments"))}
+            if len(call) == 4:
+                self._emit(TOOL_CALL, call, event_id)
+        elif kind == "mcp_approval_request":
+            fields = _strings(item, ("id", "server_label", "name", "arguments"))
+            if len(fields) == 4:
+                self._approval_asked = True
+                request = {"type": APPROVAL_REQUEST, "approval_request_id": fields.pop("id"), **fields}
+                self._emit(APPROVAL_REQUEST, request, event_id)
+
+    def _mcp_progress(self, payload: dict[str, Any], event_id: int | None) -> None:
+        kind = str(payload["type"])
+        item_id = _text(payload.get("item_id"))
+        call = self._mcp_calls.get(item_id or "", {"name": None, "server_label": None})
+        self._emit(kind, {"type": kind, "item_id": item_id, **call}, event_id)
+
     def _created(self, payload: dict[str, Any], event_id: int | None) -> None:
+        self._mcp_calls.clear()  # a new round: a new response's items
+        self._approval_asked = False
         response = _object(payload.get("response"))
         self.response_id = _text(response.get("id"))
         self.model = _text(response.get("model"))
@@ -188,7 +236,11 @@ class Translator:
         self._emit("response.created", body, event_id)
 
     def _completed(self, payload: dict[str, Any], event_id: int | None) -> None:
-        self._end(payload, event_id, "completed", None)
+        # A response that asks for an approval waits for the caller: the stream ends, and says why.
+        output = _object(payload.get("response")).get("output")
+        items = output if isinstance(output, list) else []
+        asks = self._approval_asked or any(_object(item).get("type") == "mcp_approval_request" for item in items)
+        self._end(payload, event_id, "requires_approval" if asks else "completed", None)
 
     def _incomplete(self, payload: dict[str, Any], event_id: int | None) -> None:
         details = _object(_object(payload.get("response")).get("incomplete_details"))
@@ -221,6 +273,9 @@ class Translator:
 
 _HANDLERS: dict[str, Callable[[Translator, dict[str, Any], int | None], None]] = {
     "response.created": Translator._created,
+    "response.output_item.added": Translator._item_added,
+    "response.output_item.done": Translator._item_done,
+    **dict.fromkeys(MCP_CALL_EVENTS, Translator._mcp_progress),
     ANNOTATION_ADDED: Translator._annotation,
     "response.completed": Translator._completed,
     "response.incomplete": Translator._incomplete,
@@ -255,6 +310,11 @@ def _is_web_url(value: Any) -> bool:
         return parts.scheme in ("http", "https") and bool(parts.hostname)
     except ValueError:  # a malformed host, such as an unclosed IPv6 bracket
         return False
+
+
+def _strings(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+    """The fields among `names` that are strings."""
+    return {name: item[name] for name in names if isinstance(item.get(name), str)}
 
 
 def _object(value: Any) -> dict[str, Any]:

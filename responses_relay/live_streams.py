@@ -11,6 +11,10 @@ class Cancellable(Protocol):
 
     def cancel(self) -> None: ...
 
+    @property
+    def between_rounds(self) -> bool:
+        """Its response ended, but the answer was to go on with another (tool calls)."""
+
 
 class LiveStreams:
     def __init__(self) -> None:

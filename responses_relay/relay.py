@@ -15,16 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing, suppress
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from . import shutdown
 from .errors import INTERNAL_ERROR, STREAM_TIME_LIMIT, UPSTREAM_BAD_RESPONSE, ErrorCode
 from .events import Translator, UpstreamProtocolError
 from .live_streams import LiveStreams
 from .sse import encode_comment
-from .upstream_events import StreamBroken, UpstreamEvents
+from .tools import ToolResult
+from .upstream_events import Payload, StreamBroken
 
 OPENING = encode_comment("stream open")
 PING = encode_comment("ping")
@@ -32,6 +34,30 @@ ORPHAN_SECONDS = 10.0  # how long a relay whose caller left reads on for a backg
 
 # Cancels a background response upstream, by its id.
 CancelOrphan = Callable[[str], Awaitable[object]]
+
+
+class Upstream(Protocol):
+    """What the relay reads: `UpstreamEvents` (one response), or `ToolRounds` (its rounds)."""
+
+    @property
+    def response_id(self) -> str | None:
+        """The response being read, once known."""
+
+    @property
+    def cursor(self) -> int | None:
+        """The last sequence number read of the response being read."""
+
+    @property
+    def final_response(self) -> dict[str, Any] | None:
+        """The stored response that ended the stream without a terminal event."""
+
+    @property
+    def between_rounds(self) -> bool:
+        """The response read ended asking for tools: the answer goes on with another."""
+
+    def batches(self) -> AsyncGenerator[Sequence[Payload | ToolResult]]: ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +74,7 @@ logger = logging.getLogger("responses_relay.relay")
 class RelayStream:
     def __init__(
         self,
-        upstream: UpstreamEvents,
+        upstream: Upstream,
         translator: Translator,
         *,
         heartbeat_seconds: float,
@@ -64,10 +90,11 @@ class RelayStream:
         self._upstream = upstream
         self._invocation_id = invocation_id
         self._deployment = deployment  # the one that answered, for the record
-        # Set for a background response this stream creates: its id must reach the caller.
+        # Set in background mode: the id of a response this stream creates (the first, or a tool
+        # round's) must reach the caller.
         self._cancel_orphan = cancel_orphan
-        self._id_delivered = translator.response_id is not None  # a resume stream: the caller named it
-        self._id_pushed = self._id_delivered  # the id is in the buffer, or was sent
+        self._delivered_id = translator.response_id  # the last response id sent (a resume stream's: the caller's)
+        self._pushed_id = translator.response_id  # the last response id in the buffer
         self._orphan_watch = False  # the caller's stream is over without the id: read on for it, then cancel
         self._time_limit = time_limit
         self._time_limit_timer: asyncio.TimerHandle | None = None
@@ -108,7 +135,7 @@ class RelayStream:
                     chunk = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
                     self._buffer.clear()
                     self._buffered = 0
-                    self._id_delivered = self._id_delivered or self._id_pushed
+                    self._delivered_id = self._pushed_id
                     _resolve(self._space_ready)
                 elif self._done:
                     return
@@ -156,7 +183,7 @@ class RelayStream:
                         self.first_text_at = time.monotonic()
                     self._list()
                     self._push(translator.take())
-                    self._id_pushed = self._id_pushed or translator.response_id is not None
+                    self._pushed_id = translator.response_id
                     if self._orphan_watch:
                         if self._upstream.response_id is not None:
                             return  # the orphan's id is known: aclose cancels it
@@ -185,9 +212,11 @@ class RelayStream:
             await self._upstream.aclose()
 
     def _list(self) -> None:
-        """List the stream under its response id, once known, so a cancel on this instance finds it."""
+        """List the stream under its response id, once known, so a cancel on this instance finds it;
+        with tool rounds, under the round's."""
         response_id = self._translator.response_id
-        if self._listed_as is None and response_id is not None and self._live is not None:
+        if response_id != self._listed_as and response_id is not None and self._live is not None:
+            self._unlist()
             self._listed_as = response_id
             self._live.add(response_id, self)
 
@@ -213,6 +242,11 @@ class RelayStream:
         """End the stream now with an `error` event the relay makes itself."""
         self._end_now(lambda: self._translator.fail(error, message))
 
+    @property
+    def between_rounds(self) -> bool:
+        """The response this stream was reading has ended, but the answer goes on (tool calls run)."""
+        return self._upstream.between_rounds
+
     def cancel(self) -> None:
         """End the stream now as cancelled; closing the upstream connection stops the model
         (a background response is cancelled upstream by the caller of this)."""
@@ -234,10 +268,10 @@ class RelayStream:
             return
         end()
         self._push(self._translator.take())
-        self._id_pushed = self._id_pushed or self._translator.response_id is not None
+        self._pushed_id = self._translator.response_id
         self._done = True  # the body ends once the buffer is out
         _resolve(self._data_ready)
-        self._stop_reading(orphaned=not self._id_pushed)
+        self._stop_reading(orphaned=self._unreceived(self._pushed_id))
 
     def client_left(self) -> None:
         """The client went away: end the body at once and stop reading upstream (see `_stop_reading`)."""
@@ -246,7 +280,12 @@ class RelayStream:
         self._left = True
         _resolve(self._data_ready)
         _resolve(self._space_ready)
-        self._stop_reading(orphaned=not self._id_delivered)
+        self._stop_reading(orphaned=self._unreceived(self._delivered_id))
+
+    def _unreceived(self, received: str | None) -> bool:
+        """The response being read (the first, or a tool round's) is not the one the caller has."""
+        reading = self._upstream.response_id
+        return reading is None or reading != received
 
     def _stop_reading(self, *, orphaned: bool) -> None:
         """Stop the producer; unless the caller never gets the id of a background response this
@@ -286,7 +325,7 @@ class RelayStream:
             with suppress(TimeoutError):
                 async with asyncio.timeout(ORPHAN_SECONDS):
                     await asyncio.shield(self._producer)
-        response_id = self._upstream.response_id
+        response_id = self._upstream.response_id  # with tool rounds: the round being opened, once known
         if response_id is None:
             logger.warning("a caller left before its background response had an id; it could not be cancelled")
             return
@@ -322,7 +361,9 @@ class RelayStream:
         logger.log(logging.INFO if fine else logging.WARNING, message, extra=fields)
 
 
-_FINE_OUTCOMES = frozenset({"completed", "incomplete", "cancelled", "client_disconnected", "handed_off"})
+_FINE_OUTCOMES = frozenset(
+    {"completed", "incomplete", "cancelled", "requires_approval", "client_disconnected", "handed_off"}
+)
 
 
 def _resolve(waiter: asyncio.Future[None] | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from starlette.background import BackgroundTask
@@ -14,15 +14,18 @@ from starlette.responses import JSONResponse, Response
 
 from . import runtime_info
 from .auth import Authenticator
-from .chat_request import check_content_type, check_response_id, cursor, parse_chat_request, read_body
+from .chat_request import ChatRequest, check_content_type, check_response_id, cursor, parse_chat_request, read_body
 from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
 from .events import Translator
+from .guide_tools import TOOLS
 from .invocation import invocation_id
 from .live_streams import LiveStreams
 from .owner import Owners
 from .relay import RelayStream, TimeLimit
 from .settings import Settings
 from .sse_response import SSEResponse
+from .tool_rounds import ToolRounds
+from .tools import Tool, Toolbox
 from .upstream import Upstream, check_proxy_environment
 from .upstream_events import HealBudget, UpstreamEvents
 
@@ -44,8 +47,12 @@ class ChatService:
         *,
         demo: DemoUpstream | None = None,
         credential: AsyncTokenCredential | None = None,
+        tools: Sequence[Tool] | None = None,
     ) -> None:
+        """`tools`: the function tools offered to the model; by default those TOOLS names."""
         self.settings = settings
+        offered = tools if tools is not None else [TOOLS[name] for name in settings.tools]
+        self._toolbox = Toolbox(offered, settings.tool_timeout_seconds)
         self._demo = demo
         self._credential = credential
         self._upstream: Upstream | None = None
@@ -96,15 +103,10 @@ class ChatService:
         if self._owners is not None and owner is not None and previous is not None:
             await self._owners.check_previous(upstream, previous, owner)
         response = await upstream.open(chat_request, owner=owner)
-        return self._relay(
-            request,
-            upstream,
-            UpstreamEvents(response, **self._healing(upstream)),
-            Translator(redact=upstream.redact),
-            owner,
-            creates=True,
-            deployment=upstream.answered_by(response),
-        )
+        first = UpstreamEvents(response, **self._healing(upstream))
+        rounds = self._rounds(upstream, first, chat_request, owner, stored=self.settings.stores_responses)
+        translator = Translator(redact=upstream.redact)
+        return self._relay(request, upstream, rounds, translator, owner, deployment=upstream.answered_by(response))
 
     async def _resume(self, request: Request, response_id: str) -> Response:
         owner = await self._owner(request)
@@ -116,7 +118,10 @@ class ChatService:
         response = await upstream.resume(response_id, after)
         events = UpstreamEvents(response, response_id=response_id, after=after, **self._healing(upstream))
         translator = Translator(redact=upstream.redact, response_id=response_id)
-        return self._relay(request, upstream, events, translator, owner)
+        # A round that ends asking for tools is continued here too: this stream has the caller now.
+        continuation = ChatRequest([], previous_response_id=response_id)
+        rounds = self._rounds(upstream, events, continuation, owner, stored=True)
+        return self._relay(request, upstream, rounds, translator, owner)
 
     async def _cancel(self, request: Request, response_id: str) -> Response:
         owner = await self._owner(request)
@@ -132,10 +137,12 @@ class ChatService:
                 status = await self._cancel_upstream(response_id)
         finally:
             # The caller asked to stop: this instance's streams of it end even if the upstream failed to
-            # say so; but a response that finished first ends its streams with its own terminal event.
-            if status == "cancelled":
-                for stream in live:
-                    stream.cancel()
+            # say so; but a response that finished first ends its streams with its own terminal event,
+            # unless the answer was to go on after it (tool calls): then no further round starts.
+            stopping = [stream for stream in live if status == "cancelled" or stream.between_rounds]
+            for stream in stopping:
+                stream.cancel()
+            status = "cancelled" if stopping else status
         return JSONResponse({"id": response_id, "status": status}, headers={"Cache-Control": "no-store"})
 
     async def _cancel_upstream(self, response_id: str) -> str:
@@ -168,27 +175,42 @@ class ChatService:
             "budget": HealBudget(settings.heal_attempts, settings.heal_seconds),
         }
 
+    async def _open_round(self, upstream: Upstream, request: ChatRequest, owner: str | None) -> UpstreamEvents:
+        return UpstreamEvents(await upstream.open(request, owner=owner), **self._healing(upstream))
+
+    def _rounds(
+        self, upstream: Upstream, first: UpstreamEvents, request: ChatRequest, owner: str | None, *, stored: bool
+    ) -> ToolRounds:
+        """The answer's rounds from its first stream; `request` is what continuations are made from."""
+        return ToolRounds(
+            first,
+            request=request,
+            open_round=lambda next_request: self._open_round(upstream, next_request, owner),
+            toolbox=self._toolbox,
+            max_rounds=self.settings.max_tool_rounds,
+            stored=stored,
+        )
+
     def _relay(
         self,
         request: Request,
         upstream: Upstream,
-        events: UpstreamEvents,
+        rounds: ToolRounds,
         translator: Translator,
         owner: str | None,
         *,
-        creates: bool = False,
         deployment: str | None = None,
     ) -> Response:
-        """`creates`: the stream of the request that created the response, whose id the caller
-        learns only from it: in background mode, a caller who leaves before that is an orphan.
+        """In background mode, a response the stream creates (the first, or a tool round's) goes on
+        whoever is connected: one whose id never reached its caller is cancelled (see RelayStream).
         `deployment`: the one that answered, for the stream's record."""
         stream = RelayStream(
-            events,
+            rounds,
             translator,
             heartbeat_seconds=self.settings.heartbeat_seconds,
             buffer_bytes=self.settings.buffer_bytes,
             invocation_id=invocation_id(request),
-            cancel_orphan=upstream.cancel if creates and self.settings.resumable else None,
+            cancel_orphan=upstream.cancel if self.settings.resumable else None,
             live=self._live,
             time_limit=self._time_limit(),
             deployment=deployment,
@@ -220,11 +242,7 @@ class ChatService:
                 "auth": settings.access.mode,
                 "python": runtime_info.python_version(),
                 "worker": runtime_info.worker(),
-                # Azure OpenAI keeps responses by default (the relay never sends `store: false`; in
-                # background mode it sends `store: true`), and the demo answers a follow-up from its
-                # question alone: callers continue with `previous_response_id`. An OpenAI-compatible
-                # server may keep none (vLLM and Ollama do not by default): callers send the history.
-                "stores_responses": settings.resumable or settings.upstream_kind != "openai-compatible",
+                "stores_responses": settings.stores_responses,
                 "limits": {
                     "max_body_bytes": settings.max_body_bytes,
                     "max_messages": settings.max_messages,
@@ -243,7 +261,9 @@ class ChatService:
                     base_url = self.settings.endpoint
                 else:
                     base_url = await asyncio.to_thread(self._demo_upstream().start)
-                self._upstream = Upstream(self.settings, base_url, credential=self._credential)
+                self._upstream = Upstream(
+                    self.settings, base_url, credential=self._credential, function_tools=self._toolbox.definitions()
+                )
             return self._upstream
 
     def _demo_upstream(self) -> DemoUpstream:

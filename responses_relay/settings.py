@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from .guide_tools import TOOLS
+from .mcp_servers import McpServer, parse_mcp_servers
+
 # The values of openai.types.shared.ReasoningEffort and of Reasoning.summary.
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
@@ -56,6 +59,10 @@ class Settings:
     heal_seconds: float
     stream_time_limit_seconds: float | None
     spillover_deployment: str | None
+    tools: tuple[str, ...]  # the names of the function tools offered to the model
+    max_tool_rounds: int
+    tool_timeout_seconds: float
+    mcp_servers: tuple[McpServer, ...]
     appinsights_connection_string: str | None = field(repr=False)
     appinsights_authentication_string: str | None = field(repr=False)
     access: AccessSettings
@@ -68,6 +75,15 @@ class Settings:
         host = urlsplit(self.endpoint).hostname or ""
         azure_hosts = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
         return "azure-openai" if host.endswith(azure_hosts) else "openai-compatible"
+
+    @property
+    def stores_responses(self) -> bool:
+        """Whether a response can be continued with `previous_response_id`. Azure OpenAI keeps
+        responses by default (the relay never sends `store: false`; in background mode it sends
+        `store: true`), and the demo answers a follow-up from its question alone. An
+        OpenAI-compatible server may keep none (vLLM and Ollama do not by default): the history
+        goes back instead."""
+        return self.resumable or self.upstream_kind != "openai-compatible"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +128,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         # Azure's front end cuts an HTTP request at 230 s; 0 turns the limit off.
         stream_time_limit_seconds=env.number("STREAM_TIME_LIMIT_SECONDS", 220.0, low=0.0, high=86400.0) or None,
         spillover_deployment=env.name("SPILLOVER_DEPLOYMENT"),
+        tools=env.names("TOOLS", ("local_time",), allowed=tuple(TOOLS)),
+        max_tool_rounds=env.integer("MAX_TOOL_ROUNDS", 5, low=0, high=50),
+        tool_timeout_seconds=env.number("TOOL_TIMEOUT_SECONDS", 10.0, low=0.01, high=600.0),
+        mcp_servers=env.mcp_servers("MCP_SERVERS"),
         appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
         access=_access_settings(env, resumable=env.flag("RESUMABLE_STREAMS", default=False)),
@@ -283,6 +303,25 @@ class _Reader:
         if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise SettingsError(f"{name} must use https (plain http is allowed only for localhost)")
         return value
+
+    def names(self, name: str, default: tuple[str, ...], *, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        """Comma-separated names among `allowed`; unset: `default`; empty or `none`: none."""
+        raw = self._environ.get(name)
+        if raw is None:
+            return default
+        names = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+        if names == ("none",):
+            return ()
+        unknown = [given for given in names if given not in allowed]
+        if unknown:
+            raise SettingsError(f"{name} names {unknown[0][:40]!r}, which is not one of {', '.join(allowed)}")
+        return names
+
+    def mcp_servers(self, name: str) -> tuple[McpServer, ...]:
+        try:
+            return parse_mcp_servers(self.text(name), self._environ)
+        except ValueError as error:
+            raise SettingsError(str(error)) from None
 
     def origins(self, name: str) -> tuple[str, ...]:
         origins = tuple(origin.strip().rstrip("/") for origin in (self.text(name) or "").split(",") if origin.strip())

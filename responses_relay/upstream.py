@@ -13,7 +13,7 @@ import asyncio
 import logging
 import math
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
@@ -59,8 +59,16 @@ logging.getLogger("httpx2").setLevel(logging.WARNING)
 class Upstream:
     """The model service. Auth: the API key when set, otherwise Microsoft Entra ID."""
 
-    def __init__(self, settings: Settings, base_url: str, *, credential: AsyncTokenCredential | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        base_url: str,
+        *,
+        credential: AsyncTokenCredential | None = None,
+        function_tools: Sequence[dict[str, Any]] = (),
+    ) -> None:
         self.settings = settings
+        self._function_tools = list(function_tools)  # the definitions of the tools the relay runs
         # What redact() removes from upstream messages: the address, with and without the path.
         self._addresses = [address for address in (base_url.rstrip("/"), httpx2.URL(base_url).host) if address]
         self._credential: AsyncTokenCredential | None = None
@@ -190,7 +198,7 @@ class Upstream:
         parameters: dict[str, Any] = {
             "model": settings.model,
             "instructions": settings.instructions,
-            "input": request.input,
+            "input": request.upstream_input(),
             "max_output_tokens": settings.max_output_tokens,
             "stream": True,
         }
@@ -202,8 +210,10 @@ class Upstream:
         reasoning = {key: value for key, value in reasoning.items() if value is not None}
         if reasoning:
             parameters["reasoning"] = reasoning
-        if settings.web_search:
-            parameters["tools"] = [{"type": "web_search"}]
+        web_search = [{"type": "web_search"}] if settings.web_search else []
+        tools = [*web_search, *self._function_tools, *(server.definition() for server in settings.mcp_servers)]
+        if tools:
+            parameters["tools"] = tools
         if request.previous_response_id is not None:
             parameters["previous_response_id"] = request.previous_response_id
         if owner is not None:  # the caller's keyed hash: resume, cancel and chaining check it

@@ -87,6 +87,7 @@ class UpstreamEvents:
         self.ended = False  # the terminal event was yielded
         self.final_response: dict[str, Any] | None = None  # the stored response that ended it, without an event
         self.heals = 0
+        self.between_rounds = False  # one response: an answer's rounds are ToolRounds'
         self._unnumbered = False  # an event without a sequence number was yielded: no heal can place it
         self._fruitless = 0  # heals in a row that brought no event
         self._healing_seconds = 0.0

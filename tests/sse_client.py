@@ -43,9 +43,11 @@ async def chat(
     *,
     read_size: int | None = None,
     stop_after: int | None = None,
+    stop_at: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Received:
-    """POST /api/chat and read the whole answer, or `stop_after` text deltas then hang up.
+    """POST /api/chat and read the whole answer, or `stop_after` text deltas (or up to the first
+    event of type `stop_at`) then hang up.
 
     `read_size` re-splits what arrives into pieces of that many bytes before
     decoding, so multi-byte characters and events are cut across reads.
@@ -60,6 +62,7 @@ async def chat(
         headers=request_headers,
         read_size=read_size,
         stop_after=stop_after,
+        stop_at=stop_at,
     )
 
 
@@ -70,6 +73,7 @@ async def read_sse(
     *,
     read_size: int | None = None,
     stop_after: int | None = None,
+    stop_at: str | None = None,
     created: asyncio.Future[str] | None = None,
     **request: Any,
 ) -> Received:
@@ -92,5 +96,7 @@ async def read_sse(
                     if event.event == "response.created" and created is not None and not created.done():
                         created.set_result(orjson.loads(event.data)["response_id"])
             if stop_after is not None and deltas >= stop_after:
+                break
+            if stop_at is not None and any(event.event == stop_at for event in received.events):
                 break
     return received

@@ -54,8 +54,23 @@ JSON = {"content-type": "application/json"}
             "at most 3",
         ),
         (b'{"input": "' + b"a" * 3000 + b'"}', 413, "body_too_large", None, "2048 bytes"),
+        (b'{"approvals": [{"approval_request_id": "mcpr_1", "approve": true}]}', 400, "invalid_request",
+         "previous_response_id", "'previous_response_id' must name that response"),
+        (b'{"previous_response_id": "resp_1", "approvals": []}', 400, "invalid_request", "approvals", "a list"),
+        (b'{"previous_response_id": "resp_1", "approvals": {"mcpr_1": true}}', 400, "invalid_request", "approvals",
+         "a list"),
+        (b'{"previous_response_id": "resp_1", "approvals": [' + b",".join([b'{"approval_request_id": "m", '
+         b'"approve": true}'] * 4) + b"]}", 400, "invalid_request", "approvals", "at most 3"),
+        (b'{"previous_response_id": "resp_1", "approvals": ["mcpr_1"]}', 400, "invalid_request", "approvals[0]",
+         "object"),
+        (b'{"previous_response_id": "resp_1", "approvals": [{"approval_request_id": "a/b", "approve": true}]}', 400,
+         "invalid_request", "approvals[0].approval_request_id", "the id of an approval request"),
+        (b'{"previous_response_id": "resp_1", "approvals": [{"approval_request_id": "m", "approve": "yes"}]}', 400,
+         "invalid_request", "approvals[0].approve", "true or false"),
+        (b'{"previous_response_id": "resp_1", "approvals": [{"approval_request_id": "m", "approve": true, '
+         b'"reason": "x"}]}', 400, "invalid_request", "approvals[0].reason", "reason"),
     ],
-)
+)  # fmt: skip
 async def test_bad_bodies(
     small_limits: RelayServer,
     caplog: pytest.LogCaptureFixture,

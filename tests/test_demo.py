@@ -12,6 +12,12 @@ import pytest
 from openai.types.responses import (
     ResponseCompletedEvent,
     ResponseCreatedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseFunctionToolCall,
+    ResponseMcpCallCompletedEvent,
+    ResponseMcpCallInProgressEvent,
+    ResponseOutputItemDoneEvent,
     ResponseOutputTextAnnotationAddedEvent,
     ResponseReasoningSummaryTextDeltaEvent,
     ResponseRefusalDeltaEvent,
@@ -21,11 +27,13 @@ from openai.types.responses import (
     ResponseWebSearchCallInProgressEvent,
     ResponseWebSearchCallSearchingEvent,
 )
+from openai.types.responses.response_output_item import McpApprovalRequest, McpCall
 from pydantic import TypeAdapter
 
 from responses_relay.demo import DemoUpstream
 from responses_relay.demo import server as demo_server
 from responses_relay.demo.answers import answer_for, split_deltas
+from responses_relay.guide_tools import TOOLS
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 from responses_relay.sse import Decoder
@@ -181,3 +189,59 @@ async def test_demo_mode_keeps_nothing_of_a_request_but_a_bounded_store(monkeypa
         demo.stop()
     held = {name: len(value) for name, value in vars(demo).items() if isinstance(value, list | dict | set)}
     assert held == {"_stored": 3}
+
+
+async def test_demo_tool_calls_are_the_sdks_event_shapes_and_continue_from_their_outputs(
+    upstream: FaultyUpstream,
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0))
+    tools = [TOOLS["local_time"].definition()]
+    events = await demo_stream(upstream, input="京都とパリは今何時？", tools=tools)
+    done = [event.item for event in events if isinstance(event, ResponseOutputItemDoneEvent)]
+    calls = [item for item in done if isinstance(item, ResponseFunctionToolCall)]
+    assert calls == done
+    assert [orjson.loads(call.arguments) for call in calls] == [
+        {"timezone": "Asia/Tokyo"},
+        {"timezone": "Europe/Paris"},
+    ]
+    deltas = [event for event in events if isinstance(event, ResponseFunctionCallArgumentsDeltaEvent)]
+    assert "".join(event.delta for event in deltas if event.item_id == calls[0].id) == calls[0].arguments
+    assert {type(event) for event in events} >= {ResponseFunctionCallArgumentsDoneEvent}
+    completed = events[-1]
+    assert isinstance(completed, ResponseCompletedEvent)
+    assert [item.type for item in completed.response.output] == ["function_call", "function_call"]
+
+    outputs = [
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": '{"timezone": "Asia/Tokyo", '
+         '"local_time": "2026-12-05T09:30:00+09:00"}'},
+        {"type": "function_call_output", "call_id": calls[1].call_id, "output": '{"error": "Unknown time zone"}'},
+    ]  # fmt: skip
+    answer = await demo_stream(upstream, input=outputs, previous_response_id=completed.response.id, tools=tools)
+    text = "".join(event.delta for event in answer if isinstance(event, ResponseTextDeltaEvent))
+    assert text.startswith(
+        "京都は今 12月5日 9時30分です（Asia/Tokyo）。パリの時刻は確認できませんでした（Unknown time zone）。"
+    )
+
+
+async def test_demo_mcp_approvals_and_calls_are_the_sdks_event_shapes(upstream: FaultyUpstream) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0))
+    asking = await demo_stream(upstream, input="What's the weather in Kyoto?")
+    [request] = [event.item for event in asking if isinstance(event, ResponseOutputItemDoneEvent)]
+    assert isinstance(request, McpApprovalRequest)
+    assert (request.server_label, request.name, request.arguments) == (
+        "demo_weather",
+        "get_forecast",
+        '{"city":"Kyoto"}',
+    )
+    approval = {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": True}
+    answer = await demo_stream(upstream, input=[approval], previous_response_id=asking[-1].response.id)
+    assert {ResponseMcpCallInProgressEvent, ResponseMcpCallCompletedEvent} <= {type(event) for event in answer}
+    [call, message] = answer[-1].response.output
+    assert isinstance(call, McpCall)
+    assert orjson.loads(call.output or "")["source"] == "demo"
+    assert message.type == "message"
+    # An MCP tool that needs no approval is called at once, under its own label.
+    never = [{"type": "mcp", "server_label": "forecasts", "server_url": "https://x", "require_approval": "never"}]
+    direct = await demo_stream(upstream, input="京都の天気は？", tools=never)
+    assert [item.type for item in direct[-1].response.output] == ["mcp_call", "message"]
+    assert direct[-1].response.output[0].server_label == "forecasts"

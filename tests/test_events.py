@@ -10,6 +10,7 @@ import pytest
 from responses_relay.errors import INTERNAL_ERROR, UPSTREAM_TIMEOUT
 from responses_relay.events import Translator, UpstreamProtocolError, parse_event
 from responses_relay.sse import Decoder, Event
+from responses_relay.tools import ToolResult
 
 
 def upstream(payload: dict[str, Any]) -> dict[str, Any]:
@@ -255,3 +256,124 @@ def test_only_bounded_http_url_citations_are_relayed_unchanged() -> None:
     assert [annotation["url"] for annotation in annotations] == [payload["annotation"]["url"] for payload in accepted]
     assert [len(annotation["title"]) for annotation in annotations] == [300, 0, len("Lake Biwa")]
     assert all(set(annotation) == {"type", "url", "title", "start_index", "end_index"} for annotation in annotations)
+
+
+CALL = {
+    "type": "function_call",
+    "id": "fc_1",
+    "call_id": "call_1",
+    "name": "local_time",
+    "arguments": '{"timezone":"Asia/Tokyo"}',
+}
+APPROVAL = {"type": "mcp_approval_request", "id": "mcpr_1", "server_label": "wiki", "name": "ask", "arguments": "{}"}
+
+
+def item_done(item: dict[str, Any], sequence: int) -> dict[str, Any]:
+    return {"type": "response.output_item.done", "output_index": 0, "item": item, "sequence_number": sequence}
+
+
+def test_a_function_call_is_relayed_once_its_arguments_are_complete() -> None:
+    translator = Translator()
+    added = {**CALL, "arguments": "", "status": "in_progress"}
+    for payload in (
+        CREATED,
+        {"type": "response.output_item.added", "output_index": 0, "item": added, "sequence_number": 2},
+        {"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": '{"time', "sequence_number": 3},
+        {"type": "response.function_call_arguments.done", "item_id": "fc_1", "arguments": "{}", "sequence_number": 4},
+        item_done(CALL, 5),
+    ):
+        translator.feed(upstream(payload))
+    assert relayed(translator.take())[1:] == [
+        (
+            "tool.call",
+            {"type": "tool.call", "call_id": "call_1", "name": "local_time", "arguments": '{"timezone":"Asia/Tokyo"}'},
+            "5",
+        )
+    ]
+
+
+def test_a_tool_result_is_the_relays_own_event_without_an_id() -> None:
+    translator = Translator()
+    translator.feed(delta("a", 4))
+    translator.feed(ToolResult("call_1", "local_time", '{"error": "Unknown time zone"}'))
+    assert relayed(translator.take()) == [
+        ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "a"}, "4"),
+        (
+            "tool.result",
+            {
+                "type": "tool.result",
+                "call_id": "call_1",
+                "name": "local_time",
+                "output": '{"error": "Unknown time zone"}',
+            },
+            None,
+        ),
+    ]
+
+
+def test_the_upstream_cannot_send_the_relays_own_events() -> None:
+    translator = Translator()
+    for kind in ("tool.result", "tool.call", "approval.request"):
+        translator.feed(upstream({"type": kind, "call_id": "x", "name": "rm", "output": "pwned", "sequence_number": 1}))
+    assert translator.take() == b""
+
+
+def test_an_approval_request_ends_the_response_as_requires_approval() -> None:
+    translator = Translator()
+    completed = {"type": "response.completed", "sequence_number": 4, "response": {"id": "resp_1", "output": [APPROVAL]}}
+    for payload in (CREATED, item_done(APPROVAL, 3), completed):
+        translator.feed(upstream(payload))
+    events = relayed(translator.take())
+    assert events[1] == (
+        "approval.request",
+        {
+            "type": "approval.request",
+            "approval_request_id": "mcpr_1",
+            "server_label": "wiki",
+            "name": "ask",
+            "arguments": "{}",
+        },
+        "3",
+    )
+    assert events[2][1]["status"] == "requires_approval"
+    assert translator.outcome == "requires_approval"
+
+
+def test_an_approval_request_seen_only_in_the_completed_output_still_ends_as_requires_approval() -> None:
+    # A resumed stream after the item's event: the completed response's output still says it.
+    translator = Translator(response_id="resp_1")
+    translator.feed(upstream({"type": "response.completed", "sequence_number": 9, "response": {"output": [APPROVAL]}}))
+    assert relayed(translator.take())[0][1]["status"] == "requires_approval"
+
+
+def test_a_new_round_starts_afresh() -> None:
+    translator = Translator()
+    translator.feed(upstream(item_done(APPROVAL, 3)))  # asked in an earlier round
+    translator.feed(upstream({**CREATED, "response": {"id": "resp_2", "model": "m"}}))
+    translator.feed(upstream({"type": "response.completed", "sequence_number": 5, "response": {"id": "resp_2"}}))
+    events = relayed(translator.take())
+    assert events[-1][1]["status"] == "completed"
+    assert translator.response_id == "resp_2"
+
+
+def test_mcp_progress_names_the_call_and_its_server() -> None:
+    translator = Translator()
+    call = {"type": "mcp_call", "id": "mcp_1", "name": "ask_question", "server_label": "deepwiki", "arguments": ""}
+    for payload in (
+        CREATED,
+        {"type": "response.output_item.added", "output_index": 0, "item": call, "sequence_number": 2},
+        {"type": "response.mcp_call.in_progress", "item_id": "mcp_1", "output_index": 0, "sequence_number": 3},
+        {"type": "response.mcp_call.completed", "item_id": "mcp_1", "output_index": 0, "sequence_number": 4},
+        {"type": "response.mcp_call.failed", "item_id": "mcp_9", "output_index": 1, "sequence_number": 5},
+    ):
+        translator.feed(upstream(payload))
+    named = {"item_id": "mcp_1", "name": "ask_question", "server_label": "deepwiki"}
+    assert relayed(translator.take())[1:] == [
+        ("response.mcp_call.in_progress", {"type": "response.mcp_call.in_progress", **named}, "3"),
+        ("response.mcp_call.completed", {"type": "response.mcp_call.completed", **named}, "4"),
+        (  # a call the stream never introduced (a resume after its start) is still reported
+            "response.mcp_call.failed",
+            {"type": "response.mcp_call.failed", "item_id": "mcp_9", "name": None, "server_label": None},
+            "5",
+        ),
+    ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openai.types.responses.web_search_tool import WebSearchTool
@@ -24,6 +26,12 @@ from responses_relay.settings import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+MCP = {"server_label": "wiki", "server_url": "https://mcp.example.com/mcp", "require_approval": "always"}
+
+
+def mcp(*changes: dict[str, Any]) -> str:
+    """MCP_SERVERS listing a server for each of `changes` (to MCP)."""
+    return json.dumps([{**MCP, **change} for change in changes])
 
 
 def test_defaults_are_the_notebooks() -> None:
@@ -127,6 +135,25 @@ def test_none_omits_sampling_parameters() -> None:
             "true",
             "OWNER_HASH_SECRET is required with RESUMABLE_STREAMS: set it to a random string",
         ),
+        ("TOOLS", "local_time,book_hotel", "TOOLS names 'book_hotel', which is not one of local_time"),
+        ("MAX_TOOL_ROUNDS", "51", "MAX_TOOL_ROUNDS must be between 0 and 50"),
+        ("TOOL_TIMEOUT_SECONDS", "0", "TOOL_TIMEOUT_SECONDS must be between 0.01 and 600"),
+        ("MCP_SERVERS", "[{", "MCP_SERVERS must be JSON"),
+        ("MCP_SERVERS", '{"server_label": "x"}', "MCP_SERVERS must be a JSON list of servers"),
+        ("MCP_SERVERS", "[1]", "MCP_SERVERS[0] must be an object with server_label and server_url"),
+        ("MCP_SERVERS", mcp({}, {"server_label": "wiki 2"}), "MCP_SERVERS[1].server_label must be a name"),
+        ("MCP_SERVERS", mcp({}, {}), "MCP_SERVERS: each server_label must be different"),
+        ("MCP_SERVERS", mcp({"server_url": "ftp://x"}), "MCP_SERVERS[0].server_url must be an https URL"),
+        ("MCP_SERVERS", mcp({"server_url": "http://x.com"}), "MCP_SERVERS[0].server_url must use https"),
+        ("MCP_SERVERS", mcp({"require_approval": "sometimes"}), "MCP_SERVERS[0].require_approval must be always"),
+        ("MCP_SERVERS", mcp({"allowed_tools": "all"}), "MCP_SERVERS[0].allowed_tools must be a list"),
+        ("MCP_SERVERS", mcp({"token": "x"}), "MCP_SERVERS[0] has an unknown field 'token'"),
+        ("MCP_SERVERS", mcp({"headers": {"Authorization": "sk-inline"}}), "MCP_SERVERS[0].headers must map"),
+        (
+            "MCP_SERVERS",
+            mcp({"headers": {"Authorization": "UNSET_TOKEN"}}),
+            "MCP_SERVERS[0].headers.Authorization names the setting UNSET_TOKEN, which is not set",
+        ),
     ],
 )
 def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> None:
@@ -211,6 +238,7 @@ def start_local_host(environ: dict[str, str], *arguments: str) -> subprocess.Com
         ("SHUTDOWN_GRACE_SECONDS", "soon", "SHUTDOWN_GRACE_SECONDS must be a number, got 'soon'"),
         ("CORS_ALLOWED_ORIGINS", "localhost:8000", "CORS_ALLOWED_ORIGINS must list origins such as"),
         ("LOCAL_HOST_DIAGNOSTICS", "maybe", "LOCAL_HOST_DIAGNOSTICS must be true or false, got 'maybe'"),
+        ("MCP_SERVERS", "[{]", "MCP_SERVERS must be JSON"),
     ],
 )
 def test_bad_setting_stops_the_local_host_at_start_up_with_one_line(name: str, value: str, says: str) -> None:
@@ -256,7 +284,49 @@ def test_no_secret_is_in_the_settings_repr() -> None:
         "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=SECRET-ikey;IngestionEndpoint=https://x/",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=AAD;ClientId=SECRET-client",
         "LOCAL_FUNCTION_KEY": "SECRET-function-key",
+        "MCP_SERVERS": mcp({"headers": {"Authorization": "MCP_WIKI_AUTHORIZATION"}}),
+        "MCP_WIKI_AUTHORIZATION": "Bearer SECRET-mcp-token",
     }
     shown = repr(load_settings(secrets)) + repr(load_local_host_settings(secrets))
     assert "SECRET" not in shown
     assert "gpt-4o-mini" in shown  # the rest is there, for debugging
+
+
+def test_tools_default_to_local_time_and_can_be_none() -> None:
+    assert load_settings({}).tools == ("local_time",)
+    assert (load_settings({}).max_tool_rounds, load_settings({}).tool_timeout_seconds) == (5, 10.0)
+    for empty in ("", " ", "none", ",,"):
+        assert load_settings({"TOOLS": empty}).tools == ()
+    assert load_settings({"TOOLS": " local_time , local_time"}).tools == ("local_time",)
+
+
+def test_mcp_servers_become_the_apis_mcp_tools_with_their_secrets_from_settings() -> None:
+    servers = load_settings(
+        {
+            "MCP_SERVERS": """[
+              {"server_label": "deepwiki", "server_url": "https://mcp.deepwiki.com/mcp", "require_approval": "never",
+               "allowed_tools": ["ask_question"]},
+              {"server_label": "tickets", "server_url": "http://127.0.0.1:9000/mcp",
+               "headers": {"Authorization": "TICKETS_AUTHORIZATION"}}
+            ]""",
+            "TICKETS_AUTHORIZATION": "Bearer t0ken",
+        }
+    ).mcp_servers
+    assert [server.definition() for server in servers] == [
+        {
+            "type": "mcp",
+            "server_label": "deepwiki",
+            "server_url": "https://mcp.deepwiki.com/mcp",
+            "require_approval": "never",
+            "allowed_tools": ["ask_question"],
+        },
+        {
+            "type": "mcp",
+            "server_label": "tickets",
+            "server_url": "http://127.0.0.1:9000/mcp",
+            "require_approval": "always",  # the safe default
+            "headers": {"Authorization": "Bearer t0ken"},
+        },
+    ]
+    assert load_settings({}).mcp_servers == ()
+    assert load_settings({"MCP_SERVERS": "[]"}).mcp_servers == ()

@@ -170,7 +170,7 @@ async def test_reasoning_and_web_search_settings_reach_the_upstream_body(
     tools: list[dict[str, str]] | None,
 ) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0))
-    async for server in serve(ChatService(make_settings(**environ))):
+    async for server in serve(ChatService(make_settings(TOOLS="none", **environ))):  # function tools: test_tool_rounds
         received = await chat(server.client, {"input": "京都について教えてください。"})
     sent = upstream.records[-1].request
     assert sent.get("reasoning") == reasoning

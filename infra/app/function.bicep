@@ -208,6 +208,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       STREAM_BUFFER_BYTES: '262144'
       UPSTREAM_KEEPALIVE_SECONDS: '60'
       UPSTREAM_TRANSPORT: 'lean'
+      TOOLS: 'local_time'
+      MAX_TOOL_ROUNDS: '5'
+      TOOL_TIMEOUT_SECONDS: '10'
+      MCP_SERVERS: ''
     })
     dependsOn: [storageAccess, telemetryAccess]
   }

@@ -23,12 +23,35 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call the model makes (the relay runs it and continues with its output)."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class RemoteCall:
+    """A call of a remote MCP server's tool: asked to be approved, or made (with its output)."""
+
+    item_id: str  # mcpr_... for an approval request, mcp_... for a call
+    server_label: str
+    name: str
+    arguments: str
+    output: str = ""
+
+
+@dataclass(frozen=True)
 class Answer:
-    text: str  # the answer, or what the model says when it refuses
+    text: str  # the answer, or what the model says when it refuses; empty: no message (it calls tools)
     refusal: bool = False
     reasoning: tuple[str, ...] = ()  # reasoning summary parts, streamed before the answer
     search: str | None = None  # a web search query, run before the answer
     citations: tuple[Citation, ...] = ()
+    calls: tuple[ToolCall, ...] = ()  # function calls, instead of an answer
+    approvals: tuple[RemoteCall, ...] = ()  # MCP calls to approve, instead of an answer
+    remote_calls: tuple[RemoteCall, ...] = ()  # MCP calls made before the answer
 
     def annotations(self) -> list[dict[str, Any]]:
         """The citations as the Responses API's url_citation annotations, by character offsets."""
@@ -96,7 +119,8 @@ _ANSWERS_JA = {
 }
 _DEFAULT_JA = Answer(
     "ようこそ！こちらは**デモモード**の観光ガイドです。滋賀県、京都、奈良、北海道、沖縄について聞いてみてください。"
-    "「今週のイベント」（ウェブ検索と出典）や「京都の日帰りプラン」（思考の要約）も試せます。"
+    "「今週のイベント」（ウェブ検索と出典）や「京都の日帰りプラン」（思考の要約）、"
+    "「京都は今何時？」（ツールの呼び出し）や「京都の天気は？」（MCP ツールの承認）も試せます。"
     "本物のモデルにつなぐには、設定 `OPENAI_ENDPOINT` にエンドポイントを指定します。"
 )
 _REASONING_JA = ("**質問の確認**\n\n観光地についての質問です。見どころ、歴史、食の魅力を短く紹介します。",)
@@ -149,7 +173,8 @@ _ANSWERS_EN = {
 }
 _DEFAULT_EN = Answer(
     "Welcome! This is the **demo mode** tour guide. Ask me about Kyoto, Shiga or Nara, "
-    "about this week's events (a web search with sources) or for a day trip plan (a reasoning summary). "
+    "about this week's events (a web search with sources), for a day trip plan (a reasoning summary), "
+    "what time it is in Kyoto (a tool call) or about Kyoto's weather (an MCP tool to approve). "
     "To talk to a real model, set `OPENAI_ENDPOINT` to your endpoint."
 )
 _REASONING_EN = (
@@ -158,10 +183,14 @@ _REASONING_EN = (
 )
 
 
+def is_japanese(text: str) -> bool:
+    return bool(_JAPANESE.search(text))
+
+
 def answer_for(question: str) -> Answer:
     """The canned answer that fits the question's topic and language."""
     lowered = question.lower()
-    japanese = bool(_JAPANESE.search(question))
+    japanese = is_japanese(question)
     answers = _ANSWERS_JA if japanese else _ANSWERS_EN
     for keywords, answer in answers.items():
         if any(keyword in lowered for keyword in keywords):
@@ -171,7 +200,7 @@ def answer_for(question: str) -> Answer:
 
 def reasoning_for(question: str) -> tuple[str, ...]:
     """A reasoning summary for any question, for requests that ask for one."""
-    return _REASONING_JA if _JAPANESE.search(question) else _REASONING_EN
+    return _REASONING_JA if is_japanese(question) else _REASONING_EN
 
 
 def split_deltas(text: str, size: int | None = None) -> list[str]:

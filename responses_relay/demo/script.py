@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .answers import Answer, answer_for, reasoning_for, split_deltas
+from .tool_turns import tool_answer
 from .wire import ResponseEvents
 
-SEARCH_PAUSE = 20  # a web search takes as long as this many deltas
+SEARCH_PAUSE = 20  # a web search (or a remote MCP call) takes as long as this many deltas
+ARGUMENT_CHARS = 8  # function call arguments stream in pieces of this many characters
 TEXT_DELTA = "response.output_text.delta"
 
 
@@ -27,7 +29,7 @@ class Script:
     def __init__(self, request: dict[str, Any], answer: Answer | None = None, chunk_chars: int | None = None) -> None:
         self.events = ResponseEvents(request)
         question = last_user_text(request)
-        self.answer = answer or answer_for(question)
+        self.answer = answer or tool_answer(request, question) or answer_for(question)
         self._reasoning = self.answer.reasoning or (reasoning_for(question) if _asks_for_summary(request) else ())
         self._chunk_chars = chunk_chars
 
@@ -41,7 +43,7 @@ class Script:
 
     def head(self) -> Iterator[Step]:
         """What comes before the message's deltas: the response's start, a reasoning summary, a
-        web search, the message item."""
+        web search, function calls, MCP approval requests or calls, the message item."""
         events, answer = self.events, self.answer
         yield from (Step(0, payload) for payload in events.start())
         if self._reasoning:
@@ -51,8 +53,18 @@ class Script:
         if answer.search is not None:
             for payload in events.web_search(answer.search, [citation.url for citation in answer.citations]):
                 yield Step(SEARCH_PAUSE if payload["type"] == "response.web_search_call.completed" else 0, payload)
-        for payload in events.message(refusal=answer.refusal, annotations=answer.annotations()):
-            yield Step(0, payload)
+        for call in answer.calls:
+            for payload in events.function_call(call.call_id, call.name, split_deltas(call.arguments, ARGUMENT_CHARS)):
+                yield Step(1 if payload["type"].endswith(".delta") else 0, payload)
+        for ask in answer.approvals:
+            payloads = events.approval_request(ask.item_id, ask.server_label, ask.name, ask.arguments)
+            yield from (Step(0, payload) for payload in payloads)
+        for made in answer.remote_calls:
+            for payload in events.mcp_call(made.item_id, made.server_label, made.name, made.arguments, made.output):
+                yield Step(SEARCH_PAUSE if payload["type"] == "response.mcp_call.completed" else 0, payload)
+        if answer.text:
+            for payload in events.message(refusal=answer.refusal, annotations=answer.annotations()):
+                yield Step(0, payload)
 
     def content(self, delta: str) -> Iterator[Step]:
         """One delta of the message, and the citations it completes."""

@@ -18,8 +18,9 @@ def sse(payload: dict[str, Any]) -> bytes:
 class ResponseEvents:
     """Builds one response's events, numbering them with `sequence_number`.
 
-    The output items come in the API's order: a reasoning item, a web search call,
-    then the message (`message`, then its deltas, then `completion`).
+    The output items come in the API's order: a reasoning item, a web search call, function
+    calls, MCP approval requests or calls, then the message (`message`, then its deltas, then
+    `completion`); a response that calls functions or asks for an approval has no message.
     """
 
     def __init__(self, request: dict[str, Any]) -> None:
@@ -34,6 +35,8 @@ class ResponseEvents:
         self.refusal: list[str] | None = None  # the message is a refusal
         self.annotations: list[dict[str, Any]] = []
         self.reasoning_tokens = 0
+        self.tool_tokens = 0  # the pieces of function call arguments
+        self.has_message = False
         self._due: list[dict[str, Any]] = []  # annotations waiting for their text
         self._length = 0  # characters of text so far
 
@@ -81,7 +84,7 @@ class ResponseEvents:
 
     def usage(self) -> dict[str, Any]:
         input_tokens = max(1, len(orjson.dumps(self.request.get("input"))) // 3)
-        output_tokens = len(self.text) + len(self.refusal or ()) + self.reasoning_tokens
+        output_tokens = len(self.text) + len(self.refusal or ()) + self.reasoning_tokens + self.tool_tokens
         return {
             "input_tokens": input_tokens,
             "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
@@ -129,8 +132,45 @@ class ResponseEvents:
         self.output.append({**item, "status": "completed", "action": found})
         yield self._event("response.output_item.done", output_index=index, item=self.output[-1])
 
+    def function_call(self, call_id: str, name: str, arguments: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """A function call whose arguments stream in pieces."""
+        item_id, index = "fc_" + uuid.uuid4().hex, len(self.output)
+        where = {"item_id": item_id, "output_index": index}
+        item = {"id": item_id, "type": "function_call", "call_id": call_id, "name": name, "arguments": ""}
+        yield self._event("response.output_item.added", output_index=index, item={**item, "status": "in_progress"})
+        for piece in arguments:
+            self.tool_tokens += 1
+            yield self._event("response.function_call_arguments.delta", **where, delta=piece)
+        whole = "".join(arguments)
+        yield self._event("response.function_call_arguments.done", **where, name=name, arguments=whole)
+        self.output.append({**item, "arguments": whole, "status": "completed"})
+        yield self._event("response.output_item.done", output_index=index, item=self.output[-1])
+
+    def approval_request(self, item_id: str, server_label: str, name: str, arguments: str) -> Iterator[dict[str, Any]]:
+        """An MCP call the model wants to make, waiting for the caller's approval."""
+        index = len(self.output)
+        item = {"id": item_id, "type": "mcp_approval_request", "server_label": server_label, "name": name}
+        self.output.append({**item, "arguments": arguments})
+        yield self._event("response.output_item.added", output_index=index, item=self.output[-1])
+        yield self._event("response.output_item.done", output_index=index, item=self.output[-1])
+
+    def mcp_call(
+        self, item_id: str, server_label: str, name: str, arguments: str, output: str
+    ) -> Iterator[dict[str, Any]]:
+        """An MCP call the model service makes: in progress, then completed with its output."""
+        index = len(self.output)
+        where = {"item_id": item_id, "output_index": index}
+        item = {"id": item_id, "type": "mcp_call", "server_label": server_label, "name": name, "arguments": arguments}
+        yield self._event("response.output_item.added", output_index=index, item={**item, "status": "in_progress"})
+        yield self._event("response.mcp_call_arguments.done", **where, arguments=arguments)
+        yield self._event("response.mcp_call.in_progress", **where)
+        yield self._event("response.mcp_call.completed", **where)
+        self.output.append({**item, "output": output, "error": None, "status": "completed"})
+        yield self._event("response.output_item.done", output_index=index, item=self.output[-1])
+
     def message(self, *, refusal: bool = False, annotations: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
         """The message item and its content part; `annotations` are sent once their text is out."""
+        self.has_message = True
         self.message_index = len(self.output)
         self.refusal = [] if refusal else None
         self._due = sorted(annotations, key=lambda annotation: annotation["end_index"])
@@ -167,6 +207,8 @@ class ResponseEvents:
         return events
 
     def completion(self) -> list[dict[str, Any]]:
+        if not self.has_message:
+            return [self._event("response.completed", response=self.response("completed", usage=self.usage()))]
         part = self._part()
         if part["type"] == "refusal":
             done = self._event("response.refusal.done", **self._where(), refusal=part["refusal"])

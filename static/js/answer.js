@@ -1,14 +1,20 @@
 // One assistant turn as its events arrive: the reasoning summary in a "thinking" block
-// (open while the model thinks, collapsed once the answer starts), the answer as Markdown
-// with numbered citations, a refusal as plain text marked as one, and the web search status.
+// (open while the model thinks, collapsed once the answer starts), tool calls and approval
+// prompts (tool_calls.js), the answer as Markdown with numbered citations, a refusal as plain
+// text marked as one, and the web search status.
 import { Citations } from "./citations.js";
 import { localize } from "./i18n.js";
 import { StreamingMarkdown } from "./markdown.js";
+import { ToolCalls } from "./tool_calls.js";
 
 export class AnswerView {
-  /** `turn`: the turn's elements (body, status, thinking, thinkingLabel, thinkingBody, refusal, refusalText). */
-  constructor(turn) {
+  /**
+   * `turn`: the turn's elements (body, status, thinking, thinkingLabel, thinkingBody, calls, refusal, refusalText);
+   * `onDecide(decisions)`: the user decided every approval this turn asked for.
+   */
+  constructor(turn, onDecide = () => {}) {
     this.turn = turn;
+    this.calls = new ToolCalls(turn.calls, onDecide);
     this.citations = new Citations();
     this.markdown = new StreamingMarkdown(turn.body, this.citations);
     this.thinking = new StreamingMarkdown(turn.thinkingBody);
@@ -46,6 +52,20 @@ export class AnswerView {
         break;
       case "response.web_search_call.completed":
         localize(this.turn.status, this.started ? null : "thinking");
+        break;
+      case "tool.call":
+        this.calls.call(data);
+        break;
+      case "tool.result":
+        this.calls.result(data);
+        break;
+      case "response.mcp_call.in_progress":
+      case "response.mcp_call.completed":
+      case "response.mcp_call.failed":
+        this.calls.mcp(data);
+        break;
+      case "approval.request":
+        this.calls.ask(data);
         break;
     }
     return false;

@@ -31,6 +31,7 @@ const state = {
   limits: DEFAULT_LIMITS,
   resumable: false, // the server can resume a cut stream and cancel a response (RESUMABLE_STREAMS)
   session: null, // the answer being read (an AnswerSession), if any
+  calls: null, // the last answer's tool calls (a ToolCalls), whose approval prompts a new question expires
   leaving: false, // the page is being unloaded: an unfinished answer stays for the reload to continue
   conversation: new Conversation(),
 };
@@ -117,7 +118,16 @@ async function post(text, signal) {
 /** Ask `text`; `typing`: it was sent from the text box (so focus goes back there). */
 async function ask(text, typing) {
   if (state.session || state.apiBase === null) return;
+  state.calls?.expire();
   await showAnswer(new Progress(text), typing, (signal) => post(text, signal));
+}
+
+/** Go on with the answer to `text` whose response `responseId` asked for approvals, as the user decided. */
+async function answerApprovals(text, responseId, approvals) {
+  if (state.session || state.apiBase === null) return;
+  const body = { previous_response_id: responseId, approvals };
+  const open = async (signal) => ({ response: await postChat(state.apiBase, body, signal), omitted: 0 });
+  await showAnswer(new Progress(text), false, open, { asked: false });
 }
 
 /** Continue the answer a reload of the page cut off: its whole stream again, from the start. */
@@ -128,16 +138,20 @@ async function continuePending({ question: text, responseId }) {
   await showAnswer(progress, false, open);
 }
 
-/** Show the answer to `progress.question` that `open(signal)` starts ({response, omitted}). */
-async function showAnswer(progress, typing, open) {
+/**
+ * Show the answer to `progress.question` that `open(signal)` starts ({response, omitted});
+ * `asked`: show the question as the user's turn (not for an answer that goes on after approvals).
+ */
+async function showAnswer(progress, typing, open, { asked = true } = {}) {
   const text = progress.question;
   alertRegion.replaceChildren();
   const userTurn = createTurn(template, "user");
   userTurn.body.textContent = text;
   const answer = createTurn(template, "assistant");
   localize(answer.status, "thinking");
-  transcript.append(userTurn.article, answer.article);
-  const view = new AnswerView(answer);
+  transcript.append(...(asked ? [userTurn.article] : []), answer.article);
+  const view = new AnswerView(answer, (approvals) => answerApprovals(text, progress.responseId, approvals));
+  state.calls = view.calls;
   const started = performance.now();
   let firstAt = null;
   const session = new AnswerSession({
@@ -179,6 +193,11 @@ async function showAnswer(progress, typing, open) {
     } else if (answer.article.isConnected && !answer.status.classList.contains("error")) {
       say(announcer, answerText(answer));
     }
+    const [waiting] = view.calls.pending;
+    if (waiting && answer.article.isConnected) {
+      view.calls.open();
+      waiting.buttons[0].focus({ preventScroll: true });
+    }
   }
 }
 
@@ -208,16 +227,18 @@ async function showOutcome(outcome, { answer, view, text, started, firstAt, sess
     showProblem(answer, "failed", { code, message }, text);
   } else {
     const { status, incomplete_reason: reason, response_id: responseId, usage } = outcome.terminal.data;
-    localize(answer.status, { incomplete: "incomplete", cancelled: "stopped" }[status] ?? null, { reason });
+    const key = { incomplete: "incomplete", cancelled: "stopped", requires_approval: "needsApproval" }[status];
+    localize(answer.status, key ?? null, { reason });
     state.conversation.remember(text, view.text, responseId);
     showMetrics(answer, { started, firstAt, ended: performance.now(), usage });
   }
   return false;
 }
 
-/** What a screen reader hears of a finished answer: all of it, once. */
+/** What a screen reader hears of a finished answer: all of it, once (with any approval it asks for). */
 function answerText(turn) {
-  const parts = [turn.refusal.hidden ? "" : turn.refusal.innerText, turn.body.innerText, turn.status.textContent];
+  const asked = [...turn.calls.querySelectorAll(".approval p")].map((question) => question.textContent).join("\n");
+  const parts = [turn.refusal.hidden ? "" : turn.refusal.innerText, turn.body.innerText, asked, turn.status.textContent];
   return parts.filter((part) => part.trim()).join("\n");
 }
 
@@ -253,6 +274,7 @@ addEventListener("pageshow", () => {
 
 $("#new-chat").addEventListener("click", () => {
   stopAnswer();
+  state.calls = null;
   state.session = null; // ready for the next question now; the stopped one finishes on its own
   state.conversation.clear();
   transcript.replaceChildren();

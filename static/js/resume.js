@@ -6,7 +6,11 @@ export const BACKOFF_SECONDS = [0.5, 1, 2, 4];
 
 const PENDING = "pendingAnswer";
 
-/** How far an answer's stream got: its response id, and the id of the last event seen (the resume cursor). */
+/**
+ * How far an answer's stream got: the response being read and the id of its last event seen
+ * (the resume cursor). An answer with tool calls has a response per round, each numbering its
+ * events from 0: the cursor is the current round's.
+ */
 export class Progress {
   constructor(question) {
     this.question = question;
@@ -15,18 +19,21 @@ export class Progress {
   }
 
   /**
-   * Whether to show an event: one whose id is not above the last seen was shown already (a
-   * server that sends it again is not trusted to be right); one without an id (the relay made
-   * it) is always new. An accepted id becomes the cursor.
+   * Whether to show an event: one whose id is not above the last seen of its response was shown
+   * already (a server that sends it again is not trusted to be right); one without an id (the
+   * relay made it) is always new. An accepted id becomes the cursor; a new response (the next
+   * round) starts a new one.
    */
   accept(event) {
+    const created = event.type === "response.created" && typeof event.data.response_id === "string";
+    if (created && event.data.response_id !== this.responseId) {
+      this.responseId = event.data.response_id;
+      this.lastId = null;
+    }
     if (event.id !== null && /^\d+$/.test(event.id)) {
       const id = Number(event.id);
       if (this.lastId !== null && id <= this.lastId) return false;
       this.lastId = id;
-    }
-    if (event.type === "response.created" && typeof event.data.response_id === "string") {
-      this.responseId = event.data.response_id;
     }
     return true;
   }

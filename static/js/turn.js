@@ -19,6 +19,7 @@ export function createTurn(template, role) {
     thinking: part(".thinking"),
     thinkingLabel: part(".thinking summary"),
     thinkingBody: part(".thinking-body"),
+    calls: part(".calls"),
     refusal: part(".refusal"),
     refusalText: part(".refusal-text"),
   };
@@ -30,7 +31,7 @@ export function showMetrics(turn, { started, firstAt, ended, usage }) {
   if (firstAt !== null) parts.push(["ttft", { ms: Math.round(firstAt - started) }]);
   const seconds = (ended - (firstAt ?? started)) / 1000;
   if (usage) {
-    if (seconds > 0) parts.push(["rate", { rate: (usage.output_tokens / seconds).toFixed(1) }]);
+    if (seconds > 0 && usage.output_tokens > 0) parts.push(["rate", { rate: (usage.output_tokens / seconds).toFixed(1) }]);
     parts.push(["usage", { input: usage.input_tokens, output: usage.output_tokens, total: usage.total_tokens }]);
   }
   const spans = parts.map(([key, values]) => {

@@ -40,6 +40,20 @@ test("an event whose id is not above the last seen is refused; one without an id
   assert.equal(progress.lastId, 9);
 });
 
+test("with tool rounds each response numbers its events from 0: the cursor is the current round's", () => {
+  const progress = new Progress("京都は今何時？");
+  progress.accept(created);
+  progress.accept({ type: "tool.call", id: "6", data: {} });
+  assert.equal(progress.accept({ type: "tool.result", id: null, data: {} }), true);
+  const next = { type: "response.created", id: "0", data: { response_id: "resp_def" } };
+  assert.equal(progress.accept(next), true);
+  assert.deepEqual([progress.responseId, progress.lastId], ["resp_def", 0]);
+  assert.equal(progress.accept(delta(4)), true); // below the first round's 6, but a new round
+  assert.equal(progress.accept(next), false); // the same round's start again: shown already
+  assert.equal(progress.accept(delta(4)), false);
+  assert.deepEqual([progress.responseId, progress.lastId], ["resp_def", 4]);
+});
+
 test("a pending answer is taken once; anything malformed is no pending answer", () => {
   const storage = new MemoryStorage();
   const progress = new Progress("滋賀は？");

@@ -1,0 +1,188 @@
+"""The rounds of one answer: when a response ends asking for function calls, the relay runs
+them and continues the answer with another response, all inside the caller's one stream.
+
+`ToolRounds` sits between the upstream (`UpstreamEvents`, one response each) and the relay.
+It passes each round's events on as they come, except the terminal event of a round that
+asked for calls: that one it holds back, runs the calls (each yields a `ToolResult` as it
+finishes), and opens the next round, whose `response.created` comes next. The next request
+names the ended response (`previous_response_id`) and carries one `function_call_output`
+per call; where the upstream stores no responses it carries the whole input so far instead.
+The final round's terminal event (or stored response) carries the usage summed over the
+rounds. After `max_rounds` continuations, a response that still asks for calls ends the
+stream with `tool_rounds_exceeded`.
+
+A round that ends with MCP approval requests is final: the caller answers them with a new
+chat request. A relay whose caller left is cancelled by the relay, so it starts no round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import replace
+from typing import Any
+
+from .chat_request import ChatRequest, input_items
+from .errors import TOOL_ROUNDS_EXCEEDED, HttpError
+from .events import TERMINAL_EVENTS
+from .tools import FunctionCall, Toolbox, ToolResult
+from .upstream_events import Payload, StreamBroken, UpstreamEvents
+
+# Opens the next round's stream from its request.
+OpenRound = Callable[[ChatRequest], Awaitable[UpstreamEvents]]
+
+_USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
+
+
+class ToolRounds:
+    def __init__(
+        self,
+        first: UpstreamEvents,
+        *,
+        request: ChatRequest,
+        open_round: OpenRound,
+        toolbox: Toolbox,
+        max_rounds: int,
+        stored: bool,
+    ) -> None:
+        self._round = first
+        # What each continuation shares with the first request; not its input, which may be large
+        # and would otherwise be held for the whole stream.
+        self._request = replace(request, input=[], approvals=())
+        self._open_round = open_round
+        self._toolbox = toolbox
+        self._max_rounds = max_rounds
+        # Not stored upstream: the whole input so far, which each continuation sends again.
+        self._history: list[dict[str, Any]] | None = None if stored else input_items(request.upstream_input())
+        self._usage: dict[str, int] = {}
+        self._opening = False
+        self.continuations = 0
+        self.between_rounds = False  # a round ended asking for calls; the next is not open yet
+        self.final_response: dict[str, Any] | None = None  # the stored response that ended it, without an event
+
+    @property
+    def response_id(self) -> str | None:
+        """The response being read; None while the next round is being opened."""
+        return None if self._opening else self._round.response_id
+
+    @property
+    def cursor(self) -> int | None:
+        """The last sequence number read of the round being read."""
+        return self._round.cursor
+
+    async def batches(self) -> AsyncGenerator[list[Payload | ToolResult]]:
+        """The events of each round as each network read brings them, and the tools' results."""
+        while True:
+            output: list[dict[str, Any]] = []  # the round's output items, as they are done
+            ending: dict[str, Any] | None = None
+            async with aclosing(self._round.batches()) as batches:
+                async for batch in batches:
+                    passed: list[Payload | ToolResult] = []
+                    for payload in batch:
+                        kind = payload.get("type")
+                        if kind == "response.output_item.done" and isinstance(payload.get("item"), dict):
+                            output.append(payload["item"])
+                        if kind not in TERMINAL_EVENTS:
+                            passed.append(payload)
+                            continue
+                        ending = payload
+                        if not _calls(_response(payload), output):
+                            passed.append(self._summed(payload))
+                    if passed:
+                        yield passed
+            response = _response(ending) if ending is not None else self._round.final_response or {}
+            calls = _calls(response, output)
+            if not calls:
+                if ending is None and self._round.final_response is not None:
+                    self.final_response = self._summed({"response": response})["response"]
+                return
+            self._count_usage(response)
+            self.between_rounds = True
+            if self.continuations >= self._max_rounds:
+                message = f"The model still asked for tools after {self._max_rounds} rounds"
+                raise StreamBroken(TOOL_ROUNDS_EXCEEDED, message)
+            results: list[ToolResult] = []
+            async with aclosing(self._run(calls)) as finished:
+                async for result in finished:
+                    results.append(result)
+                    yield [result]
+            await self._next_round(response, _output(response) or output, calls, results)
+
+    async def _run(self, calls: list[FunctionCall]) -> AsyncGenerator[ToolResult]:
+        """The calls' results, run side by side, each as soon as it is there."""
+        tasks = [asyncio.ensure_future(self._toolbox.run(call)) for call in calls]
+        try:
+            for finished in asyncio.as_completed(tasks):
+                yield await finished
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _next_round(
+        self, ended: dict[str, Any], items: list[dict[str, Any]], calls: list[FunctionCall], results: list[ToolResult]
+    ) -> None:
+        """Open the round that continues `ended` (whose output `items` asked for `calls`)."""
+        by_call = {result.call_id: result for result in results}
+        outputs = [by_call[call.call_id].input_item() for call in calls]
+        if self._history is None:
+            previous = ended.get("id") or self._round.response_id
+            request = replace(self._request, input=outputs, previous_response_id=previous, approvals=())
+        else:
+            self._history += [*items, *outputs]
+            request = replace(self._request, input=list(self._history), approvals=())
+        await self._round.aclose()
+        self.continuations += 1
+        self._opening = True
+        try:
+            self._round = await self._open_round(request)
+        except HttpError as error:
+            raise StreamBroken(error.error, error.message) from None
+        finally:
+            self._opening = False
+        self.between_rounds = False
+
+    def _count_usage(self, response: dict[str, Any]) -> None:
+        usage = response.get("usage")
+        for key in _USAGE_KEYS:
+            if isinstance(usage, dict) and type(usage.get(key)) is int:
+                self._usage[key] = self._usage.get(key, 0) + usage[key]
+
+    def _summed(self, terminal: dict[str, Any]) -> dict[str, Any]:
+        """The terminal event with its usage added to the rounds' before it."""
+        response = _response(terminal)
+        usage = response.get("usage")
+        if not isinstance(usage, dict):
+            return terminal
+        total = {key: self._usage.get(key, 0) + usage[key] for key in _USAGE_KEYS if type(usage.get(key)) is int}
+        return {**terminal, "response": {**response, "usage": {**usage, **total}}}
+
+    async def aclose(self) -> None:
+        await self._round.aclose()
+
+
+def _response(terminal: dict[str, Any] | None) -> dict[str, Any]:
+    response = terminal.get("response") if terminal is not None else None
+    return response if isinstance(response, dict) else {}
+
+
+def _output(response: dict[str, Any]) -> list[dict[str, Any]]:
+    output = response.get("output")
+    return [item for item in output if isinstance(item, dict)] if isinstance(output, list) else []
+
+
+def _calls(response: dict[str, Any], done: list[dict[str, Any]]) -> list[FunctionCall]:
+    """The function calls a completed response asks for (its output, else the items seen done);
+    none when it ended otherwise, or also asks for an approval, which only the caller can give."""
+    if response.get("status") != "completed":
+        return []
+    items = _output(response) or done
+    if any(item.get("type") == "mcp_approval_request" for item in items):
+        return []
+    return [
+        FunctionCall(item["call_id"], item["name"], item["arguments"])
+        for item in items
+        if item.get("type") == "function_call"
+        and all(isinstance(item.get(field), str) for field in ("call_id", "name", "arguments"))
+    ]
