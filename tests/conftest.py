@@ -29,6 +29,7 @@ from .ingestion import Ingestion
 
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
 OWNER_SECRET = "test-owner-hash-secret-0123456789abcdef"  # OWNER_HASH_SECRET, where owners are kept
+RESUMABLE = {"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": OWNER_SECRET}  # background mode, and its owners
 
 
 @pytest.fixture(scope="session")

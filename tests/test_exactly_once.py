@@ -39,7 +39,7 @@ from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 from responses_relay.sse import Decoder, Event
 
-from .conftest import OWNER_SECRET, RelayServer, serve
+from .conftest import RESUMABLE, RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario, StreamRecord
 
 ANSWER = "".join(f"琵琶湖の見どころ{i}。" for i in range(24))
@@ -209,9 +209,7 @@ async def two_instances(settings: Settings) -> AsyncIterator[list[RelayServer]]:
 def test_every_answer_arrives_exactly_once_whatever_the_timing(
     plan: Plan, upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
-    relay_settings = make_settings(
-        RESUMABLE_STREAMS="true", OWNER_HASH_SECRET=OWNER_SECRET, UPSTREAM_READ_TIMEOUT_SECONDS="10"
-    )
+    relay_settings = make_settings(**RESUMABLE, UPSTREAM_READ_TIMEOUT_SECONDS="10")
 
     async def example() -> None:
         async with two_instances(relay_settings) as servers:

@@ -17,7 +17,7 @@ import pytest
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
-from .conftest import OWNER_SECRET, RelayServer, serve
+from .conftest import RESUMABLE, RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import Received, chat, read_sse
 
@@ -36,7 +36,7 @@ async def instances(settings: Settings, count: int = 2) -> AsyncIterator[list[Re
 
 @pytest.fixture
 def resumable(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(RESUMABLE_STREAMS="true", OWNER_HASH_SECRET=OWNER_SECRET)
+    return make_settings(**RESUMABLE)
 
 
 def ids(received: Received) -> list[int]:
@@ -162,9 +162,7 @@ async def test_a_failed_background_request_is_not_sent_twice(
 async def test_heals_are_bounded(upstream: FaultyUpstream, make_settings: Callable[..., Settings]) -> None:
     # The stored response stalls: every stream of it falls silent past the read timeout.
     upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001, ending="stall", after_deltas=3))
-    settings = make_settings(
-        RESUMABLE_STREAMS="true", OWNER_HASH_SECRET=OWNER_SECRET, UPSTREAM_READ_TIMEOUT_SECONDS="0.2"
-    )
+    settings = make_settings(**RESUMABLE, UPSTREAM_READ_TIMEOUT_SECONDS="0.2")
     async with instances(settings, 1) as [server]:
         received = await chat(server.client, {"input": "滋賀"})
     assert received.payloads("error") == [

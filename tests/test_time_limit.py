@@ -15,7 +15,7 @@ import pytest
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
-from .conftest import OWNER_SECRET, serve
+from .conftest import RESUMABLE, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import Received, chat, read_sse
 
@@ -34,9 +34,7 @@ async def test_a_stream_at_its_limit_hands_the_caller_off_and_the_answer_arrives
     upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     upstream.set_scenario(SLOW)
-    settings = make_settings(
-        RESUMABLE_STREAMS="true", OWNER_HASH_SECRET=OWNER_SECRET, STREAM_TIME_LIMIT_SECONDS=LIMIT_SECONDS
-    )
+    settings = make_settings(**RESUMABLE, STREAM_TIME_LIMIT_SECONDS=LIMIT_SECONDS)
     async for server in serve(ChatService(settings), request_limit_seconds=FRONT_END_SECONDS):
         streams = [await chat(server.client, {"input": "滋賀"})]
         while (resume := handed_off(streams[-1])) is not None:

@@ -21,7 +21,7 @@ from responses_relay.settings import Settings, load_settings
 from responses_relay.sse import Decoder, Event
 from responses_relay.tools import Tool, function_tool
 
-from .conftest import FAKE_KEY, RelayServer, serve
+from .conftest import FAKE_KEY, RESUMABLE, RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario, StreamRecord
 from .scripted_upstream import ApprovalRequest, FunctionCall, McpCall, ScriptedUpstream, Text, refusal, reply
 from .sse_client import Received, chat, read_sse
@@ -208,7 +208,7 @@ async def test_with_no_tools_none_are_sent(scripted: ScriptedUpstream) -> None:
 
 async def test_where_responses_are_stored_the_next_round_names_the_last_one(scripted: ScriptedUpstream) -> None:
     scripted.script(reply(TOKYO), reply(Text("Nine.")))
-    received = await ask(scripted, RESUMABLE_STREAMS="true")  # background mode stores responses
+    received = await ask(scripted, **RESUMABLE)  # background mode stores responses
     assert received.text == "Nine."
     second = scripted.requests[1]
     assert second["previous_response_id"] == "resp_scripted1"
@@ -389,7 +389,7 @@ async def test_a_drop_during_round_two_resumes_on_another_instance_and_no_round_
     upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0.005, chunk_chars=2))
-    async with instances(make_settings(RESUMABLE_STREAMS="true")) as [a, b]:
+    async with instances(make_settings(**RESUMABLE)) as [a, b]:
         first = await chat(a.client, {"input": "京都は今何時？"}, stop_after=3)
         second_round = first.payloads("response.created")[-1]["response_id"]
         cursor = ids_by_response(first)[second_round][-1]
@@ -410,7 +410,7 @@ async def test_a_caller_who_leaves_before_a_round_ends_starts_no_round_and_the_r
 ) -> None:
     # The first round stalls after its function call, before its terminal event, until released.
     upstream.set_scenario(Scenario(delta_seconds=0.001, after_deltas=0, stall_when="何時"))
-    async with instances(make_settings(RESUMABLE_STREAMS="true")) as [a, b]:
+    async with instances(make_settings(**RESUMABLE)) as [a, b]:
         first = await chat(a.client, {"input": "京都は今何時？"}, stop_at="tool.call")
         [creating] = posts(upstream)
         assert await asyncio.to_thread(creating.ended.wait, 5)  # instance a let go of the round
@@ -438,7 +438,7 @@ async def test_a_cancel_while_the_tools_run_stops_the_answer_before_another_roun
         return timezone
 
     upstream.set_scenario(Scenario(delta_seconds=0.001))
-    settings = make_settings(RESUMABLE_STREAMS="true", TOOL_TIMEOUT_SECONDS="5")
+    settings = make_settings(**RESUMABLE, TOOL_TIMEOUT_SECONDS="5")
     async for server in serve(ChatService(settings, tools=[function_tool(local_time)])):
         created: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         body = orjson.dumps({"input": "京都は今何時？"})
@@ -468,7 +468,7 @@ async def test_a_caller_who_leaves_while_a_round_is_created_leaves_no_orphan_rou
 
     upstream.set_scenario(Scenario(delta_seconds=0.001))
     tools = [function_tool(local_time)]
-    async for server in serve(ChatService(make_settings(RESUMABLE_STREAMS="true"), tools=tools)):
+    async for server in serve(ChatService(make_settings(**RESUMABLE), tools=tools)):
         first = await chat(server.client, {"input": "京都は今何時？"}, stop_at="tool.result")  # then it leaves
         await asyncio.to_thread(upstream.wait_for_requests, 2)  # the next round is being created
         upstream.release()

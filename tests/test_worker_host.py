@@ -28,7 +28,7 @@ import pytest
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
-from .conftest import FAKE_KEY, OWNER_SECRET, serve
+from .conftest import FAKE_KEY, RESUMABLE, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .host_process import ROOT, HostProcess
 from .ingestion import Ingestion
@@ -258,9 +258,6 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "State:\tZ" not in status
-
-
-RESUMABLE = {"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": OWNER_SECRET}
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
-from ..conftest import OWNER_SECRET, serve
+from ..conftest import RESUMABLE, serve
 from ..faulty_upstream import FaultyUpstream, Scenario
 from .conftest import DONE, ROOT, send, watch_statuses
 
@@ -78,9 +78,7 @@ async def site_url(upstream: FaultyUpstream, cutter: list[CutFirstChat]) -> Asyn
 
     quiet = _QuietDrop()
     logging.getLogger("uvicorn.error").addFilter(quiet)
-    service = ChatService(
-        load_settings({"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": OWNER_SECRET}), demo=upstream
-    )
+    service = ChatService(load_settings(RESUMABLE), demo=upstream)
     try:
         async for server in serve(service, wrap=wrap, static_dir=ROOT / "static"):
             yield server.base_url

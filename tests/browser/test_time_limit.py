@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
-from ..conftest import OWNER_SECRET, serve
+from ..conftest import RESUMABLE, serve
 from ..faulty_upstream import FaultyUpstream, Scenario
 from .conftest import DONE, ROOT, send, watch_statuses
 
@@ -36,9 +36,7 @@ async def site_url(upstream: FaultyUpstream, requests: list[str]) -> AsyncIterat
 
         return recording
 
-    settings = load_settings(
-        {"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": OWNER_SECRET, "STREAM_TIME_LIMIT_SECONDS": "1"}
-    )
+    settings = load_settings({**RESUMABLE, "STREAM_TIME_LIMIT_SECONDS": "1"})
     service = ChatService(settings, demo=upstream)
     async for server in serve(service, wrap=wrap, static_dir=ROOT / "static", request_limit_seconds=1.5):
         yield server.base_url
