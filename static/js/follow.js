@@ -39,8 +39,12 @@ export class FollowScroll {
 
   scrolled() {
     const { scrollTop, scrollHeight, clientHeight } = this.root;
-    if (scrollHeight - clientHeight - scrollTop <= SLACK) this.following = true;
-    else if (scrollTop < this.lastTop) this.following = false;
+    const atEnd = scrollHeight - clientHeight - scrollTop <= SLACK;
+    // Up and away from the end is the user leaving it; down to the end, following again. Moving up
+    // within the slack changes nothing: the first frame of a smooth scroll the wheel started
+    // (already not followed), or the page clamping as the answer's last lines change.
+    if (!atEnd && scrollTop < this.lastTop) this.following = false;
+    else if (atEnd && scrollTop >= this.lastTop) this.following = true;
     this.lastTop = scrollTop;
   }
 
