@@ -20,7 +20,7 @@ from .live_streams import LiveStreams
 from .relay import Recover, RelayStream
 from .settings import Settings
 from .sse_response import SSEResponse
-from .upstream import Upstream, check_proxy_environment
+from .upstream import TRANSPORT_NAMES, Upstream, check_proxy_environment
 
 if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never needs the demo upstream
     from azure.core.credentials_async import AsyncTokenCredential
@@ -47,7 +47,7 @@ class ChatService:
         self._lock = asyncio.Lock()
         self._live = LiveStreams()  # this instance's streams, for a cancel
         check_proxy_environment(settings)
-        transport = "lean (httptools)" if settings.transport == "lean" else "httpx (httpx2's own)"
+        transport = TRANSPORT_NAMES[settings.transport]
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
         if settings.endpoint is None:
             logger.warning("DEMO MODE: OPENAI_ENDPOINT is not set, answers come from the built-in demo upstream")

@@ -15,11 +15,14 @@ import math
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+from urllib.request import getproxies
 
+import aiohttp
 import httpx2
 import openai
 import orjson
-from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient
+from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient, DefaultAsyncHttpxClient
 
 from .chat_request import ChatRequest
 from .errors import (
@@ -44,6 +47,12 @@ if TYPE_CHECKING:  # azure.identity is imported only for keyless auth: it is slo
     from httpx2._types import CertTypes
 
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
+# What the start-up log calls each UPSTREAM_TRANSPORT.
+TRANSPORT_NAMES = {
+    "aiohttp": "aiohttp (the openai SDK's DefaultAioHttpClient)",
+    "httpx": "httpx (httpx2's own)",
+    "lean": "lean (httptools)",
+}
 _RETRY_STATUSES = frozenset({500, 502, 503})
 _MAX_RETRY_DELAY = 2.0
 
@@ -147,12 +156,14 @@ class Upstream:
             last = attempt == self.settings.max_retries
             try:
                 result = await send()
-            except openai.APITimeoutError:
-                logger.warning("upstream timed out before its response headers")
-                raise HttpError(UPSTREAM_TIMEOUT, "The model service did not answer in time") from None
-            except openai.APIConnectionError as error:
-                logger.warning("upstream unreachable (attempt %d): %s", attempt + 1, type(error.__cause__).__name__)
-                if last or (creates and not isinstance(error.__cause__, httpx2.ConnectError)):
+            except (openai.APIConnectionError, aiohttp.ClientError) as error:
+                cause = _transport_error(error)
+                if isinstance(cause, (TimeoutError, httpx2.TimeoutException)):
+                    logger.warning("upstream timed out before its response headers")
+                    raise HttpError(UPSTREAM_TIMEOUT, "The model service did not answer in time") from None
+                logger.warning("upstream unreachable (attempt %d): %s", attempt + 1, type(cause).__name__)
+                never_sent = isinstance(cause, (httpx2.ConnectError, aiohttp.ClientConnectorError))
+                if last or (creates and not never_sent):
                     raise HttpError(UPSTREAM_UNREACHABLE, "The model service could not be reached") from None
                 await asyncio.sleep(0.1 * (attempt + 1))
                 continue
@@ -244,7 +255,9 @@ def http_client(settings: Settings, timeout: httpx2.Timeout) -> httpx2.AsyncClie
     options: dict[str, Any] = {"timeout": timeout, "limits": limits, "trust_env": settings.endpoint is not None}
     if settings.transport == "httpx":
         return DefaultAsyncHttpxClient(**options)
-    return _LeanClient(buffer_bytes=settings.buffer_bytes, **options)
+    if settings.transport == "lean":
+        return _LeanClient(buffer_bytes=settings.buffer_bytes, **options)
+    return DefaultAioHttpClient(**options)
 
 
 def json_body(value: Any) -> bytes:
@@ -254,12 +267,19 @@ def json_body(value: Any) -> bytes:
 
 
 def check_proxy_environment(settings: Settings) -> None:
-    """Proxy variables httpx2 cannot use stop start-up with one line, as a bad setting does,
-    rather than failing every chat: the client is made here once, as the upstream makes it."""
+    """Proxy variables the client cannot use stop start-up with one line, as a bad setting does,
+    rather than failing every chat: the client is made here once, as the upstream makes it.
+    aiohttp speaks to HTTP proxies only, and would take a SOCKS proxy's address for one."""
     try:
         http_client(settings, httpx2.Timeout(settings.connect_timeout_seconds))
     except (ValueError, ImportError) as error:  # an unknown proxy scheme; SOCKS without socksio
         raise SettingsError(f"HTTP_PROXY, HTTPS_PROXY or ALL_PROXY cannot be used: {error}") from None
+    if settings.transport != "aiohttp" or settings.endpoint is None:
+        return
+    for scheme, proxy in getproxies().items():  # what httpx2 reads the proxy variables with
+        if scheme in ("http", "https", "all") and urlsplit(proxy).scheme.startswith("socks"):
+            message = "is a SOCKS proxy, which UPSTREAM_TRANSPORT=aiohttp cannot use: set UPSTREAM_TRANSPORT=httpx"
+            raise SettingsError(f"{scheme.upper()}_PROXY {message}")
 
 
 class _LeanClient(DefaultAsyncHttpxClient):
@@ -294,15 +314,21 @@ class _LeanClient(DefaultAsyncHttpxClient):
 
 
 def _default_credential(settings: Settings) -> AsyncTokenCredential:
-    from azure.core.pipeline.transport import AsyncioRequestsTransport
     from azure.identity.aio import DefaultAzureCredential
 
-    # AZURE_CLIENT_ID selects a user-assigned managed identity. The transport is azure-core's
-    # requests-based one: its default async transport needs aiohttp, which is not installed
-    # (and would slow every cold start); a token is fetched once an hour or so.
-    return DefaultAzureCredential(
-        managed_identity_client_id=settings.azure_client_id, transport=AsyncioRequestsTransport()
-    )
+    # AZURE_CLIENT_ID selects a user-assigned managed identity; azure-core's default async
+    # transport is aiohttp, which the upstream client's default transport brings.
+    return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+
+
+def _transport_error(error: Exception) -> BaseException:
+    """The transport's own exception under the SDK's. The SDK's aiohttp adapter reports every
+    aiohttp connection error, a refused connection included, as `httpx2.ConnectTimeout`, and
+    lets some through unmapped (an invalid status line): aiohttp's own exception says which."""
+    cause: BaseException = error
+    while isinstance(cause.__cause__, (httpx2.TransportError, aiohttp.ClientError)):
+        cause = cause.__cause__
+    return cause
 
 
 def _message(error: openai.APIStatusError) -> str | None:
