@@ -47,6 +47,7 @@ class ResponsesServer:
         self.early_hints = False  # a 103 Early Hints before each 200
         self.deaf_after_first = False  # after its first response, a connection is never read or answered again
         self.dies_on_second_request = False  # a connection's second request is read whole, then it closes
+        self.not_http = False  # answers with something that is not HTTP
         self.connections = 0
         self.targets: list[str] = []  # request targets, as received
         self._protocols: list[_ResponsesProtocol] = []
@@ -83,6 +84,9 @@ class _ResponsesProtocol(RequestParsing):
     def answer(self, method: str, target: str, body: bytes) -> None:
         self.server.targets.append(target)
         self.answered = getattr(self, "answered", 0) + 1
+        if self.server.not_http:
+            self.transport.write(b"NOT HTTP AT ALL\r\n\r\n")
+            return
         if self.server.dies_on_second_request and self.answered == 2:
             self.transport.close()  # after the request was written, before any byte of the response
             return
@@ -294,6 +298,20 @@ async def test_a_background_request_is_sent_once_whatever_the_connection_does(
     assert (caught.value.status, caught.value.code) == (502, "upstream_unreachable")
     assert len(responses_server.targets) == 2
     assert responses_server.connections == 1
+
+
+async def test_an_answer_that_is_not_http_is_a_502(
+    transport: str, responses_server: ResponsesServer, make_settings: Callable[..., Settings]
+) -> None:
+    responses_server.not_http = True
+    settings = make_settings(OPENAI_ENDPOINT=await responses_server.start(), UPSTREAM_TRANSPORT=transport)
+    upstream = Upstream(settings, str(settings.endpoint))
+    try:
+        with pytest.raises(HttpError) as caught:
+            await upstream.open(parse_chat_request(orjson.dumps(QUESTION), settings))
+    finally:
+        await upstream.aclose()
+    assert (caught.value.status, caught.value.code) == (502, "upstream_unreachable")
 
 
 @pytest.mark.parametrize(("max_retries", "posts"), [("0", 1), ("1", 2), ("2", 2)])
