@@ -247,12 +247,11 @@ RELAYS: dict[str, Relay] = {
     "naive": Relay(ROOT / "bench" / "naive"),
     "project": Relay(ROOT),
     "project-httpx": Relay(ROOT, {"UPSTREAM_TRANSPORT": "httpx"}),
-    "project-lean": Relay(ROOT, {"UPSTREAM_TRANSPORT": "lean"}),
     "worker": Relay(ROOT, worker=True),
 }
 TARGETS = ("direct", *RELAYS)
 # The project's relays that differ only in UPSTREAM_TRANSPORT, and what each one uses.
-TRANSPORT_TARGETS = {"project": "aiohttp", "project-httpx": "httpx", "project-lean": "lean"}
+TRANSPORT_TARGETS = {"project": "aiohttp", "project-httpx": "httpx"}
 # The local host's last start-up line, with either back end (the worker's own uvicorn prints
 # "Uvicorn running on" for its internal port before the host is ready).
 READY = "Functions app on"
@@ -461,8 +460,8 @@ def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> s
         "- all processes on one machine, on loopback: upstream emulator, relay, load client",
         "- direct: the client reads the upstream itself (the floor); naive: the SDK relay users would otherwise",
         "  write (bench/naive); project: function_app.py (UPSTREAM_TRANSPORT=aiohttp, the default);",
-        "  project-httpx and project-lean: the same with UPSTREAM_TRANSPORT=httpx (httpx2's own transport)",
-        "  and lean (the hand-written one, before its removal). All relays run under the same local host.",
+        "  project-httpx: the same with UPSTREAM_TRANSPORT=httpx (httpx2's own transport). All relays run",
+        "  under the same local host.",
         "- worker: function_app.py on the real Azure Functions Python worker, behind the local host as its",
         "  stand-in Functions host (gRPC, and each request proxied to the worker's own web server). Its relay CPU",
         "  and RSS are the worker process's, the function's own cost; the stand-in host's CPU (in Azure, the .NET",

@@ -93,7 +93,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         buffer_bytes=env.integer("STREAM_BUFFER_BYTES", 256 * 1024, low=1024, high=64 * 1024 * 1024),
         demo_delta_seconds=env.number("DEMO_DELTA_SECONDS", 0.03, low=0.0, high=10.0),
         keepalive_seconds=env.number("UPSTREAM_KEEPALIVE_SECONDS", 60.0, low=0.0, high=3600.0),
-        transport=env.choice("UPSTREAM_TRANSPORT", ("aiohttp", "httpx", "lean")) or "aiohttp",
+        transport=env.choice("UPSTREAM_TRANSPORT", ("aiohttp", "httpx")) or "aiohttp",
         resumable=env.flag("RESUMABLE_STREAMS", default=False),
         appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),

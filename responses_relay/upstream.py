@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -40,18 +39,15 @@ from .errors import (
     HttpError,
 )
 from .settings import Settings, SettingsError
-from .transport import DEFAULT_LIMITS, StreamingTransport
 
 if TYPE_CHECKING:  # azure.identity is imported only for keyless auth: it is slow to import
     from azure.core.credentials_async import AsyncTokenCredential
-    from httpx2._types import CertTypes
 
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
 # What the start-up log calls each UPSTREAM_TRANSPORT.
 TRANSPORT_NAMES = {
     "aiohttp": "aiohttp (the openai SDK's DefaultAioHttpClient)",
     "httpx": "httpx (httpx2's own)",
-    "lean": "lean (httptools)",
 }
 _RETRY_STATUSES = frozenset({500, 502, 503})
 _MAX_RETRY_DELAY = 2.0
@@ -255,8 +251,6 @@ def http_client(settings: Settings, timeout: httpx2.Timeout) -> httpx2.AsyncClie
     options: dict[str, Any] = {"timeout": timeout, "limits": limits, "trust_env": settings.endpoint is not None}
     if settings.transport == "httpx":
         return DefaultAsyncHttpxClient(**options)
-    if settings.transport == "lean":
-        return _LeanClient(buffer_bytes=settings.buffer_bytes, **options)
     return DefaultAioHttpClient(**options)
 
 
@@ -280,37 +274,6 @@ def check_proxy_environment(settings: Settings) -> None:
         if scheme in ("http", "https", "all") and urlsplit(proxy).scheme.startswith("socks"):
             message = "is a SOCKS proxy, which UPSTREAM_TRANSPORT=aiohttp cannot use: set UPSTREAM_TRANSPORT=httpx"
             raise SettingsError(f"{scheme.upper()}_PROXY {message}")
-
-
-class _LeanClient(DefaultAsyncHttpxClient):
-    """httpx2's client with the lean transport wherever no proxy applies.
-
-    Passing `transport=` would turn off httpx2's reading of the proxy variables; instead
-    the client is built as usual, so it derives its proxy mounts from the environment and
-    serves those URLs with its own transport, and only the transport it makes for
-    everything else, with the client's `verify`, `cert`, `trust_env` and `limits`, is
-    the lean one.
-    """
-
-    def __init__(self, *, buffer_bytes: int, **options: Any) -> None:
-        self._buffer_bytes = buffer_bytes  # read by _init_transport, which __init__ calls
-        super().__init__(**options)
-
-    def _init_transport(
-        self,
-        verify: ssl.SSLContext | str | bool = True,
-        cert: CertTypes | None = None,
-        trust_env: bool = True,
-        http1: bool = True,
-        http2: bool = False,
-        limits: httpx2.Limits = DEFAULT_LIMITS,
-        transport: httpx2.AsyncBaseTransport | None = None,
-    ) -> httpx2.AsyncBaseTransport:
-        if transport is not None:
-            return transport
-        return StreamingTransport(
-            verify=verify, cert=cert, trust_env=trust_env, limits=limits, buffer_bytes=self._buffer_bytes
-        )
 
 
 def _default_credential(settings: Settings) -> AsyncTokenCredential:

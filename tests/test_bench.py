@@ -24,13 +24,7 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     report = out.read_text()
     assert "## S0: cold start" in report
     cold_rows = [line for line in report.split("## S1 to S5")[0].splitlines() if line.startswith("| ")][2:]
-    assert [row.split("|")[1].strip() for row in cold_rows] == [
-        "naive",
-        "project",
-        "project-httpx",
-        "project-lean",
-        "worker",
-    ]
+    assert [row.split("|")[1].strip() for row in cold_rows] == ["naive", "project", "project-httpx", "worker"]
     assert all(row.split("|")[-2].strip() == "0" for row in cold_rows), "a cold start failed:\n" + report
     for scenario in ("S1", "S2", "S3", "S4", "S5"):
         for target in ("direct", "naive", "project", "project-httpx", "worker"):

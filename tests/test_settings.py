@@ -118,7 +118,7 @@ def test_none_omits_sampling_parameters() -> None:
         ("REASONING_SUMMARY", "short", "REASONING_SUMMARY must be one of auto, concise, detailed, none, got 'short'"),
         ("WEB_SEARCH", "yes please", "WEB_SEARCH must be true or false, got 'yes please'"),
         ("UPSTREAM_KEEPALIVE_SECONDS", "-1", "UPSTREAM_KEEPALIVE_SECONDS must be between 0 and 3600"),
-        ("UPSTREAM_TRANSPORT", "h2", "UPSTREAM_TRANSPORT must be one of aiohttp, httpx, lean, got 'h2'"),
+        ("UPSTREAM_TRANSPORT", "h2", "UPSTREAM_TRANSPORT must be one of aiohttp, httpx, got 'h2'"),
     ],
 )
 def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> None:
