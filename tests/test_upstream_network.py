@@ -15,6 +15,7 @@ import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -22,7 +23,7 @@ import httpx2
 import orjson
 import pytest
 
-from responses_relay.chat_request import parse_chat_request
+from responses_relay.chat_request import ChatRequest, parse_chat_request
 from responses_relay.demo.wire import ResponseEvents, sse
 from responses_relay.errors import HttpError
 from responses_relay.service import ChatService
@@ -193,18 +194,29 @@ async def proxy() -> AsyncIterator[ForwardProxy]:
     await forward.stop()
 
 
-async def one_chat(settings: Settings) -> bytes:
-    """One Responses stream through the SDK client the relay builds, read whole."""
+@asynccontextmanager
+async def upstream_for(settings: Settings) -> AsyncIterator[tuple[Upstream, ChatRequest]]:
+    """The upstream the relay builds from `settings`, and the question as its request; closed after."""
     assert settings.endpoint is not None
     upstream = Upstream(settings, settings.endpoint)
     try:
-        response = await upstream.open(parse_chat_request(orjson.dumps(QUESTION), settings))
-        try:
-            return await response.aread()
-        finally:
-            await response.aclose()
+        yield upstream, parse_chat_request(orjson.dumps(QUESTION), settings)
     finally:
         await upstream.aclose()
+
+
+async def read_chat(upstream: Upstream, request: ChatRequest) -> bytes:
+    """One Responses stream through the SDK client the relay builds, read whole."""
+    response = await upstream.open(request)
+    try:
+        return await response.aread()
+    finally:
+        await response.aclose()
+
+
+async def one_chat(settings: Settings) -> bytes:
+    async with upstream_for(settings) as (upstream, request):
+        return await read_chat(upstream, request)
 
 
 def answered(body: bytes) -> bool:
@@ -285,16 +297,10 @@ async def test_a_background_request_is_sent_once_whatever_the_connection_does(
         RESUMABLE_STREAMS="true",
         UPSTREAM_MAX_RETRIES=max_retries,
     )
-    upstream = Upstream(settings, str(settings.endpoint))
-    request = parse_chat_request(orjson.dumps(QUESTION), settings)
-    try:
-        response = await upstream.open(request)  # the connection's first request: answered
-        assert answered(await response.aread())
-        await response.aclose()
+    async with upstream_for(settings) as (upstream, request):
+        assert answered(await read_chat(upstream, request))  # the connection's first request
         with pytest.raises(HttpError) as caught:
             await upstream.open(request)
-    finally:
-        await upstream.aclose()
     assert (caught.value.status, caught.value.code) == (502, "upstream_unreachable")
     assert len(responses_server.targets) == 2
     assert responses_server.connections == 1
@@ -304,13 +310,8 @@ async def test_an_answer_that_is_not_http_is_a_502(
     transport: str, responses_server: ResponsesServer, make_settings: Callable[..., Settings]
 ) -> None:
     responses_server.not_http = True
-    settings = make_settings(OPENAI_ENDPOINT=await responses_server.start(), UPSTREAM_TRANSPORT=transport)
-    upstream = Upstream(settings, str(settings.endpoint))
-    try:
-        with pytest.raises(HttpError) as caught:
-            await upstream.open(parse_chat_request(orjson.dumps(QUESTION), settings))
-    finally:
-        await upstream.aclose()
+    with pytest.raises(HttpError) as caught:
+        await one_chat(make_settings(OPENAI_ENDPOINT=await responses_server.start(), UPSTREAM_TRANSPORT=transport))
     assert (caught.value.status, caught.value.code) == (502, "upstream_unreachable")
 
 
@@ -328,21 +329,13 @@ async def test_a_chat_whose_connection_died_before_any_answer_is_sent_again(
     settings = make_settings(
         OPENAI_ENDPOINT=await responses_server.start(), UPSTREAM_TRANSPORT=transport, UPSTREAM_MAX_RETRIES=max_retries
     )
-    upstream = Upstream(settings, str(settings.endpoint))
-    request = parse_chat_request(orjson.dumps(QUESTION), settings)
-    try:
-        response = await upstream.open(request)
-        assert answered(await response.aread())
-        await response.aclose()
+    async with upstream_for(settings) as (upstream, request):
+        assert answered(await read_chat(upstream, request))
         if posts == 1:
             with pytest.raises(HttpError, match="could not be reached"):
                 await upstream.open(request)
         else:
-            response = await upstream.open(request)  # sent again, on a new connection, and answered
-            assert answered(await response.aread())
-            await response.aclose()
-    finally:
-        await upstream.aclose()
+            assert answered(await read_chat(upstream, request))  # sent again, on a new connection
     assert len(responses_server.targets) == 1 + posts
     assert responses_server.connections == posts
 
