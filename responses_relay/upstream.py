@@ -239,16 +239,18 @@ class Upstream:
             await self._credential.close()
 
 
-def http_client(settings: Settings, timeout: httpx2.Timeout) -> httpx2.AsyncClient:
+def http_client(settings: Settings, timeout: httpx2.Timeout, *, verify: bool = True) -> httpx2.AsyncClient:
     """The SDK's httpx2 client on the transport UPSTREAM_TRANSPORT names, with idle
     connections expiring after UPSTREAM_KEEPALIVE_SECONDS. Either way httpx2 itself reads
-    the proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and serves proxied
-    URLs with its own transport; except in demo mode, whose upstream is on this machine."""
+    the proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and gives each proxy
+    a transport of that kind; except in demo mode, whose upstream is on this machine.
+    `verify=False` loads no certificate authorities: only for a client that sends nothing."""
     # The counts are the openai SDK's own defaults.
     limits = httpx2.Limits(
         max_connections=1000, max_keepalive_connections=100, keepalive_expiry=settings.keepalive_seconds
     )
-    options: dict[str, Any] = {"timeout": timeout, "limits": limits, "trust_env": settings.endpoint is not None}
+    trust_env = settings.endpoint is not None
+    options: dict[str, Any] = {"timeout": timeout, "limits": limits, "trust_env": trust_env, "verify": verify}
     if settings.transport == "httpx":
         return DefaultAsyncHttpxClient(**options)
     return DefaultAioHttpClient(**options)
@@ -265,7 +267,8 @@ def check_proxy_environment(settings: Settings) -> None:
     rather than failing every chat: the client is made here once, as the upstream makes it.
     aiohttp speaks to HTTP proxies only, and would take a SOCKS proxy's address for one."""
     try:
-        http_client(settings, httpx2.Timeout(settings.connect_timeout_seconds))
+        # Certificates take tens of milliseconds to load, and the upstream's client loads them anyway.
+        http_client(settings, httpx2.Timeout(settings.connect_timeout_seconds), verify=False)
     except (ValueError, ImportError) as error:  # an unknown proxy scheme; SOCKS without socksio
         raise SettingsError(f"HTTP_PROXY, HTTPS_PROXY or ALL_PROXY cannot be used: {error}") from None
     if settings.transport != "aiohttp" or settings.endpoint is None:
