@@ -23,6 +23,7 @@ import gc
 import os
 import socket
 import sys
+import sysconfig
 import tracemalloc
 from pathlib import Path
 
@@ -32,6 +33,7 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 STREAMS, DELTAS, INTERVAL = 1000, 90, 1.0
 FRAMES = 4
+STDLIB = sysconfig.get_paths()["stdlib"]
 _LOAD = (
     "import asyncio, sys\n"
     "from bench.load import Target, run_streams\n"
@@ -56,8 +58,10 @@ def owner(traceback: tracemalloc.Traceback) -> str:
             return path.split("site-packages/")[1].split("/")[0].removesuffix(".py")
         if "/responses_relay/" in path:
             return "responses_relay." + path.split("/responses_relay/")[1].split("/")[0].removesuffix(".py")
-        if "/asyncio/" not in path and not path.startswith("<frozen"):
+        if path.startswith(STDLIB) and "/asyncio/" not in path:
             return "stdlib " + Path(path).stem
+        if not path.startswith((STDLIB, "<frozen")):
+            return Path(path).stem  # function_app
     return "the event loop (uvloop's C code: transports, handles, reads; asyncio)"
 
 
