@@ -250,6 +250,8 @@ RELAYS: dict[str, Relay] = {
     "worker": Relay(ROOT, worker=True),
 }
 TARGETS = ("direct", *RELAYS)
+# The project's relays that differ only in UPSTREAM_TRANSPORT, and what each one uses.
+TRANSPORT_TARGETS = {"project": "aiohttp", "project-httpx": "httpx"}
 # The local host's last start-up line, with either back end (the worker's own uvicorn prints
 # "Uvicorn running on" for its internal port before the host is ready).
 READY = "Functions app on"
@@ -457,8 +459,9 @@ def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> s
         f"- versions: openai {openai.__version__}, uvicorn {uvicorn.__version__}",
         "- all processes on one machine, on loopback: upstream emulator, relay, load client",
         "- direct: the client reads the upstream itself (the floor); naive: the SDK relay users would otherwise",
-        "  write (bench/naive); project: function_app.py; project-httpx: the same with UPSTREAM_TRANSPORT=httpx",
-        "  (httpx2's own transport instead of the lean one). All relays run under the same local host.",
+        "  write (bench/naive); project: function_app.py (UPSTREAM_TRANSPORT=aiohttp, the default);",
+        "  project-httpx: the same with UPSTREAM_TRANSPORT=httpx (httpx2's own transport). All relays run",
+        "  under the same local host.",
         "- worker: function_app.py on the real Azure Functions Python worker, behind the local host as its",
         "  stand-in Functions host (gRPC, and each request proxied to the worker's own web server). Its relay CPU",
         "  and RSS are the worker process's, the function's own cost; the stand-in host's CPU (in Azure, the .NET",
@@ -473,12 +476,9 @@ def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> s
     if {"direct", "naive", "project"} <= results.keys() and len(scenarios) == len(FULL):
         lines += ["", "## Targets", "", "| target | met | figures |", "| --- | --- | --- |"]
         lines += [f"| {name} | {'yes' if met else 'NO'} | {why} |" for name, met, why in check_targets(results)]
-    if {"project", "project-httpx"} <= results.keys() and warm:
-        lines += ["", "## The lean transport's own gain", "", "| scenario | relay CPU per delta: lean / httpx |"]
-        lines.append("| --- | --- |")
-        for scenario in warm:
-            lean, stock = (results[name][scenario.name]["cpu_us_per_delta"] for name in ("project", "project-httpx"))
-            lines.append(f"| {scenario.name} | {_number(lean)} us / {_number(stock)} us{_ratio(lean, stock)} |")
+    transports = [name for name in TRANSPORT_TARGETS if name in results]
+    if len(transports) > 1 and warm:
+        lines += _transports_table(results, warm, transports)
     if {"project", "worker"} <= results.keys() and warm:
         lines += _worker_table(results, warm)
     return "\n".join(lines) + "\n"
@@ -545,6 +545,38 @@ def _warm_table(results: dict[str, Any], scenarios: list[Scenario]) -> list[str]
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _transports_table(results: dict[str, Any], scenarios: list[Scenario], transports: list[str]) -> list[str]:
+    names = " / ".join(TRANSPORT_TARGETS[name] for name in transports)
+    lines = [
+        "",
+        "## The upstream transports side by side",
+        "",
+        "The project with each UPSTREAM_TRANSPORT, in this run; ratios against the first.",
+        "",
+        f"| scenario | relay CPU per delta: {names} | first delta p50 | delta latency p99 | RSS per stream |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for scenario in scenarios:
+        figures = [results[name][scenario.name] for name in transports]
+        cpu = [item["cpu_us_per_delta"] for item in figures]
+        cells = [
+            scenario.name,
+            " / ".join(f"{_number(value)} us" for value in cpu) + _ratios(cpu),
+            " / ".join(_ms(item["first_p50"]) for item in figures),
+            " / ".join(_ms(item["latency_p99"]) for item in figures),
+            " / ".join(f"{_number(item['rss_kib_per_stream'])} KiB" for item in figures),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ratios(values: list[float | None]) -> str:
+    first, *others = values
+    if not first or any(value is None for value in others):
+        return ""
+    return " (" + ", ".join(f"{value / first:.2f}" for value in others if value is not None) + ")"
 
 
 def _worker_table(results: dict[str, Any], scenarios: list[Scenario]) -> list[str]:

@@ -77,7 +77,11 @@ UPSTREAM_ERROR = _entry(
     in_stream=True,
 )
 UPSTREAM_REJECTED = _entry("upstream_rejected", 502, "the model service rejected the request (another 4xx)")
-UPSTREAM_UNREACHABLE = _entry("upstream_unreachable", 502, "the model service could not be reached, after the retries")
+UPSTREAM_UNREACHABLE = _entry(
+    "upstream_unreachable",
+    502,
+    "the model service could not be reached, or its connection broke before an answer, after the retries",
+)
 UPSTREAM_BAD_RESPONSE = _entry(
     "upstream_bad_response", 502, "the model service sent something that is not its API", in_stream=True
 )

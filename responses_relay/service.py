@@ -26,7 +26,7 @@ from .settings import Settings
 from .sse_response import SSEResponse
 from .tool_rounds import ToolRounds
 from .tools import Tool, Toolbox
-from .upstream import Upstream, check_proxy_environment
+from .upstream import TRANSPORT_NAMES, Upstream, check_proxy_environment
 from .upstream_events import HealBudget, UpstreamEvents
 
 if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never needs the demo upstream
@@ -63,7 +63,7 @@ class ChatService:
         self._owners = Owners(secret) if secret is not None else None
         self._budget = _budget(settings)
         check_proxy_environment(settings)
-        transport = "lean (httptools)" if settings.transport == "lean" else "httpx (httpx2's own)"
+        transport = TRANSPORT_NAMES[settings.transport]
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
         if settings.endpoint is None:
             logger.warning("DEMO MODE: OPENAI_ENDPOINT is not set, answers come from the built-in demo upstream")

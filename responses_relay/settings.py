@@ -121,7 +121,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         buffer_bytes=env.integer("STREAM_BUFFER_BYTES", 256 * 1024, low=1024, high=64 * 1024 * 1024),
         demo_delta_seconds=env.number("DEMO_DELTA_SECONDS", 0.03, low=0.0, high=10.0),
         keepalive_seconds=env.number("UPSTREAM_KEEPALIVE_SECONDS", 60.0, low=0.0, high=3600.0),
-        transport=env.choice("UPSTREAM_TRANSPORT", ("lean", "httpx")) or "lean",
+        transport=env.choice("UPSTREAM_TRANSPORT", ("aiohttp", "httpx")) or "aiohttp",
         resumable=env.flag("RESUMABLE_STREAMS", default=False),
         heal_attempts=env.integer("UPSTREAM_HEAL_ATTEMPTS", 3, low=0, high=100),
         heal_seconds=env.number("UPSTREAM_HEAL_SECONDS", 30.0, low=0.0, high=3600.0),

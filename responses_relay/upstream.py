@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+from urllib.request import getproxies
 
+import aiohttp
 import httpx2
 import openai
 import orjson
-from openai import AsyncOpenAI, AsyncStream, DefaultAsyncHttpxClient
+from openai import AsyncOpenAI, AsyncStream, DefaultAioHttpClient, DefaultAsyncHttpxClient
 
 from .chat_request import ChatRequest
 from .errors import (
@@ -37,15 +39,18 @@ from .errors import (
     HttpError,
 )
 from .settings import Settings, SettingsError
-from .transport import DEFAULT_LIMITS, StreamingTransport
 
 if TYPE_CHECKING:  # azure.identity is imported only for keyless auth: it is slow to import
     from azure.core.credentials_async import AsyncTokenCredential
-    from httpx2._types import CertTypes
 
 AZURE_SCOPE = "https://cognitiveservices.azure.com/.default"
 SPILLOVER_HEADER = "x-ms-spillover-deployment"
 SPILLED_OVER_PREFIX = "x-ms-spillover-from"
+# What the start-up log calls each UPSTREAM_TRANSPORT.
+TRANSPORT_NAMES = {
+    "aiohttp": "aiohttp (the openai SDK's DefaultAioHttpClient)",
+    "httpx": "httpx (httpx2's own)",
+}
 _RETRY_STATUSES = frozenset({500, 502, 503})
 _MAX_RETRY_DELAY = 2.0
 
@@ -169,12 +174,14 @@ class Upstream:
             last = attempt == self.settings.max_retries
             try:
                 result = await send()
-            except openai.APITimeoutError:
-                logger.warning("upstream timed out before its response headers")
-                raise HttpError(UPSTREAM_TIMEOUT, "The model service did not answer in time") from None
-            except openai.APIConnectionError as error:
-                logger.warning("upstream unreachable (attempt %d): %s", attempt + 1, type(error.__cause__).__name__)
-                if last or (creates and not isinstance(error.__cause__, httpx2.ConnectError)):
+            except (openai.APIConnectionError, aiohttp.ClientError) as error:
+                cause = _transport_error(error)
+                if isinstance(cause, (TimeoutError, httpx2.TimeoutException)):
+                    logger.warning("upstream timed out before its response headers")
+                    raise HttpError(UPSTREAM_TIMEOUT, "The model service did not answer in time") from None
+                logger.warning("upstream unreachable (attempt %d): %s", attempt + 1, type(cause).__name__)
+                never_sent = isinstance(cause, (httpx2.ConnectError, aiohttp.ClientConnectorError))
+                if last or (creates and not never_sent):
                     raise HttpError(UPSTREAM_UNREACHABLE, "The model service could not be reached") from None
                 await asyncio.sleep(0.1 * (attempt + 1))
                 continue
@@ -258,19 +265,21 @@ class Upstream:
             await self._credential.close()
 
 
-def http_client(settings: Settings, timeout: httpx2.Timeout) -> httpx2.AsyncClient:
+def http_client(settings: Settings, timeout: httpx2.Timeout, *, verify: bool = True) -> httpx2.AsyncClient:
     """The SDK's httpx2 client on the transport UPSTREAM_TRANSPORT names, with idle
     connections expiring after UPSTREAM_KEEPALIVE_SECONDS. Either way httpx2 itself reads
-    the proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and serves proxied
-    URLs with its own transport; except in demo mode, whose upstream is on this machine."""
+    the proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and gives each proxy
+    a transport of that kind; except in demo mode, whose upstream is on this machine.
+    `verify=False` loads no certificate authorities: only for a client that sends nothing."""
     # The counts are the openai SDK's own defaults.
     limits = httpx2.Limits(
         max_connections=1000, max_keepalive_connections=100, keepalive_expiry=settings.keepalive_seconds
     )
-    options: dict[str, Any] = {"timeout": timeout, "limits": limits, "trust_env": settings.endpoint is not None}
+    trust_env = settings.endpoint is not None
+    options: dict[str, Any] = {"timeout": timeout, "limits": limits, "trust_env": trust_env, "verify": verify}
     if settings.transport == "httpx":
         return DefaultAsyncHttpxClient(**options)
-    return _LeanClient(buffer_bytes=settings.buffer_bytes, **options)
+    return DefaultAioHttpClient(**options)
 
 
 def json_body(value: Any) -> bytes:
@@ -280,55 +289,38 @@ def json_body(value: Any) -> bytes:
 
 
 def check_proxy_environment(settings: Settings) -> None:
-    """Proxy variables httpx2 cannot use stop start-up with one line, as a bad setting does,
-    rather than failing every chat: the client is made here once, as the upstream makes it."""
+    """Proxy variables the client cannot use stop start-up with one line, as a bad setting does,
+    rather than failing every chat: the client is made here once, as the upstream makes it.
+    aiohttp speaks to HTTP proxies only, and would take a SOCKS proxy's address for one."""
     try:
-        http_client(settings, httpx2.Timeout(settings.connect_timeout_seconds))
+        # Certificates take tens of milliseconds to load, and the upstream's client loads them anyway.
+        http_client(settings, httpx2.Timeout(settings.connect_timeout_seconds), verify=False)
     except (ValueError, ImportError) as error:  # an unknown proxy scheme; SOCKS without socksio
         raise SettingsError(f"HTTP_PROXY, HTTPS_PROXY or ALL_PROXY cannot be used: {error}") from None
-
-
-class _LeanClient(DefaultAsyncHttpxClient):
-    """httpx2's client with the lean transport wherever no proxy applies.
-
-    Passing `transport=` would turn off httpx2's reading of the proxy variables; instead
-    the client is built as usual, so it derives its proxy mounts from the environment and
-    serves those URLs with its own transport, and only the transport it makes for
-    everything else, with the client's `verify`, `cert`, `trust_env` and `limits`, is
-    the lean one.
-    """
-
-    def __init__(self, *, buffer_bytes: int, **options: Any) -> None:
-        self._buffer_bytes = buffer_bytes  # read by _init_transport, which __init__ calls
-        super().__init__(**options)
-
-    def _init_transport(
-        self,
-        verify: ssl.SSLContext | str | bool = True,
-        cert: CertTypes | None = None,
-        trust_env: bool = True,
-        http1: bool = True,
-        http2: bool = False,
-        limits: httpx2.Limits = DEFAULT_LIMITS,
-        transport: httpx2.AsyncBaseTransport | None = None,
-    ) -> httpx2.AsyncBaseTransport:
-        if transport is not None:
-            return transport
-        return StreamingTransport(
-            verify=verify, cert=cert, trust_env=trust_env, limits=limits, buffer_bytes=self._buffer_bytes
-        )
+    if settings.transport != "aiohttp" or settings.endpoint is None:
+        return
+    for scheme, proxy in getproxies().items():  # what httpx2 reads the proxy variables with
+        if scheme in ("http", "https", "all") and urlsplit(proxy).scheme.startswith("socks"):
+            message = "is a SOCKS proxy, which UPSTREAM_TRANSPORT=aiohttp cannot use: set UPSTREAM_TRANSPORT=httpx"
+            raise SettingsError(f"{scheme.upper()}_PROXY {message}")
 
 
 def _default_credential(settings: Settings) -> AsyncTokenCredential:
-    from azure.core.pipeline.transport import AsyncioRequestsTransport
     from azure.identity.aio import DefaultAzureCredential
 
-    # AZURE_CLIENT_ID selects a user-assigned managed identity. The transport is azure-core's
-    # requests-based one: its default async transport needs aiohttp, which is not installed
-    # (and would slow every cold start); a token is fetched once an hour or so.
-    return DefaultAzureCredential(
-        managed_identity_client_id=settings.azure_client_id, transport=AsyncioRequestsTransport()
-    )
+    # AZURE_CLIENT_ID selects a user-assigned managed identity; azure-core's default async
+    # transport is aiohttp, which the upstream client's default transport brings.
+    return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+
+
+def _transport_error(error: Exception) -> BaseException:
+    """The transport's own exception under the SDK's. The SDK's aiohttp adapter reports every
+    aiohttp connection error, a refused connection included, as `httpx2.ConnectTimeout`, and
+    lets some through unmapped (an invalid status line): aiohttp's own exception says which."""
+    cause: BaseException = error
+    while isinstance(cause.__cause__, (httpx2.TransportError, aiohttp.ClientError)):
+        cause = cause.__cause__
+    return cause
 
 
 def _message(error: openai.APIStatusError) -> str | None:

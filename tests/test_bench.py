@@ -36,5 +36,5 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
         assert all(line.split("|")[-3].strip() == "0" for line in rows), f"{target} had errors:\n" + report
     assert "## Targets" in report
     assert "| S0: cold start" in report.split("## Targets")[1]
-    assert "## The lean transport's own gain" in report
+    assert "## The upstream transports side by side" in report
     assert "## The real Functions worker" in report

@@ -44,7 +44,7 @@ def test_defaults_are_the_notebooks() -> None:
     assert settings.heartbeat_seconds == 5
     assert (settings.max_body_bytes, settings.max_messages, settings.max_message_chars) == (262144, 64, 32000)
     assert (settings.reasoning_effort, settings.reasoning_summary, settings.web_search) == (None, None, False)
-    assert (settings.keepalive_seconds, settings.transport) == (60, "lean")
+    assert (settings.keepalive_seconds, settings.transport) == (60, "aiohttp")
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_none_omits_sampling_parameters() -> None:
         ("REASONING_SUMMARY", "short", "REASONING_SUMMARY must be one of auto, concise, detailed, none, got 'short'"),
         ("WEB_SEARCH", "yes please", "WEB_SEARCH must be true or false, got 'yes please'"),
         ("UPSTREAM_KEEPALIVE_SECONDS", "-1", "UPSTREAM_KEEPALIVE_SECONDS must be between 0 and 3600"),
-        ("UPSTREAM_TRANSPORT", "h2", "UPSTREAM_TRANSPORT must be one of lean, httpx, got 'h2'"),
+        ("UPSTREAM_TRANSPORT", "h2", "UPSTREAM_TRANSPORT must be one of aiohttp, httpx, got 'h2'"),
         ("AUTH_MODE", "oauth", "AUTH_MODE must be one of key, entra, got 'oauth'"),
         ("AUTH_MODE", "entra", "AUTH_CLIENT_ID is required with AUTH_MODE=entra"),
         ("USER_DAILY_TOKENS", "0", "USER_DAILY_TOKENS must be between 1 and"),
