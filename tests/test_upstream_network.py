@@ -30,7 +30,7 @@ from responses_relay.service import ChatService
 from responses_relay.settings import Settings, SettingsError, load_settings
 from responses_relay.upstream import Upstream, http_client
 
-from .conftest import serve
+from .conftest import RESUMABLE, serve
 from .http_server import RequestParsing
 from .sse_client import Received, chat
 
@@ -294,7 +294,7 @@ async def test_a_background_request_is_sent_once_whatever_the_connection_does(
     settings = make_settings(
         OPENAI_ENDPOINT=await responses_server.start(),
         UPSTREAM_TRANSPORT=transport,
-        RESUMABLE_STREAMS="true",
+        **RESUMABLE,
         UPSTREAM_MAX_RETRIES=max_retries,
     )
     async with upstream_for(settings) as (upstream, request):
