@@ -322,9 +322,7 @@ class RelayStream:
         if self._upstream.response_id is None:
             if self._producer is None:  # the caller left before the body started
                 self._producer = asyncio.get_running_loop().create_task(self._produce())
-            with suppress(TimeoutError):
-                async with asyncio.timeout(ORPHAN_SECONDS):
-                    await asyncio.shield(self._producer)
+            await self._read_on(self._producer)
         response_id = self._upstream.response_id  # with tool rounds: the round being opened, once known
         if response_id is None:
             logger.warning("a caller left before its background response had an id; it could not be cancelled")
@@ -334,6 +332,19 @@ class RelayStream:
             logger.info("cancelled background response %s: its caller left before receiving its id", response_id)
         except Exception as error:  # logged, not raised: the caller is gone
             logger.warning("could not cancel an orphaned background response: %s", error)
+
+    @staticmethod
+    async def _read_on(producer: asyncio.Task[None]) -> None:
+        """Let the producer read until it stops by itself, for ORPHAN_SECONDS at most; when this
+        task is cancelled meanwhile (the server is stopping), the producer is too."""
+        try:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(ORPHAN_SECONDS):
+                    await asyncio.shield(producer)
+        except asyncio.CancelledError:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+            raise
 
     def _log(self) -> None:
         """One structured record per stream; failures are warnings. Its fields become

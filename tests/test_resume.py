@@ -312,3 +312,13 @@ async def test_a_caller_who_received_the_response_id_may_leave_and_come_back(
         rest = await resume(b, response_id(first), headers={"last-event-id": str(ids(first)[-1])})
     assert first.text + rest.text == ANSWER
     assert not any(record.path.endswith("/cancel") for record in upstream.records)
+
+
+async def test_a_server_stopping_while_the_relay_reads_on_for_an_orphans_id_leaves_no_task_behind(
+    upstream: FaultyUpstream, resumable: Settings
+) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER, queued_seconds=30))  # no id for longer than the shutdown's grace
+    async with instances(resumable, 1) as [server]:  # serve() fails on a task left running
+        async with server.client.stream("POST", "/api/chat", json={"input": "滋賀"}) as response:
+            assert await anext(response.aiter_raw()) == b": stream open\n\n"
+        await asyncio.to_thread(upstream.wait_for_requests, 1)
