@@ -226,6 +226,22 @@ async def test_the_view_follows_a_growing_answer_until_the_user_scrolls_up(
     assert await page.evaluate(FROM_END) <= 8  # the end of the answer, its metrics included
 
 
+async def test_a_question_sent_while_the_page_still_scrolls_up_is_followed(
+    page: Page, upstream: FaultyUpstream
+) -> None:
+    # A keyboard's scroll is animated and goes on after the page moved to the end for the new
+    # answer: that is not the user leaving the end.
+    await page.set_viewport_size({"width": 900, "height": 500})
+    paragraphs = "\n\n".join(f"琵琶湖のほとりを歩きます（{number}）。" for number in range(1, 41))
+    upstream.set_scenario(Scenario(text=paragraphs, delta_seconds=0))
+    await send(page, "質問 1")
+    await answered(page, 1)
+    upstream.set_scenario(Scenario(text=paragraphs, ending="stall", after_deltas=120, delta_seconds=0.001))
+    await page.keyboard.press("PageUp")
+    await send(page, "質問 2")  # at once: the page is still scrolling up
+    await _followed_while_written(page, 1)
+
+
 async def _followed_while_written(page: Page, answer: int) -> None:
     """Wait until the answer has 200 characters and the view is at its end."""
     written = f"document.querySelectorAll('.turn.assistant .body')[{answer}].innerText.length > 200"
