@@ -15,15 +15,17 @@ WEATHER = "京都の天気は？"
 
 
 async def watch_call_states(page: Page) -> None:
-    """Record each state a call's entry takes (running, done, failed) as it changes."""
+    """Record the state a call's entry had (none, running, done, failed) before each change:
+    `window.states` then lists every state it took but its last. (The value before a change, not
+    the current one: two changes can reach the observer in one batch.)"""
     await page.evaluate(
         """() => {
           window.states = [];
           new MutationObserver((records) => {
             for (const record of records) {
-              if (record.attributeName === 'data-state') window.states.push(record.target.dataset.state);
+              if (record.attributeName === 'data-state') window.states.push(record.oldValue);
             }
-          }).observe(document.querySelector('#transcript'), {subtree: true, attributes: true});
+          }).observe(document.querySelector('#transcript'), {subtree: true, attributeOldValue: true});
         }"""
     )
 
@@ -38,7 +40,8 @@ async def test_a_tool_call_is_shown_as_it_happens_then_its_result_collapsed(
 
     call = page.locator(".turn.assistant .call")
     await expect(call).to_have_count(1)
-    assert await page.evaluate("window.states") == ["running", "done"]  # the spinner, then done
+    assert await page.evaluate("window.states") == [None, "running"]  # the spinner, then:
+    await expect(call).to_have_attribute("data-state", "done")
     await expect(call.locator("summary")).to_have_text('local_time を実行しました {"timezone":"Asia/Tokyo"}')
     await expect(call.locator("details")).not_to_have_attribute("open", "")  # the result, collapsed
     await expect(call.locator(".output")).to_be_hidden()
