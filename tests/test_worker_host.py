@@ -2,7 +2,7 @@
 the Azure Functions Python worker, vendored; 3.13: azure-functions-runtime behind the
 project's proxy worker), driven over gRPC by the local host's worker back end, as Azure
 drives it: indexing, the relay's contract through the worker's own web server, disconnects,
-logs and telemetry, and a worker that breaks. `scripts/test` runs them on 3.11 and 3.13.
+logs and telemetry, and a worker that breaks. `scripts/test` runs them on 3.11, 3.12 and 3.13.
 
 The local host runs as a process (`python -m responses_relay.local_host --worker`) on this
 interpreter; the upstream is the demo upstream in this process, as in the other tests.
