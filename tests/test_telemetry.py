@@ -28,12 +28,12 @@ get_logger_provider().force_flush()
 """
 
 
-def run_python(code: str, environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_python(code: str, environ: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("APPLICATIONINSIGHTS", "OTEL"))}
     return subprocess.run(
         [sys.executable, "-c", code],
         env={**clean, "PYTHONPATH": str(ROOT), **environ},
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
