@@ -41,12 +41,6 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
 TABLE = "relaybudgets"
-# The storage emulator's published development account (not a secret), for `UseDevelopmentStorage=true`.
-AZURITE = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
 _ADD_SECONDS = 30.0  # how long an addition keeps retrying under contention before it is logged as lost
 _MAX_BACKOFF_SECONDS = 0.2
 
@@ -63,9 +57,8 @@ class Budget:
         # azure-core's requests transport: its default async one needs aiohttp, which is not installed.
         transport = AsyncioRequestsTransport()
         if access.table_connection_string is not None:
-            connection_string = access.table_connection_string
-            if connection_string.strip().rstrip(";").lower() == "usedevelopmentstorage=true":
-                connection_string = AZURITE
+            # The SDK reads `UseDevelopmentStorage=true` (the emulator) only without a trailing `;`.
+            connection_string = access.table_connection_string.strip().rstrip(";")
             self._table = TableClient.from_connection_string(connection_string, TABLE, transport=transport)
         else:
             assert access.table_endpoint is not None, "settings require a connection string or an endpoint"

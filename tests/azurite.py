@@ -1,9 +1,12 @@
 """Azurite, the Azure Storage emulator (from npm, pinned in package.json), as the tests' storage
-account: its Table service on a free port of 127.0.0.1, in memory, telemetry off."""
+account: its Table service on a free port of 127.0.0.1, in memory, telemetry off, with an
+account of its own whose key is made for each start (AZURITE_ACCOUNTS)."""
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import selectors
 import socket
 import subprocess
@@ -11,11 +14,10 @@ import time
 from pathlib import Path
 from typing import IO
 
-from responses_relay.budget import AZURITE
-
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
 _STARTED = b"successfully started"
+ACCOUNT = "relaytests"
 
 
 class Azurite:
@@ -23,11 +25,18 @@ class Azurite:
         self._workspace = workspace
         self._process: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self._key = base64.b64encode(secrets.token_bytes(64)).decode()
 
     @property
     def connection_string(self) -> str:
-        """The emulator's development account, at this instance's port."""
-        return AZURITE.replace("127.0.0.1:10002", f"127.0.0.1:{self.port}")
+        """The tests' account on this instance."""
+        fields = {
+            "DefaultEndpointsProtocol": "http",
+            "AccountName": ACCOUNT,
+            "AccountKey": self._key,
+            "TableEndpoint": f"http://127.0.0.1:{self.port}/{ACCOUNT}",
+        }
+        return ";".join(f"{name}={value}" for name, value in fields.items())
 
     def start(self, timeout: float = 30.0) -> None:
         if not EXECUTABLE.exists():
@@ -38,7 +47,10 @@ class Azurite:
         command = [str(EXECUTABLE), "--tableHost", "127.0.0.1", "--tablePort", str(self.port),
                    "--inMemoryPersistence", "--skipApiVersionCheck",
                    "--disableTelemetry", "--silent"]  # fmt: skip
-        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self._workspace)
+        environ = {**os.environ, "AZURITE_ACCOUNTS": f"{ACCOUNT}:{self._key}"}
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self._workspace, env=environ
+        )
         assert self._process.stdout is not None
         self._wait_until_started(self._process.stdout, timeout)
 
