@@ -29,7 +29,6 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.core.pipeline.transport import AsyncioRequestsTransport
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
 from azure.data.tables.aio import TableClient
 
@@ -54,16 +53,14 @@ class Budget:
         assert access.daily_tokens is not None, "USER_DAILY_TOKENS is set"
         self.daily_tokens = access.daily_tokens
         self._credential: AsyncTokenCredential | None = None
-        # azure-core's requests transport: its default async one needs aiohttp, which is not installed.
-        transport = AsyncioRequestsTransport()
         if access.table_connection_string is not None:
             # The SDK reads `UseDevelopmentStorage=true` (the emulator) only without a trailing `;`.
             connection_string = access.table_connection_string.strip().rstrip(";")
-            self._table = TableClient.from_connection_string(connection_string, TABLE, transport=transport)
+            self._table = TableClient.from_connection_string(connection_string, TABLE)
         else:
             assert access.table_endpoint is not None, "settings require a connection string or an endpoint"
             self._credential = _managed_identity(access.storage_client_id)
-            self._table = TableClient(access.table_endpoint, TABLE, credential=self._credential, transport=transport)
+            self._table = TableClient(access.table_endpoint, TABLE, credential=self._credential)
         self._table_ready = False
         self._unsaved: dict[tuple[str, str], int] = {}  # tokens not yet written, by (day, owner)
         self._saving: set[tuple[str, str]] = set()  # (day, owner) being written by a call of _add
@@ -194,4 +191,4 @@ def _seconds_to_midnight(now: datetime) -> int:
 def _managed_identity(client_id: str | None) -> AsyncTokenCredential:
     from azure.identity.aio import DefaultAzureCredential
 
-    return DefaultAzureCredential(managed_identity_client_id=client_id, transport=AsyncioRequestsTransport())
+    return DefaultAzureCredential(managed_identity_client_id=client_id)
