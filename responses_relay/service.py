@@ -13,14 +13,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from . import runtime_info
-from .auth import Authenticator
+from .access.auth import Authenticator
+from .access.owner import Owners
 from .chat_request import ChatRequest, check_content_type, check_response_id, cursor, parse_chat_request, read_body
 from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
 from .events import Translator
 from .guide_tools import TOOLS
 from .invocation import invocation_id
 from .live_streams import LiveStreams
-from .owner import Owners
 from .relay import RelayStream, TimeLimit
 from .settings import Settings
 from .sse_response import SSEResponse
@@ -32,8 +32,9 @@ from .upstream_events import HealBudget, UpstreamEvents
 if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never needs the demo upstream
     from azure.core.credentials_async import AsyncTokenCredential
 
-    from .budget import Budget
+    from .access.budget import Budget
     from .demo import DemoUpstream
+    from .storage.tables import Tables
 
 logger = logging.getLogger("responses_relay")
 
@@ -61,7 +62,8 @@ class ChatService:
         self._auth = Authenticator(settings.access)
         secret = settings.access.owner_secret
         self._owners = Owners(secret) if secret is not None else None
-        self._budget = _budget(settings)
+        self._tables = _tables(settings)
+        self._budget = _budget(settings, self._tables)
         check_proxy_environment(settings)
         transport = TRANSPORT_NAMES[settings.transport]
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
@@ -278,20 +280,30 @@ class ChatService:
 
     async def aclose(self) -> None:
         await self._auth.aclose()
-        if self._budget is not None:
-            await self._budget.aclose()
+        if self._tables is not None:
+            await self._tables.aclose()
         if self._upstream is not None:
             await self._upstream.aclose()
             self._upstream = None
 
 
-def _budget(settings: Settings) -> Budget | None:
-    """USER_DAILY_TOKENS' keeper; azure-data-tables is imported only when budgets are on."""
-    if settings.access.daily_tokens is None:
+def _tables(settings: Settings) -> Tables | None:
+    """The storage account's tables, when a feature that keeps state there is on; azure-data-tables
+    is imported only then."""
+    if settings.storage is None or settings.access.daily_tokens is None:
         return None
-    from .budget import Budget
+    from .storage.tables import Tables
 
-    return Budget(settings.access)
+    return Tables(settings.storage)
+
+
+def _budget(settings: Settings, tables: Tables | None) -> Budget | None:
+    """USER_DAILY_TOKENS' keeper."""
+    if settings.access.daily_tokens is None or tables is None:
+        return None
+    from .access.budget import Budget
+
+    return Budget(settings.access.daily_tokens, tables)
 
 
 def _text(mapping: dict[str, Any], key: str) -> str | None:

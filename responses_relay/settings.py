@@ -66,6 +66,7 @@ class Settings:
     appinsights_connection_string: str | None = field(repr=False)
     appinsights_authentication_string: str | None = field(repr=False)
     access: AccessSettings
+    storage: StorageSettings | None  # the Function App's own storage account, when one is named
 
     @property
     def upstream_kind(self) -> str:
@@ -94,6 +95,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         load_dotenv(override=False)
         environ = os.environ
     env = _Reader(environ)
+    access = _access_settings(env, resumable=env.flag("RESUMABLE_STREAMS", default=False))
+    storage = _storage_settings(env)
+    if storage is None and access.daily_tokens is not None:
+        raise SettingsError(
+            "USER_DAILY_TOKENS needs the Function App's storage: AzureWebJobsStorage__accountName"
+            " (reached with the managed identity) or AzureWebJobsStorage (a connection string; locally Azurite's)"
+        )
     reasoning_effort = env.choice("REASONING_EFFORT", REASONING_EFFORTS)
     # Reasoning models reject sampling parameters: with an effort set, they are sent only when set.
     sampling = reasoning_effort in (None, "none")
@@ -134,14 +142,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         mcp_servers=env.mcp_servers("MCP_SERVERS"),
         appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
-        access=_access_settings(env, resumable=env.flag("RESUMABLE_STREAMS", default=False)),
+        access=access,
+        storage=storage,
     )
 
 
 @dataclass(frozen=True)
 class AccessSettings:
     """Who may use the relay (AUTH_MODE and the token's issuer and audience), the key of the
-    owner hash, and the daily token budget per user with the table that keeps it."""
+    owner hash, and the daily token budget per user."""
 
     mode: str  # key: the Functions host checks a function key; entra: the function checks a bearer token
     client_id: str | None  # the API's application id, bare: tokens for it or for api://<it> are accepted
@@ -149,9 +158,6 @@ class AccessSettings:
     jwks_url: str | None
     owner_secret: bytes | None = field(repr=False)
     daily_tokens: int | None
-    table_endpoint: str | None  # the storage account's table endpoint, reached with a managed identity
-    table_connection_string: str | None = field(repr=False)  # or a connection string (Azurite locally)
-    storage_client_id: str | None  # the user-assigned identity for the table endpoint
 
     @property
     def audiences(self) -> tuple[str, ...]:
@@ -173,7 +179,6 @@ def _access_settings(env: _Reader, *, resumable: bool) -> AccessSettings:
         )
     if secret is not None and len(secret) < MIN_OWNER_SECRET_CHARS:
         raise SettingsError(f"OWNER_HASH_SECRET must be {MIN_OWNER_SECRET_CHARS} characters or more")
-    connection_string, table_endpoint = _budget_table(env) if daily_tokens is not None else (None, None)
     return AccessSettings(
         mode=mode,
         client_id=client_id,
@@ -181,26 +186,30 @@ def _access_settings(env: _Reader, *, resumable: bool) -> AccessSettings:
         jwks_url=jwks_url,
         owner_secret=None if secret is None else secret.encode(),
         daily_tokens=daily_tokens,
-        table_endpoint=table_endpoint,
-        table_connection_string=connection_string,
-        storage_client_id=env.text("AzureWebJobsStorage__clientId") or env.text("AZURE_CLIENT_ID"),
     )
 
 
-def _budget_table(env: _Reader) -> tuple[str | None, str | None]:
-    """Where the budgets are kept: the Function App's own storage account, by the names the
-    Functions host reads: a connection string, or the account reached with a managed identity."""
+@dataclass(frozen=True)
+class StorageSettings:
+    """The Function App's own storage account, by the names the Functions host reads: a
+    connection string (locally Azurite's), or the account's table endpoint reached with a
+    managed identity. Its Table service keeps what must outlive one instance (budgets, ...)."""
+
+    connection_string: str | None = field(repr=False)
+    table_endpoint: str | None
+    client_id: str | None  # the user-assigned identity for the table endpoint
+
+
+def _storage_settings(env: _Reader) -> StorageSettings | None:
     connection_string = env.text("AzureWebJobsStorage")
     table_endpoint = env.plain_url("AzureWebJobsStorage__tableServiceUri", "https://ACCOUNT.table.core.windows.net")
     account = env.text("AzureWebJobsStorage__accountName")
     if table_endpoint is None and account is not None:
         table_endpoint = f"https://{account}.table.core.windows.net"
     if connection_string is None and table_endpoint is None:
-        raise SettingsError(
-            "USER_DAILY_TOKENS needs the Function App's storage: AzureWebJobsStorage__accountName"
-            " (reached with the managed identity) or AzureWebJobsStorage (a connection string; locally Azurite's)"
-        )
-    return connection_string, table_endpoint
+        return None
+    client_id = env.text("AzureWebJobsStorage__clientId") or env.text("AZURE_CLIENT_ID")
+    return StorageSettings(connection_string=connection_string, table_endpoint=table_endpoint, client_id=client_id)
 
 
 def _token_issuer(env: _Reader) -> tuple[str, str, str]:

@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import function_app
-from responses_relay.auth import KEYS_REFRESH_SECONDS, TokenValidator
+from responses_relay.access.auth import KEYS_REFRESH_SECONDS, TokenValidator
 from responses_relay.errors import HttpError
 from responses_relay.local_host import http_functions
 from responses_relay.service import ChatService

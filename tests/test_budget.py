@@ -14,11 +14,12 @@ import pytest
 from azure.data.tables import TableClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from responses_relay.budget import TABLE, Budget
+from responses_relay.access.budget import TABLE, Budget
+from responses_relay.access.owner import Owners
 from responses_relay.events import Translator
-from responses_relay.owner import Owners
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
+from responses_relay.storage.tables import Tables
 
 from .azurite import Azurite
 from .conftest import OWNER_SECRET, RelayServer, serve
@@ -165,8 +166,10 @@ async def test_an_instance_that_lost_the_race_reads_again_and_loses_no_count(
 ) -> None:
     # Instance A reads the count, instance B adds to it, then A writes: A's ETag is stale, so its
     # write is refused and it reads again. Deterministic: A's read waits for B's whole addition.
-    access = budgeted(USER_DAILY_TOKENS="1000").access
-    a, b = Budget(access), Budget(access)
+    settings = budgeted(USER_DAILY_TOKENS="1000")
+    assert settings.storage is not None
+    tables_a, tables_b = Tables(settings.storage), Tables(settings.storage)
+    a, b = Budget(1000, tables_a), Budget(1000, tables_b)
     owner = owner_of(user)
     try:
         await b.spend(owner, finished_stream("resp_first", 10))
@@ -187,6 +190,6 @@ async def test_an_instance_that_lost_the_race_reads_again_and_loses_no_count(
         b_added.set()
         await adding
     finally:
-        await a.aclose()
-        await b.aclose()
+        await tables_a.aclose()
+        await tables_b.aclose()
     assert counted(azurite, user) == 10 + 5 + 7

@@ -207,11 +207,14 @@ def test_entra_defaults_are_entra_ids_endpoints_for_the_tenant() -> None:
 
 def test_the_budget_table_is_the_function_apps_storage() -> None:
     budget = {"USER_DAILY_TOKENS": "5000", "OWNER_HASH_SECRET": "s" * 32}
-    by_identity = load_settings({**budget, "AzureWebJobsStorage__accountName": "stabc", "AZURE_CLIENT_ID": "mi"}).access
-    assert (by_identity.daily_tokens, by_identity.table_endpoint) == (5000, "https://stabc.table.core.windows.net")
-    assert by_identity.storage_client_id == "mi"
-    local = load_settings({**budget, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}).access
-    assert local.table_connection_string == "UseDevelopmentStorage=true"
+    by_identity = load_settings({**budget, "AzureWebJobsStorage__accountName": "stabc", "AZURE_CLIENT_ID": "mi"})
+    assert by_identity.access.daily_tokens == 5000
+    assert by_identity.storage is not None
+    assert by_identity.storage.table_endpoint == "https://stabc.table.core.windows.net"
+    assert by_identity.storage.client_id == "mi"
+    local = load_settings({**budget, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}).storage
+    assert local is not None
+    assert local.connection_string == "UseDevelopmentStorage=true"
 
 
 def test_secrets_stay_out_of_the_settings_repr() -> None:

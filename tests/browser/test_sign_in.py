@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from responses_relay.owner import Owners
+from responses_relay.access.owner import Owners
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 

@@ -18,9 +18,8 @@ import logging
 import math
 import random
 import time
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -30,38 +29,23 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 from azure.data.tables import EdmType, EntityProperty, UpdateMode
-from azure.data.tables.aio import TableClient
 
-from .errors import BUDGET_EXCEEDED, BUDGET_UNAVAILABLE, HttpError
-from .events import Translator
-from .settings import AccessSettings
-
-if TYPE_CHECKING:
-    from azure.core.credentials_async import AsyncTokenCredential
+from ..errors import BUDGET_EXCEEDED, BUDGET_UNAVAILABLE, HttpError
+from ..events import Translator
+from ..storage.tables import Tables
 
 TABLE = "relaybudgets"
 _ADD_SECONDS = 30.0  # how long an addition keeps retrying under contention before it is logged as lost
 _MAX_BACKOFF_SECONDS = 0.2
 
 logger = logging.getLogger("responses_relay.budget")
-# azure-core logs every storage request, with its URL and headers, at INFO: none of that goes to logs.
-logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 
 class Budget:
-    def __init__(self, access: AccessSettings) -> None:
-        assert access.daily_tokens is not None, "USER_DAILY_TOKENS is set"
-        self.daily_tokens = access.daily_tokens
-        self._credential: AsyncTokenCredential | None = None
-        if access.table_connection_string is not None:
-            # The SDK reads `UseDevelopmentStorage=true` (the emulator) only without a trailing `;`.
-            connection_string = access.table_connection_string.strip().rstrip(";")
-            self._table = TableClient.from_connection_string(connection_string, TABLE)
-        else:
-            assert access.table_endpoint is not None, "settings require a connection string or an endpoint"
-            self._credential = _managed_identity(access.storage_client_id)
-            self._table = TableClient(access.table_endpoint, TABLE, credential=self._credential)
-        self._table_ready = False
+    def __init__(self, daily_tokens: int, tables: Tables) -> None:
+        self.daily_tokens = daily_tokens
+        self._tables = tables
+        self._table = tables.client(TABLE)
         self._unsaved: dict[tuple[str, str], int] = {}  # tokens not yet written, by (day, owner)
         self._saving: set[tuple[str, str]] = set()  # (day, owner) being written by a call of _add
 
@@ -158,15 +142,7 @@ class Budget:
         )
 
     async def _ensure_table(self) -> None:
-        if not self._table_ready:
-            with suppress(ResourceExistsError):  # another instance made it
-                await self._table.create_table()
-            self._table_ready = True
-
-    async def aclose(self) -> None:
-        await self._table.close()
-        if self._credential is not None:
-            await self._credential.close()
+        await self._tables.ensure(TABLE)
 
 
 def _entity(day: str, owner: str, tokens: int) -> dict[str, Any]:
@@ -186,9 +162,3 @@ def _day(now: datetime) -> str:
 def _seconds_to_midnight(now: datetime) -> int:
     midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     return max(1, math.ceil((midnight - now).total_seconds()))
-
-
-def _managed_identity(client_id: str | None) -> AsyncTokenCredential:
-    from azure.identity.aio import DefaultAzureCredential
-
-    return DefaultAzureCredential(managed_identity_client_id=client_id)

@@ -11,8 +11,8 @@ import hashlib
 import hmac
 from typing import Any
 
-from .errors import CALLER_INPUT_CODES, RESPONSE_NOT_FOUND, HttpError
-from .upstream import Upstream
+from ..errors import CALLER_INPUT_CODES, RESPONSE_NOT_FOUND, HttpError
+from ..upstream import Upstream
 
 NOT_FOUND_MESSAGE = "No stored response has that id"  # the upstream module's own words for a 404
 _PREVIOUS_NOT_FOUND = CALLER_INPUT_CODES["previous_response_not_found"]

@@ -19,8 +19,8 @@ import httpx2
 import jwt
 from starlette.requests import Request
 
-from .errors import AUTH_KEYS_UNAVAILABLE, UNAUTHENTICATED, HttpError
-from .settings import AccessSettings
+from ..errors import AUTH_KEYS_UNAVAILABLE, UNAUTHENTICATED, HttpError
+from ..settings import AccessSettings
 
 ALGORITHM = "RS256"
 LEEWAY_SECONDS = 60  # clock skew allowed on exp and nbf
