@@ -1,0 +1,68 @@
+"""Each user's chats and the answer each is generating, in table `relaychats`
+(PartitionKey: the owner hash; RowKey: the chat's id, the caller's or a conversation's).
+
+A chat's `active_response_id` is set when an answer starts and cleared when it ends (only
+if it still names that answer: a newer one may have started meanwhile), so that another
+device or instance finds the answer to resume. Conditional writes (ETags) keep two
+instances from undoing each other. A conversation's index row is this same row, with
+fields of its own beside these (merged, never replaced).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from .tables import Tables
+
+TABLE = "relaychats"
+ACTIVE = "active_response_id"
+
+
+class ChatRecords:
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    async def set_active(self, owner: str, chat_id: str, response_id: str) -> None:
+        """The chat's answer being generated is now `response_id`."""
+        table = await self._tables.ensure(TABLE)
+        entity = {"PartitionKey": owner, "RowKey": chat_id, ACTIVE: response_id}
+        await table.upsert_entity(entity, mode=UpdateMode.MERGE)
+
+    async def active(self, owner: str, chat_id: str) -> str | None:
+        """The chat's answer being generated, if any (someone else's chat has none)."""
+        entity = await self.get(owner, chat_id)
+        value = entity.get(ACTIVE) if entity is not None else None
+        return value if isinstance(value, str) and value else None
+
+    async def clear_active(self, owner: str, chat_id: str, response_id: str) -> None:
+        """The answer `response_id` ended: the chat has no active answer, unless a newer one started."""
+        table = await self._tables.ensure(TABLE)
+        while True:
+            try:
+                entity = await table.get_entity(owner, chat_id)
+            except ResourceNotFoundError:
+                return
+            if entity.get(ACTIVE) != response_id:
+                return
+            try:
+                await table.update_entity(
+                    {"PartitionKey": owner, "RowKey": chat_id, ACTIVE: ""},
+                    mode=UpdateMode.MERGE,
+                    etag=entity.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return
+            except ResourceModifiedError:  # changed meanwhile: look again
+                continue
+
+    async def get(self, owner: str, chat_id: str) -> dict[str, Any] | None:
+        """The chat's row, or None."""
+        table = await self._tables.ensure(TABLE)
+        try:
+            return dict(await table.get_entity(owner, chat_id))
+        except ResourceNotFoundError:
+            return None
