@@ -53,7 +53,7 @@ class ChatService:
         """`tools`: the function tools offered to the model; by default those TOOLS names."""
         self.settings = settings
         offered = tools if tools is not None else [TOOLS[name] for name in settings.tools]
-        self._toolbox = Toolbox(offered, settings.tool_timeout_seconds)
+        self._toolbox = Toolbox(offered, settings.tool_timeout_seconds, threads=settings.tool_threads)
         self._demo = demo
         self._credential = credential
         self._upstream: Upstream | None = None
@@ -279,6 +279,7 @@ class ChatService:
         return self._demo
 
     async def aclose(self) -> None:
+        self._toolbox.close()
         await self._auth.aclose()
         if self._tables is not None:
             await self._tables.aclose()
