@@ -79,6 +79,12 @@ class Settings:
         return "azure-openai" if host.endswith(azure_hosts) else "openai-compatible"
 
     @property
+    def continuation_seconds(self) -> float:
+        """The longest a round's continuation takes: its tool calls, then the next round's opening
+        (connecting, then waiting for the response's headers)."""
+        return self.tool_timeout_seconds + self.connect_timeout_seconds + self.read_timeout_seconds
+
+    @property
     def stores_responses(self) -> bool:
         """Whether a response can be continued with `previous_response_id`. Azure OpenAI keeps
         responses by default (the relay never sends `store: false`; in background mode it sends
