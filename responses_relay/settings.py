@@ -104,9 +104,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = _Reader(environ)
     access = _access_settings(env, resumable=env.flag("RESUMABLE_STREAMS", default=False))
     storage = _storage_settings(env)
-    if storage is None and access.daily_tokens is not None:
+    needing_storage = {"USER_DAILY_TOKENS": access.daily_tokens is not None}
+    needing_storage["RESUMABLE_STREAMS"] = env.flag("RESUMABLE_STREAMS", default=False)
+    needing = [name for name, needs in needing_storage.items() if needs]
+    if storage is None and needing:
         raise SettingsError(
-            "USER_DAILY_TOKENS needs the Function App's storage: AzureWebJobsStorage__accountName"
+            f"{' and '.join(needing)} {'need' if len(needing) > 1 else 'needs'} the Function App's storage:"
+            " AzureWebJobsStorage__accountName"
             " (reached with the managed identity) or AzureWebJobsStorage (a connection string; locally Azurite's)"
         )
     reasoning_effort = env.choice("REASONING_EFFORT", REASONING_EFFORTS)
