@@ -116,7 +116,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     reasoning_effort = env.choice("REASONING_EFFORT", REASONING_EFFORTS)
     # Reasoning models reject sampling parameters: with an effort set, they are sent only when set.
     sampling = reasoning_effort in (None, "none")
-    return Settings(
+    settings = Settings(
         endpoint=env.url("OPENAI_ENDPOINT"),
         api_key=env.text("OPENAI_API_KEY"),
         azure_client_id=env.text("AZURE_CLIENT_ID"),
@@ -157,6 +157,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         access=access,
         storage=storage,
     )
+    _check_hand_offs(settings)
+    return settings
+
+
+def _check_hand_offs(settings: Settings) -> None:
+    """With resumable streams a stream at its time limit hands its caller off only where the
+    resume can go on with a later event, so a round's continuation (its calls, then the next
+    round's opening) must fit within one stream's time."""
+    limit = settings.stream_time_limit_seconds
+    if settings.resumable and limit is not None and settings.continuation_seconds >= limit:
+        raise SettingsError(
+            f"STREAM_TIME_LIMIT_SECONDS ({limit:g}) must be longer than TOOL_TIMEOUT_SECONDS"
+            " + UPSTREAM_CONNECT_TIMEOUT_SECONDS + UPSTREAM_READ_TIMEOUT_SECONDS"
+            f" ({settings.continuation_seconds:g}): a tool call and the next round's opening must fit in one stream"
+        )
 
 
 @dataclass(frozen=True)

@@ -163,6 +163,11 @@ def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> Non
     assert "\n" not in str(caught.value)
 
 
+RESUMABLE_HERE = {
+    "RESUMABLE_STREAMS": "true",
+    "OWNER_HASH_SECRET": "s" * 32,
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+}
 ENTRA = {"AUTH_MODE": "entra", "AUTH_CLIENT_ID": "api://6f1c2f4e", "OWNER_HASH_SECRET": "s" * 32}
 TENANT = "0b9d7a55-1c2e-4f3a-8b6c-5d4e3f2a1b0c"
 
@@ -191,6 +196,11 @@ TENANT = "0b9d7a55-1c2e-4f3a-8b6c-5d4e3f2a1b0c"
             {"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": "s" * 32},
             "RESUMABLE_STREAMS needs the Function App's storage",
         ),
+        (
+            {**RESUMABLE_HERE, "STREAM_TIME_LIMIT_SECONDS": "3", "TOOL_TIMEOUT_SECONDS": "4"},
+            "STREAM_TIME_LIMIT_SECONDS (3) must be longer than TOOL_TIMEOUT_SECONDS + UPSTREAM_CONNECT_TIMEOUT_SECONDS"
+            " + UPSTREAM_READ_TIMEOUT_SECONDS (134)",
+        ),
     ],
 )
 def test_bad_access_settings_are_one_line(environ: dict[str, str], says: str) -> None:
@@ -198,6 +208,14 @@ def test_bad_access_settings_are_one_line(environ: dict[str, str], says: str) ->
         load_settings(environ)
     assert str(caught.value).startswith(says)
     assert "\n" not in str(caught.value)
+
+
+def test_the_default_time_limit_fits_a_round_continuation_and_a_fitting_short_one_is_taken() -> None:
+    assert load_settings(RESUMABLE_HERE).stream_time_limit_seconds == 220
+    short = {"STREAM_TIME_LIMIT_SECONDS": "1", "TOOL_TIMEOUT_SECONDS": "0.2", "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.2",
+             "UPSTREAM_READ_TIMEOUT_SECONDS": "0.5"}  # fmt: skip
+    assert load_settings({**RESUMABLE_HERE, **short}).stream_time_limit_seconds == 1
+    assert load_settings({"STREAM_TIME_LIMIT_SECONDS": "1"}).stream_time_limit_seconds == 1  # no hand-offs: no limit
 
 
 def test_entra_defaults_are_entra_ids_endpoints_for_the_tenant() -> None:
