@@ -44,6 +44,9 @@ RESPONSE_NOT_FOUND = _entry(
     "response_not_found", 404, "resume or cancel: no such stored response (or, without background mode, none live here)"
 )
 NOT_RESUMABLE = _entry("not_resumable", 409, "resume with `RESUMABLE_STREAMS` off")
+AMBIGUOUS_KEY = _entry(
+    "ambiguous_key", 400, "two different function keys in one request (`x-functions-key` and `code`, or two `code`)"
+)
 # Who may use it (`AUTH_MODE`, `USER_DAILY_TOKENS`).
 UNAUTHENTICATED = _entry(
     "unauthenticated", 401, "`AUTH_MODE=entra`: no bearer token, or not a valid one; `WWW-Authenticate: Bearer`"

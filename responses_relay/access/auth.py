@@ -1,7 +1,8 @@
 """Who is calling. In `key` mode the Functions host has checked the function key, and the
-key itself names the caller; in `entra` mode the function checks the bearer token itself:
-an RS256 signature by one of its issuer's keys (JWKS over HTTP, cached), its issuer, its
-audience (the API's client id, bare or as `api://<id>`), and its lifetime.
+key itself names the caller (exactly the key the host checked: `function_key`); in `entra`
+mode the function checks the bearer token itself: an RS256 signature by one of its
+issuer's keys (JWKS over HTTP, cached), its issuer, its audience (the API's client id,
+bare or as `api://<id>`), and its lifetime.
 
 What comes out is the caller's identity, which only ever leaves as its keyed hash
 (`owner.py`); neither it nor the token is logged or put in an error.
@@ -19,9 +20,11 @@ import httpx2
 import jwt
 from starlette.requests import Request
 
-from ..errors import AUTH_KEYS_UNAVAILABLE, UNAUTHENTICATED, HttpError
+from ..errors import AMBIGUOUS_KEY, AUTH_KEYS_UNAVAILABLE, UNAUTHENTICATED, HttpError
 from ..settings import AccessSettings
 
+KEY_HEADER = "x-functions-key"
+KEY_PARAMETER = "code"  # the host reads query parameter names in any case
 ALGORITHM = "RS256"
 LEEWAY_SECONDS = 60  # clock skew allowed on exp and nbf
 KEYS_REFRESH_SECONDS = 60.0  # an unknown key id refetches the key set at most this often
@@ -39,13 +42,28 @@ class Authenticator:
     async def identity(self, request: Request) -> str:
         if self._tokens is None:
             # The host let the request in with this key (or the route needs none, locally).
-            key = request.headers.get("x-functions-key") or request.query_params.get("code") or ""
-            return "key:" + key
+            return "key:" + (function_key(request) or "")
         return await self._tokens.identity(request.headers.get("authorization"))
 
     async def aclose(self) -> None:
         if self._tokens is not None:
             await self._tokens.aclose()
+
+
+def function_key(request: Request) -> str | None:
+    """The function key a request carries, read as the Functions host reads it: the
+    `x-functions-key` header when present (even empty), else the first `code` parameter.
+    A request carrying two different keys is 400 `ambiguous_key`: the host would check
+    one of them and the relay would count the caller by another."""
+    headers = request.headers.getlist(KEY_HEADER)
+    codes = [value for name, value in request.query_params.multi_items() if name.lower() == KEY_PARAMETER]
+    carried = headers + codes
+    if len(set(carried)) > 1:
+        raise HttpError(
+            AMBIGUOUS_KEY,
+            "The request carries two different function keys: send one, in x-functions-key or in one ?code=",
+        )
+    return carried[0] if carried else None
 
 
 class TokenValidator:
