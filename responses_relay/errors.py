@@ -55,7 +55,9 @@ BUDGET_EXCEEDED = _entry(
     "budget_exceeded", 429, "the caller used `USER_DAILY_TOKENS` today; `Retry-After`: the next UTC midnight"
 )
 AUTH_KEYS_UNAVAILABLE = _entry(
-    "auth_keys_unavailable", 502, "`AUTH_MODE=entra`: the token issuer's keys could not be fetched"
+    "auth_keys_unavailable",
+    503,
+    "`AUTH_MODE=entra`: the token issuer's keys could not be fetched; `Retry-After`: a few seconds",
 )
 BUDGET_UNAVAILABLE = _entry("budget_unavailable", 503, "`USER_DAILY_TOKENS`: the budget table could not be reached")
 # The upstream refused the caller's input: its own code, passed on as a 400.

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx2
 import jwt
+import orjson
 from starlette.requests import Request
 
 from ..errors import AMBIGUOUS_KEY, AUTH_KEYS_UNAVAILABLE, UNAUTHENTICATED, HttpError
@@ -28,6 +30,8 @@ KEY_PARAMETER = "code"  # the host reads query parameter names in any case
 ALGORITHM = "RS256"
 LEEWAY_SECONDS = 60  # clock skew allowed on exp and nbf
 KEYS_REFRESH_SECONDS = 60.0  # an unknown key id refetches the key set at most this often
+KEYS_RETRY_SECONDS = 2.0  # after a failed fetch, the next may come this soon
+KEYS_FETCH_SECONDS = 10.0
 _MAX_KEYS_BYTES = 256 * 1024
 
 logger = logging.getLogger("responses_relay.auth")
@@ -118,13 +122,21 @@ class TokenValidator:
 
 class KeySet:
     """The issuer's signing keys by key id, fetched on first use and again (at most once every
-    KEYS_REFRESH_SECONDS) when a token names a key id it does not hold: keys rotate."""
+    KEYS_REFRESH_SECONDS after a fetch that succeeded) when a token names a key id it does not
+    hold: keys rotate. A failed fetch keeps the keys held and answers 503 `auth_keys_unavailable`
+    (never a 401: the token may well be valid) until KEYS_RETRY_SECONDS have passed; then the
+    next request that needs the keys fetches them again.
+
+    Our own rather than PyJWT's `PyJWKClient`: that one fetches with blocking urllib (a thread
+    for each waiting request), reads the whole document before anything can check its size,
+    does not back off after a failure, and reads `time.monotonic` itself."""
 
     def __init__(self, url: str, *, clock: Callable[[], float]) -> None:
         self._url = url
         self._clock = clock
         self._keys: dict[str, Any] = {}
-        self._fetched_at: float | None = None
+        self._fetched_at: float | None = None  # the last fetch that succeeded
+        self._retry_at: float | None = None  # after a failed fetch: none before this
         self._lock = asyncio.Lock()
         self._client = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
 
@@ -140,31 +152,52 @@ class KeySet:
         return self._keys[kid]
 
     def _may_fetch(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at >= KEYS_REFRESH_SECONDS
+        """Whether the keys may be fetched now; 503 while a failed fetch's backoff lasts."""
+        now = self._clock()
+        if self._retry_at is not None:
+            if now < self._retry_at:
+                raise _keys_unavailable(self._retry_at - now)
+            return True
+        return self._fetched_at is None or now - self._fetched_at >= KEYS_REFRESH_SECONDS
 
     async def _fetch(self) -> None:
-        self._fetched_at = self._clock()
         try:
-            response = await self._client.get(self._url, headers={"Accept": "application/json"})
-            response.raise_for_status()
-            if len(response.content) > _MAX_KEYS_BYTES:
-                raise ValueError("the key set is too large")
-            document = response.json()
-        except (httpx2.HTTPError, ValueError) as error:
+            async with asyncio.timeout(KEYS_FETCH_SECONDS):  # the whole fetch, however slowly it trickles
+                document = orjson.loads(await self._read())
+            keys = _signing_keys(document)
+        except (httpx2.HTTPError, TimeoutError, ValueError) as error:  # orjson's JSONDecodeError is a ValueError
             logger.warning("the token issuer's keys could not be fetched: %s", type(error).__name__)
-            raise HttpError(AUTH_KEYS_UNAVAILABLE, "The sign-in service's keys could not be fetched") from None
-        self._keys = _signing_keys(document)
-        logger.info("token issuer's keys fetched: %d signing keys", len(self._keys))
+            self._retry_at = self._clock() + KEYS_RETRY_SECONDS
+            raise _keys_unavailable(KEYS_RETRY_SECONDS) from None
+        self._keys, self._fetched_at, self._retry_at = keys, self._clock(), None
+        logger.info("token issuer's keys fetched: %d signing keys", len(keys))
+
+    async def _read(self) -> bytes:
+        """The keys document, read no further than _MAX_KEYS_BYTES: a larger one is refused
+        while it arrives, not after it was read whole. Raw bytes, asked for unencoded: what is
+        counted is what arrives (an encoded body then fails as JSON)."""
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
+        async with self._client.stream("GET", self._url, headers=headers) as response:
+            response.raise_for_status()
+            document = bytearray()
+            async for chunk in response.aiter_raw():
+                document += chunk
+                if len(document) > _MAX_KEYS_BYTES:
+                    raise ValueError("the key set is too large")
+        return bytes(document)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
 def _signing_keys(document: object) -> dict[str, Any]:
-    """The RSA signature keys of a JWKS document, by key id; others are left out."""
+    """The RSA signature keys of a JWKS document, by key id; others are left out. Anything
+    but a JWKS document (an error page in JSON) is a failed fetch, not a set of no keys."""
     listed = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(listed, list):
+        raise ValueError("not a key set")
     keys: dict[str, Any] = {}
-    for entry in listed if isinstance(listed, list) else []:
+    for entry in listed:
         if not isinstance(entry, dict) or entry.get("kty") != "RSA" or entry.get("use", "sig") != "sig":
             continue
         kid = entry.get("kid")
@@ -185,6 +218,14 @@ _REASONS: dict[type[Exception], str] = {
     jwt.InvalidSignatureError: "The access token's signature does not verify",
     jwt.MissingRequiredClaimError: "The access token lacks a required claim",
 }
+
+
+def _keys_unavailable(wait: float) -> HttpError:
+    return HttpError(
+        AUTH_KEYS_UNAVAILABLE,
+        "The sign-in service's keys could not be fetched: try again shortly",
+        retry_after=max(1, math.ceil(wait)),
+    )
 
 
 def _unauthenticated(message: str, error: str | None) -> HttpError:
