@@ -51,6 +51,11 @@ AMBIGUOUS_KEY = _entry(
 UNAUTHENTICATED = _entry(
     "unauthenticated", 401, "`AUTH_MODE=entra`: no bearer token, or not a valid one; `WWW-Authenticate: Bearer`"
 )
+INSUFFICIENT_SCOPE = _entry(
+    "insufficient_scope",
+    403,
+    "`AUTH_MODE=entra`: the token lacks the scope `AUTH_SCOPE` in `scp` (app-only: `AUTH_APP_ROLE` in `roles`)",
+)
 BUDGET_EXCEEDED = _entry(
     "budget_exceeded", 429, "the caller used `USER_DAILY_TOKENS` today; `Retry-After`: the next UTC midnight"
 )

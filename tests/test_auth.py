@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import jwt
 import pytest
@@ -26,7 +27,7 @@ from responses_relay.settings import Settings
 from .conftest import OWNER_SECRET, RelayServer, serve
 from .faulty_upstream import FaultyUpstream
 from .oidc_issuer import ALICE, BOB, OidcIssuer, SigningKey, serving
-from .sse_client import chat
+from .sse_client import Received, chat
 
 
 @pytest.fixture
@@ -125,6 +126,67 @@ async def test_the_api_client_id_is_accepted_bare_or_as_an_api_uri(issuer: OidcI
     bare = issuer.environ["AUTH_CLIENT_ID"].removeprefix("api://")
     received = await chat(relay.client, {"input": "滋賀"}, headers=bearer(issuer.token(aud=bare)))
     assert received.status == 200
+
+
+SCOPES: dict[str, tuple[dict[str, Any], int]] = {
+    "no scp and no roles (app-only)": ({"scp": None}, 403),
+    "scp User.Read": ({"scp": "User.Read"}, 403),
+    "scp chats": ({"scp": "chats"}, 403),
+    "scp User.Read chat": ({"scp": "User.Read chat"}, 200),
+    "app-only with a role, none accepted (AUTH_APP_ROLE unset)": ({"scp": None, "roles": ["Chat.Use"]}, 403),
+}
+APP_ROLES: dict[str, tuple[dict[str, Any], int]] = {
+    "app-only with the role": ({"scp": None, "roles": ["Other", "Chat.Use"]}, 200),
+    "app-only without it": ({"scp": None, "roles": ["Other"]}, 403),
+    "app-only with no roles": ({"scp": None}, 403),
+    "app-only with roles not a list": ({"scp": None, "roles": "Chat.Use"}, 403),
+    "delegated with the role but not the scope": ({"scp": "User.Read", "roles": ["Chat.Use"]}, 403),
+    "delegated with the scope": ({"scp": "chat"}, 200),
+}
+
+
+async def scoped(server: RelayServer, issuer: OidcIssuer, claims: dict[str, Any]) -> Received:
+    return await chat(server.client, {"input": "滋賀"}, headers=bearer(issuer.token(**claims)))
+
+
+def assert_scope_answer(received: Received, status: int) -> None:
+    assert received.status == status
+    if status == 403:
+        assert received.json["error"]["code"] == "insufficient_scope"
+        assert received.headers["www-authenticate"] == 'Bearer error="insufficient_scope"'
+
+
+@pytest.mark.parametrize("case", SCOPES)
+async def test_a_token_needs_the_apis_scope(
+    case: str, issuer: OidcIssuer, relay: RelayServer, upstream: FaultyUpstream
+) -> None:
+    claims, status = SCOPES[case]
+    received = await scoped(relay, issuer, claims)
+    assert_scope_answer(received, status)
+    assert bool(upstream.records) == (status == 200)
+
+
+@pytest.mark.parametrize("case", APP_ROLES)
+async def test_an_app_only_token_needs_the_app_role_when_one_is_set(
+    case: str, issuer: OidcIssuer, make_settings: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    claims, status = APP_ROLES[case]
+    settings = make_settings(**issuer.environ, OWNER_HASH_SECRET=OWNER_SECRET, AUTH_APP_ROLE="Chat.Use")
+    async for server in serve(ChatService(settings)):
+        received = await scoped(server, issuer, claims)
+    assert_scope_answer(received, status)
+    assert bool(upstream.records) == (status == 200)
+
+
+async def test_the_scope_is_a_setting(
+    issuer: OidcIssuer, make_settings: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    settings = make_settings(**issuer.environ, OWNER_HASH_SECRET=OWNER_SECRET, AUTH_SCOPE="Tour.Ask")
+    async for server in serve(ChatService(settings)):
+        default = await scoped(server, issuer, {})  # scp: chat
+        named = await scoped(server, issuer, {"scp": "openid Tour.Ask"})
+    assert_scope_answer(default, 403)
+    assert_scope_answer(named, 200)
 
 
 async def test_resume_and_cancel_need_a_token_too(

@@ -22,7 +22,7 @@ import jwt
 import orjson
 from starlette.requests import Request
 
-from ..errors import AMBIGUOUS_KEY, AUTH_KEYS_UNAVAILABLE, UNAUTHENTICATED, HttpError
+from ..errors import AMBIGUOUS_KEY, AUTH_KEYS_UNAVAILABLE, INSUFFICIENT_SCOPE, UNAUTHENTICATED, HttpError
 from ..settings import AccessSettings
 
 KEY_HEADER = "x-functions-key"
@@ -76,6 +76,9 @@ class TokenValidator:
         assert access.jwks_url is not None, "and its key set's URL"
         self._issuer = access.issuer
         self._audiences = list(access.audiences)
+        assert access.scope is not None, "and its scope"
+        self._scope = access.scope
+        self._app_role = access.app_role
         self._keys = KeySet(access.jwks_url, clock=clock)
 
     async def identity(self, authorization: str | None) -> str:
@@ -85,11 +88,24 @@ class TokenValidator:
         if scheme.lower() != "bearer" or not token.strip():
             raise _unauthenticated("Sign in: an Authorization: Bearer <access token> header is required", None)
         claims = await self._claims(token.strip())
+        self._check_permission(claims)
         tenant = claims.get("tid") or claims.get("iss")
         user = claims.get("oid") or claims.get("sub")
         if not isinstance(tenant, str) or not isinstance(user, str) or not user:
             raise _unauthenticated("The access token names no user (oid or sub)", "invalid_token")
         return f"{tenant}/{user}"
+
+    def _check_permission(self, claims: dict[str, Any]) -> None:
+        """A user's (delegated) token carries the API's scope in `scp`, space-separated; an
+        app-only token has no `scp` and carries the app role in `roles`. Else 403."""
+        scopes = claims.get("scp")
+        if scopes is not None:
+            if not isinstance(scopes, str) or self._scope not in scopes.split():
+                raise _insufficient_scope(f"The access token lacks the API's scope ({self._scope})")
+            return
+        roles = claims.get("roles")
+        if self._app_role is None or not isinstance(roles, list) or self._app_role not in roles:
+            raise _insufficient_scope("The access token carries neither the API's scope nor an app role it accepts")
 
     async def _claims(self, token: str) -> dict[str, Any]:
         try:
@@ -226,6 +242,10 @@ def _keys_unavailable(wait: float) -> HttpError:
         "The sign-in service's keys could not be fetched: try again shortly",
         retry_after=max(1, math.ceil(wait)),
     )
+
+
+def _insufficient_scope(message: str) -> HttpError:
+    return HttpError(INSUFFICIENT_SCOPE, message, headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
 
 
 def _unauthenticated(message: str, error: str | None) -> HttpError:
