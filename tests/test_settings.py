@@ -187,6 +187,18 @@ TENANT = "0b9d7a55-1c2e-4f3a-8b6c-5d4e3f2a1b0c"
             "OWNER_HASH_SECRET is required with AUTH_MODE=entra:",
         ),
         ({**ENTRA, "AUTH_TENANT_ID": TENANT, "OWNER_HASH_SECRET": "short"}, "OWNER_HASH_SECRET must be 32 characters"),
+        (
+            {**ENTRA, "AUTH_TENANT_ID": TENANT, "AUTH_SCOPE": "api://6f1c2f4e/chat"},
+            "AUTH_SCOPE must be one scope's value as tokens carry it in scp, such as chat",
+        ),
+        (
+            {**ENTRA, "AUTH_TENANT_ID": TENANT, "AUTH_SCOPE": "chat read"},
+            "AUTH_SCOPE must be one scope's value as tokens carry it in scp, such as chat",
+        ),
+        (
+            {**ENTRA, "AUTH_TENANT_ID": TENANT, "AUTH_APP_ROLE": "Chat Use"},
+            "AUTH_APP_ROLE must be one app role's value as tokens carry it in roles, such as Chat.Use",
+        ),
         ({"USER_DAILY_TOKENS": "1000"}, "OWNER_HASH_SECRET is required with USER_DAILY_TOKENS:"),
         (
             {"USER_DAILY_TOKENS": "1000", "OWNER_HASH_SECRET": "s" * 32},
@@ -224,6 +236,9 @@ def test_entra_defaults_are_entra_ids_endpoints_for_the_tenant() -> None:
     assert access.audiences == ("6f1c2f4e", "api://6f1c2f4e")
     assert access.issuer == f"https://login.microsoftonline.com/{TENANT}/v2.0"
     assert access.jwks_url == f"https://login.microsoftonline.com/{TENANT}/discovery/v2.0/keys"
+    assert (access.scope, access.app_role) == ("chat", None)  # the README's registration; no app-only callers
+    named = load_settings({**ENTRA, "AUTH_TENANT_ID": TENANT, "AUTH_SCOPE": "Tour.Ask", "AUTH_APP_ROLE": "Chat.Use"})
+    assert (named.access.scope, named.access.app_role) == ("Tour.Ask", "Chat.Use")
     assert load_settings({}).access.mode == "key"
 
 
