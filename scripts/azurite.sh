@@ -33,5 +33,5 @@ start_azurite() {
   AZURITE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=$account;AccountKey=$key;TableEndpoint=http://127.0.0.1:$port/$account"
   local moved=""
   [ "$port" = "$wanted" ] || moved=" (127.0.0.1:$wanted is in use)"
-  echo "USER_DAILY_TOKENS: Azurite (the storage emulator) keeps the budgets in $location/, on 127.0.0.1:$port$moved"
+  echo "Azurite (the storage emulator) keeps the relay's state (budgets, answers) in $location/, on 127.0.0.1:$port$moved"
 }

@@ -109,7 +109,7 @@ async def test_azurite_on_a_port_in_use_runs_on_a_free_one_and_says_so(tmp_path:
             chosen = table_port(emulator.connection_string)
             assert chosen != port
             assert emulator.said == (
-                f"USER_DAILY_TOKENS: Azurite (the storage emulator) keeps the budgets in {tmp_path / 'azurite'}/,"
+                f"Azurite (the storage emulator) keeps the relay's state (budgets, answers) in {tmp_path / 'azurite'}/,"
                 f" on 127.0.0.1:{chosen} (127.0.0.1:{port} is in use)"
             )
             # Azurite itself answers there, with the account and key the relay is given.
@@ -138,4 +138,6 @@ def test_azurite_runs_on_the_port_asked_when_it_is_free(tmp_path: Path) -> None:
         assert emulator.returncode == 0
         assert emulator.connection_string is not None
         assert table_port(emulator.connection_string) == port
-        assert emulator.said.endswith(f"keeps the budgets in {tmp_path / 'azurite'}/, on 127.0.0.1:{port}")
+        assert emulator.said.endswith(
+            f"keeps the relay's state (budgets, answers) in {tmp_path / 'azurite'}/, on 127.0.0.1:{port}"
+        )

@@ -213,6 +213,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       TOOLS: 'local_time'
       MAX_TOOL_ROUNDS: '5'
       TOOL_TIMEOUT_SECONDS: '10'
+      TOOL_THREADS: '4'
       MCP_SERVERS: ''
     })
     dependsOn: [storageAccess, telemetryAccess]
