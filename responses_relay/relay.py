@@ -24,6 +24,7 @@ from .errors import INTERNAL_ERROR, STREAM_TIME_LIMIT, UPSTREAM_BAD_RESPONSE, Er
 from .events import Translator, UpstreamProtocolError
 from .live_streams import LiveStreams
 from .sse import encode_comment
+from .tool_rounds import HandOffNow
 from .tools import ToolResult
 from .upstream_events import Payload, StreamBroken
 
@@ -194,6 +195,8 @@ class RelayStream:
                         await self._wait_for_space()
             if self._upstream.final_response is not None:
                 translator.finish_with(self._upstream.final_response)
+        except HandOffNow as early:
+            translator.hand_off(early.after)
         except StreamBroken as broken:
             translator.fail(broken.error, broken.message)
         except UpstreamProtocolError as error:
