@@ -24,6 +24,8 @@ from . import shutdown
 from .errors import INTERNAL_ERROR, STREAM_TIME_LIMIT, UPSTREAM_BAD_RESPONSE, ErrorCode
 from .events import Translator, UpstreamProtocolError
 from .live_streams import LiveStreams
+from .protocols import Encoder
+from .protocols.native import NativeEncoder
 from .sse import encode_comment
 from .tools import ToolResult
 from .upstream_events import Payload, StreamBroken
@@ -85,8 +87,11 @@ class RelayStream:
         time_limit: TimeLimit | None = None,
         deployment: str | None = None,
         owner: str | None = None,
+        encoder: Encoder | None = None,
     ) -> None:
         self.owner = owner  # who may cancel it
+        self.encoder: Encoder = encoder or NativeEncoder()  # the protocol the caller speaks
+        self._closed = False  # the protocol's closing bytes are pushed
         self._upstream = upstream
         self._invocation_id = invocation_id
         self._deployment = deployment  # the one that answered, for the record
@@ -120,8 +125,8 @@ class RelayStream:
         self.outcome: str | None = None
 
     async def body(self) -> AsyncGenerator[bytes]:
-        """The response body: the opening comment, then whatever the producer pushes."""
-        yield OPENING
+        """The response body: the opening comment and the protocol's own opening, then what the producer pushes."""
+        yield OPENING + self.encoder.open()
         loop = asyncio.get_running_loop()
         self._producer = loop.create_task(self._produce())
         self._last_sent = loop.time()
@@ -182,12 +187,13 @@ class RelayStream:
                     if translator.deltas and self.first_text_at is None:
                         self.first_text_at = time.monotonic()
                     self._list()
-                    self._push(translator.take())
+                    self._push_events()
                     self._pushed_id = translator.response_id
                     if self._orphan_watch:
                         if self._upstream.response_id is not None:
                             return  # the orphan's id is known: aclose cancels it
                     elif translator.finished:
+                        self._push_closing()
                         self._draining = True
                         self._done = True  # the body ends now; the upstream's may take a moment more
                         _resolve(self._data_ready)
@@ -205,7 +211,8 @@ class RelayStream:
             logger.exception("relay failed mid-stream")
             translator.fail(INTERNAL_ERROR, "The relay failed")
         finally:
-            self._push(translator.take())
+            self._push_events()
+            self._push_closing()
             self._done = True
             _resolve(self._data_ready)
             self._unlist()
@@ -224,6 +231,15 @@ class RelayStream:
         if self._listed_as is not None and self._live is not None:
             self._live.remove(self._listed_as, self)
             self._listed_as = None
+
+    def _push_events(self) -> None:
+        self._push(self.encoder.encode(self._translator.take()))
+
+    def _push_closing(self) -> None:
+        """The protocol's closing bytes, once, when the relay ends the stream (not once the caller left)."""
+        if not self._closed and not self._left:
+            self._closed = True
+            self._push(self.encoder.close())
 
     def _push(self, frames: bytes) -> None:
         if frames:
@@ -267,7 +283,8 @@ class RelayStream:
         if self._done or self._left:
             return
         end()
-        self._push(self._translator.take())
+        self._push_events()
+        self._push_closing()
         self._pushed_id = self._translator.response_id
         self._done = True  # the body ends once the buffer is out
         _resolve(self._data_ready)
