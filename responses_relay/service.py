@@ -14,8 +14,16 @@ from starlette.responses import JSONResponse, Response
 
 from . import runtime_info
 from .access.auth import Authenticator
-from .access.owner import Owners
-from .chat_request import ChatRequest, check_content_type, check_response_id, cursor, parse_chat_request, read_body
+from .access.owner import Owners, previous_not_found
+from .chat_request import (
+    ChatRequest,
+    check_approvals,
+    check_content_type,
+    check_response_id,
+    cursor,
+    parse_chat_request,
+    read_body,
+)
 from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
 from .events import Translator
 from .guide_tools import TOOLS
@@ -53,7 +61,7 @@ class ChatService:
         """`tools`: the function tools offered to the model; by default those TOOLS names."""
         self.settings = settings
         offered = tools if tools is not None else [TOOLS[name] for name in settings.tools]
-        self._toolbox = Toolbox(offered, settings.tool_timeout_seconds)
+        self._toolbox = Toolbox(offered, settings.tool_timeout_seconds, threads=settings.tool_threads)
         self._demo = demo
         self._credential = credential
         self._upstream: Upstream | None = None
@@ -101,14 +109,33 @@ class ChatService:
         if self._budget is not None and owner is not None:
             await self._budget.check(owner)
         upstream = await self.upstream()
-        previous = chat_request.previous_response_id
-        if self._owners is not None and owner is not None and previous is not None:
-            await self._owners.check_previous(upstream, previous, owner)
+        previous = await self._previous(upstream, chat_request, owner)
+        if chat_request.approvals:
+            check_approvals(chat_request.approvals, previous or {})
         response = await upstream.open(chat_request, owner=owner)
         first = UpstreamEvents(response, **self._healing(upstream))
         rounds = self._rounds(upstream, first, chat_request, owner, stored=self.settings.stores_responses)
         translator = Translator(redact=upstream.redact)
         return self._relay(request, upstream, rounds, translator, owner, deployment=upstream.answered_by(response))
+
+    async def _previous(
+        self, upstream: Upstream, chat_request: ChatRequest, owner: str | None
+    ) -> dict[str, Any] | None:
+        """The stored response the chat continues, when it must be looked at: its owner is checked,
+        or approvals answer its requests. 400 `previous_response_not_found` when it is not there."""
+        previous = chat_request.previous_response_id
+        if previous is None:
+            return None
+        if self._owners is not None and owner is not None:
+            return await self._owners.check_previous(upstream, previous, owner)
+        if not chat_request.approvals:
+            return None
+        try:
+            return await upstream.retrieve(previous)
+        except HttpError as error:
+            if error.code != RESPONSE_NOT_FOUND.code:
+                raise
+            raise previous_not_found() from None
 
     async def _resume(self, request: Request, response_id: str) -> Response:
         owner = await self._owner(request)
@@ -279,6 +306,7 @@ class ChatService:
         return self._demo
 
     async def aclose(self) -> None:
+        self._toolbox.close()
         await self._auth.aclose()
         if self._tables is not None:
             await self._tables.aclose()

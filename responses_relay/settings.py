@@ -62,6 +62,7 @@ class Settings:
     tools: tuple[str, ...]  # the names of the function tools offered to the model
     max_tool_rounds: int
     tool_timeout_seconds: float
+    tool_threads: int
     mcp_servers: tuple[McpServer, ...]
     appinsights_connection_string: str | None = field(repr=False)
     appinsights_authentication_string: str | None = field(repr=False)
@@ -139,6 +140,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tools=env.names("TOOLS", ("local_time",), allowed=tuple(TOOLS)),
         max_tool_rounds=env.integer("MAX_TOOL_ROUNDS", 5, low=0, high=50),
         tool_timeout_seconds=env.number("TOOL_TIMEOUT_SECONDS", 10.0, low=0.01, high=600.0),
+        tool_threads=env.integer("TOOL_THREADS", 4, low=1, high=64),
         mcp_servers=env.mcp_servers("MCP_SERVERS"),
         appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),

@@ -299,13 +299,42 @@ async def test_an_approval_ends_the_stream_and_the_next_chat_answers_it(scripted
 
 
 async def test_a_denied_approval_is_sent_as_such(scripted: ScriptedUpstream) -> None:
+    scripted.script(reply(ApprovalRequest("wiki", "ask_question", '{"question": "Kyoto"}')))
     scripted.script(reply(Text("I will answer without it.")))
-    body = {"previous_response_id": "resp_abc", "approvals": [{"approval_request_id": "mcpr_1", "approve": False}]}
-    received = await ask(scripted, body, MCP_SERVERS=MCP_SERVERS)
-    assert scripted.requests[0]["input"] == [
-        {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": False}
+    async with relay_to(scripted, MCP_SERVERS=MCP_SERVERS) as relay:
+        asking = await chat(relay.client, QUESTION)
+        [ended] = asking.payloads("response.completed")
+        approvals = [{"approval_request_id": "mcpr_resp_scripted1_0", "approve": False}]
+        received = await chat(relay.client, {"previous_response_id": ended["response_id"], "approvals": approvals})
+    assert scripted.requests[1]["input"] == [
+        {"type": "mcp_approval_response", "approval_request_id": "mcpr_resp_scripted1_0", "approve": False}
     ]
     assert received.text == "I will answer without it."
+
+
+@pytest.mark.parametrize(
+    ("answering", "approval_request_id"),
+    [
+        pytest.param("the asking response", "mcpr_invented", id="an id the response never asked"),
+        pytest.param("a response that asked nothing", "mcpr_resp_scripted1_0", id="another response's request"),
+    ],
+)
+async def test_an_approval_must_answer_a_request_of_the_response_it_names(
+    scripted: ScriptedUpstream, answering: str, approval_request_id: str
+) -> None:
+    scripted.script(reply(ApprovalRequest("wiki", "ask_question", '{"question": "Kyoto"}')))
+    scripted.script(reply(Text("Kyoto.")))
+    async with relay_to(scripted, MCP_SERVERS=MCP_SERVERS) as relay:
+        asking = await chat(relay.client, QUESTION)
+        other = await chat(relay.client, QUESTION)
+        named = asking if answering == "the asking response" else other
+        [ended] = named.payloads("response.completed")
+        approvals = [{"approval_request_id": approval_request_id, "approve": True}]
+        body = {"previous_response_id": ended["response_id"], "approvals": approvals}
+        reply_ = await relay.client.post("/api/chat", json=body)
+    error = reply_.json()["error"]
+    assert (reply_.status_code, error["code"], error["param"]) == (400, "unknown_approval", "approvals[0]")
+    assert len(scripted.requests) == 2, "nothing was sent upstream"
 
 
 # Against the demo upstream (tests/faulty_upstream.py), as demo mode runs it.
