@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -21,9 +20,9 @@ def upstream(payload: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-def relayed(events: list[RelayEvent]) -> Sequence[tuple[str, dict[str, Any], int | None]]:
-    """The events as (type, payload, id) tuples, once checked that each payload's type is the event's."""
-    assert all(event.payload["type"] == event.type for event in events)
+def relayed(events: list[RelayEvent]) -> list[RelayEvent]:
+    """The events, once checked that each payload's type is its event's."""
+    assert all(payload["type"] == kind for kind, payload, _ in events)
     return events
 
 

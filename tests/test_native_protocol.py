@@ -8,11 +8,11 @@ from responses_relay.events import RelayEvent
 from responses_relay.protocols.native import NativeEncoder
 from responses_relay.sse import Decoder
 
-EVENTS = [
-    RelayEvent("response.created", {"type": "response.created", "response_id": "resp_1", "model": "m"}, 0),
-    RelayEvent("response.output_text.delta", {"type": "response.output_text.delta", "delta": "滋賀\n湖"}, 5),
-    RelayEvent("tool.result", {"type": "tool.result", "call_id": "c", "name": "n", "output": "{}"}, None),
-    RelayEvent("error", {"type": "error", "code": "x", "message": "line\r\nbreak"}, None),
+EVENTS: list[RelayEvent] = [
+    ("response.created", {"type": "response.created", "response_id": "resp_1", "model": "m"}, 0),
+    ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "滋賀\n湖"}, 5),
+    ("tool.result", {"type": "tool.result", "call_id": "c", "name": "n", "output": "{}"}, None),
+    ("error", {"type": "error", "code": "x", "message": "line\r\nbreak"}, None),
 ]
 
 
@@ -35,7 +35,7 @@ def test_nothing_opens_or_closes_the_stream_and_batches_join_as_one() -> None:
 
 def test_the_bytes_split_anywhere_decode_to_the_same_events() -> None:
     encoded = NativeEncoder().encode(EVENTS)
-    expected = [(event.type, event.payload, None if event.id is None else str(event.id)) for event in EVENTS]
+    expected = [(kind, payload, None if event_id is None else str(event_id)) for kind, payload, event_id in EVENTS]
     for cut in range(len(encoded) + 1):
         decoder = Decoder()
         decoded = decoder.feed(encoded[:cut]) + decoder.feed(encoded[cut:])

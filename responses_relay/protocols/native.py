@@ -20,6 +20,9 @@ class NativeEncoder:
         return b""
 
     def encode(self, events: Sequence[RelayEvent]) -> bytes:
+        if len(events) == 1:  # most reads carry one event (merged deltas): no list, no join
+            kind, payload, event_id = events[0]
+            return encode_event(kind, orjson.dumps(payload), event_id)
         return b"".join([encode_event(kind, orjson.dumps(payload), event_id) for kind, payload, event_id in events])
 
     def close(self) -> bytes:
