@@ -228,17 +228,17 @@ async def test_a_caller_cannot_choose_the_invocation_id_in_the_stream_record(
 
 
 class ScriptedBody(httpx2.AsyncByteStream):
-    """An upstream body that sends `reads`, then ends or, with `hang`, sends nothing more."""
+    """An upstream body that sends `reads`, then ends, once `released` if given."""
 
-    def __init__(self, reads: list[bytes], *, hang: bool) -> None:
+    def __init__(self, reads: list[bytes], released: asyncio.Event | None = None) -> None:
         self.reads = reads
-        self.hang = hang
+        self.released = released
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for read in self.reads:
             yield read
-        if self.hang:
-            await asyncio.Event().wait()
+        if self.released is not None:
+            await self.released.wait()
 
 
 class MarkingEncoder:
@@ -273,10 +273,12 @@ ENDS: dict[str, Callable[[RelayStream], None] | None] = {
 
 
 async def relay_marked(name: str) -> tuple[bytes, MarkingEncoder]:
-    """The body of a stream in the marking protocol, ended as `name` says once the delta is out."""
+    """The body of a stream in the marking protocol, ended as `name` says once the delta is out. The
+    upstream body ends only after the stream's (except when cut): its end ends nothing."""
     reads = [sse(CREATED), sse(DELTA), *([sse(COMPLETED)] if name == "completed" else [])]
     end = ENDS[name]
-    events = UpstreamEvents(httpx2.Response(200, stream=ScriptedBody(reads, hang=end is not None)))
+    released = None if name == "cut" else asyncio.Event()
+    events = UpstreamEvents(httpx2.Response(200, stream=ScriptedBody(reads, released)))
     encoder = MarkingEncoder()
     stream = RelayStream(events, Translator(), heartbeat_seconds=5, buffer_bytes=1024, encoder=encoder)
     body = bytearray()
@@ -286,6 +288,8 @@ async def relay_marked(name: str) -> tuple[bytes, MarkingEncoder]:
             if end is not None and b"output_text.delta" in body:
                 end(stream)
                 end = None
+    if released is not None:
+        released.set()
     await stream.aclose()
     return bytes(body), encoder
 
@@ -308,7 +312,7 @@ async def test_a_caller_who_left_gets_no_closing_bytes() -> None:
 
 
 def test_the_response_carries_the_protocols_headers_beside_the_sse_ones() -> None:
-    events = UpstreamEvents(httpx2.Response(200, stream=ScriptedBody([], hang=False)))
+    events = UpstreamEvents(httpx2.Response(200, stream=ScriptedBody([])))
     stream = RelayStream(events, Translator(), heartbeat_seconds=5, buffer_bytes=1024, encoder=MarkingEncoder())
     headers = SSEResponse(stream).headers
     assert headers["x-protocol"] == "marked"
