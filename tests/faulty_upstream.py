@@ -138,6 +138,10 @@ class FaultyUpstream(DemoUpstream):
         """The response created last."""
         return self._stored[-1]
 
+    def stored_responses(self) -> list[StoredResponse]:
+        """Every response created and kept, the latest last."""
+        return list(self._stored)
+
     def relay_cancelled_the_orphan(self) -> StoredResponse:
         """Block until the second request, the relay's cancel of the background response the first
         created (whose id never reached the caller), has been answered; the stored response."""
