@@ -95,21 +95,21 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     except orjson.JSONDecodeError:
         raise HttpError(INVALID_JSON, "The body is not valid UTF-8 JSON") from None
     if not isinstance(document, dict):
-        raise _invalid("The body must be a JSON object", None)
+        raise invalid("The body must be a JSON object", None)
     for name in document:
         if name not in _FIELDS:
-            raise _invalid(
+            raise invalid(
                 f"Unknown field {_quote(name)}: only 'input', 'previous_response_id' and 'approvals' are accepted"
                 " (model, instructions and limits are set by the server)",
                 name,
             )
     approvals = _parse_approvals(document.get("approvals"), settings)
     if "input" not in document and not approvals:
-        raise _invalid("'input' is required: a string, or a list of {role, content} messages", "input")
-    previous_response_id = _parse_response_id(document.get("previous_response_id"))
+        raise invalid("'input' is required: a string, or a list of {role, content} messages", "input")
+    previous_response_id = response_id_or_none(document.get("previous_response_id"), "previous_response_id")
     if approvals and previous_response_id is None:
         message = "'approvals' answer a response's approval requests: 'previous_response_id' must name that response"
-        raise _invalid(message, "previous_response_id")
+        raise invalid(message, "previous_response_id")
     return ChatRequest(
         input=_parse_input(document["input"], settings) if "input" in document else [],
         previous_response_id=previous_response_id,
@@ -119,38 +119,39 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
 
 def _parse_input(value: Any, settings: Settings) -> str | list[dict[str, str]]:
     if isinstance(value, str):
-        return _parse_text(value, "input", settings)
+        return check_text(value, "input", settings)
     if not isinstance(value, list):
-        raise _invalid("'input' must be a string or a list of messages", "input")
+        raise invalid("'input' must be a string or a list of messages", "input")
     if not value:
-        raise _invalid("'input' must not be empty", "input")
+        raise invalid("'input' must not be empty", "input")
     if len(value) > settings.max_messages:
-        raise _invalid(f"'input' has {len(value)} messages; at most {settings.max_messages} are allowed", "input")
+        raise invalid(f"'input' has {len(value)} messages; at most {settings.max_messages} are allowed", "input")
     return [_parse_message(item, f"input[{index}]", settings) for index, item in enumerate(value)]
 
 
 def _parse_message(value: Any, where: str, settings: Settings) -> dict[str, str]:
     if not isinstance(value, dict):
-        raise _invalid(f"'{where}' must be an object with 'role' and 'content'", where)
+        raise invalid(f"'{where}' must be an object with 'role' and 'content'", where)
     for name in value:
         if name not in _MESSAGE_FIELDS:
-            raise _invalid(f"Unknown field {_quote(name)} in '{where}'", f"{where}.{name}")
+            raise invalid(f"Unknown field {_quote(name)} in '{where}'", f"{where}.{name}")
     if value.get("type", "message") != "message":
-        raise _invalid(f"'{where}.type' must be 'message'", f"{where}.type")
+        raise invalid(f"'{where}.type' must be 'message'", f"{where}.type")
     role = value.get("role")
     if role not in ROLES:
-        raise _invalid(f"'{where}.role' must be 'user' or 'assistant'", f"{where}.role")
+        raise invalid(f"'{where}.role' must be 'user' or 'assistant'", f"{where}.role")
     content = value.get("content")
     if not isinstance(content, str):
-        raise _invalid(f"'{where}.content' must be a string", f"{where}.content")
-    return {"role": role, "content": _parse_text(content, f"{where}.content", settings)}
+        raise invalid(f"'{where}.content' must be a string", f"{where}.content")
+    return {"role": role, "content": check_text(content, f"{where}.content", settings)}
 
 
-def _parse_text(text: str, where: str, settings: Settings) -> str:
+def check_text(text: str, where: str, settings: Settings) -> str:
+    """A message's text: not empty, and within MAX_MESSAGE_CHARS."""
     if not text.strip():
-        raise _invalid(f"'{where}' must not be empty", where)
+        raise invalid(f"'{where}' must not be empty", where)
     if len(text) > settings.max_message_chars:
-        raise _invalid(f"'{where}' has {len(text)} characters; at most {settings.max_message_chars} are allowed", where)
+        raise invalid(f"'{where}' has {len(text)} characters; at most {settings.max_message_chars} are allowed", where)
     return text
 
 
@@ -158,9 +159,9 @@ def _parse_approvals(value: Any, settings: Settings) -> tuple[Approval, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not value:
-        raise _invalid("'approvals' must be a list of {approval_request_id, approve}", "approvals")
+        raise invalid("'approvals' must be a list of {approval_request_id, approve}", "approvals")
     if len(value) > settings.max_messages:
-        raise _invalid(
+        raise invalid(
             f"'approvals' has {len(value)} answers; at most {settings.max_messages} are allowed", "approvals"
         )
     return tuple(_parse_approval(item, f"approvals[{index}]") for index, item in enumerate(value))
@@ -168,18 +169,18 @@ def _parse_approvals(value: Any, settings: Settings) -> tuple[Approval, ...]:
 
 def _parse_approval(value: Any, where: str) -> Approval:
     if not isinstance(value, dict):
-        raise _invalid(f"'{where}' must be an object with 'approval_request_id' and 'approve'", where)
+        raise invalid(f"'{where}' must be an object with 'approval_request_id' and 'approve'", where)
     for name in value:
         if name not in _APPROVAL_FIELDS:
-            raise _invalid(f"Unknown field {_quote(name)} in '{where}'", f"{where}.{name}")
+            raise invalid(f"Unknown field {_quote(name)} in '{where}'", f"{where}.{name}")
     request_id = value.get("approval_request_id")
     if not isinstance(request_id, str) or not _ITEM_ID.fullmatch(request_id):
-        raise _invalid(
+        raise invalid(
             f"'{where}.approval_request_id' must be the id of an approval request", f"{where}.approval_request_id"
         )
     approve = value.get("approve")
     if not isinstance(approve, bool):
-        raise _invalid(f"'{where}.approve' must be true or false", f"{where}.approve")
+        raise invalid(f"'{where}.approve' must be true or false", f"{where}.approve")
     return Approval(request_id, approve)
 
 
@@ -198,11 +199,12 @@ def check_approvals(approvals: tuple[Approval, ...], answered: dict[str, Any]) -
             raise HttpError(UNKNOWN_APPROVAL, message, param=f"approvals[{index}]")
 
 
-def _parse_response_id(value: Any) -> str | None:
+def response_id_or_none(value: Any, where: str) -> str | None:
+    """A response id given in the field `where` (None when absent); 400 when it is not one."""
     if value is None:
         return None
     if not isinstance(value, str) or not _RESPONSE_ID.fullmatch(value):
-        raise _invalid("'previous_response_id' must be a response id such as 'resp_abc123'", "previous_response_id")
+        raise invalid(f"'{where}' must be a response id such as 'resp_abc123'", where)
     return value
 
 
@@ -232,7 +234,8 @@ def _quote(name: str) -> str:
     return repr(name[:40])
 
 
-def _invalid(message: str, param: str | None) -> HttpError:
+def invalid(message: str, param: str | None) -> HttpError:
+    """400 `invalid_request`, naming the field at fault."""
     if param is not None:
         param = param[:100] if param.isprintable() else None
     return HttpError(INVALID_REQUEST, message, param=param)
