@@ -9,6 +9,7 @@ import azure.functions as func
 from azurefunctions.extensions.http.fastapi import Request, Response
 
 from responses_relay import telemetry
+from responses_relay.protocol_service import ProtocolService
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
@@ -30,6 +31,16 @@ def create_app(chat_service: ChatService) -> func.FunctionApp:
     @app.route(route="chat/{response_id}/cancel", methods=[func.HttpMethod.POST], auth_level=callers)
     async def cancel(req: Request) -> Response:
         return await chat_service.cancel(req, req.path_params["response_id"])
+
+    protocols = ProtocolService(chat_service)
+
+    @app.route(route="ai-sdk/chat", methods=[func.HttpMethod.POST], auth_level=callers)
+    async def ai_sdk_chat(req: Request) -> Response:
+        return await protocols.ai_sdk_chat(req)
+
+    @app.route(route="ai-sdk/chat/{chat_id}/stream", methods=[func.HttpMethod.GET], auth_level=callers)
+    async def ai_sdk_resume(req: Request) -> Response:
+        return await protocols.ai_sdk_resume(req, req.path_params["chat_id"])
 
     @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
     async def health(req: Request) -> Response:

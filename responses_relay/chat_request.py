@@ -89,11 +89,21 @@ def check_content_type(request: Request) -> None:
         raise HttpError(UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json")
 
 
-def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
+def parse_json(body: bytes) -> Any:
     try:
-        document = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise HttpError(INVALID_JSON, "The body is not valid UTF-8 JSON") from None
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """A JSON body (`application/json`, at most `limit` bytes), parsed."""
+    check_content_type(request)
+    return parse_json(await read_body(request, limit))
+
+
+def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
+    document = parse_json(body)
     if not isinstance(document, dict):
         raise invalid("The body must be a JSON object", None)
     for name in document:
@@ -161,9 +171,7 @@ def _parse_approvals(value: Any, settings: Settings) -> tuple[Approval, ...]:
     if not isinstance(value, list) or not value:
         raise invalid("'approvals' must be a list of {approval_request_id, approve}", "approvals")
     if len(value) > settings.max_messages:
-        raise invalid(
-            f"'approvals' has {len(value)} answers; at most {settings.max_messages} are allowed", "approvals"
-        )
+        raise invalid(f"'approvals' has {len(value)} answers; at most {settings.max_messages} are allowed", "approvals")
     return tuple(_parse_approval(item, f"approvals[{index}]") for index, item in enumerate(value))
 
 

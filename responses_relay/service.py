@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from starlette.background import BackgroundTask
+from starlette.background import BackgroundTasks
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -17,6 +17,7 @@ from . import runtime_info
 from .access.auth import Authenticator
 from .access.owner import Owners, previous_not_found
 from .answer import Answer, answer_of, new_answer_id
+from .answer_start import AnswerStart, Started
 from .chat_request import (
     ChatRequest,
     check_approvals,
@@ -31,7 +32,9 @@ from .events import Translator
 from .guide_tools import TOOLS
 from .invocation import invocation_id
 from .live_streams import Cancellable, LiveStreams
+from .protocols import Encoder
 from .relay import RelayStream
+from .relay import Upstream as RelayUpstream
 from .settings import Settings
 from .sse_response import SSEResponse
 from .tool_rounds import ToolRounds
@@ -48,6 +51,9 @@ if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never 
     from .storage.tables import Tables
 
 logger = logging.getLogger("responses_relay")
+
+# What runs once an answer's stream has ended, with its translator (its outcome, usage, response id).
+Ended = Callable[[Translator], Awaitable[None]]
 
 _shared_demo: DemoUpstream | None = None
 
@@ -82,21 +88,26 @@ class ChatService:
         if settings.endpoint is None:
             logger.warning("DEMO MODE: OPENAI_ENDPOINT is not set, answers come from the built-in demo upstream")
 
+    @property
+    def tables(self) -> Tables | None:
+        """The Function App's storage account's tables, where state with owners is kept."""
+        return self._tables
+
     async def chat(self, request: Request) -> Response:
         """POST /api/chat: the answer's stream."""
-        return await self._respond("chat", self._chat(request))
+        return await self.respond("chat", self._chat(request))
 
     async def resume(self, request: Request, response_id: str) -> Response:
         """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
-        return await self._respond("resume", self._resume(request, response_id))
+        return await self.respond("resume", self._resume(request, response_id))
 
     async def cancel(self, request: Request, response_id: str) -> Response:
         """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
         cancelled upstream (streams of it on other instances then end too); otherwise the
         response's live stream on this instance is ended, which closes its upstream call."""
-        return await self._respond("cancel", self._cancel(request, response_id))
+        return await self.respond("cancel", self._cancel(request, response_id))
 
-    async def _owner(self, request: Request) -> str | None:
+    async def owner(self, request: Request) -> str | None:
         """The caller's owner hash (None when owners are not kept); 401 for a missing or bad token."""
         identity = await self._auth.identity(request)
         return self._owners.of(identity) if self._owners is not None else None
@@ -112,10 +123,24 @@ class ChatService:
         return Answer(answer_id, owner, self._answers, follow_seconds=self.settings.continuation_seconds + 5)
 
     async def _chat(self, request: Request) -> Response:
-        owner = await self._owner(request)
+        owner = await self.owner(request)
         check_content_type(request)
         body = await read_body(request, self.settings.max_body_bytes)
-        chat_request = parse_chat_request(body, self.settings)
+        return await self.answer(request, parse_chat_request(body, self.settings), owner)
+
+    async def answer(
+        self,
+        request: Request,
+        chat_request: ChatRequest,
+        owner: str | None,
+        *,
+        encoder: Encoder | None = None,
+        started: Started | None = None,
+        ended: Ended | None = None,
+    ) -> Response:
+        """The stream of a new answer to `chat_request`, in the protocol `encoder` speaks (the native
+        one by default). `started` gets the answer's first response id before the caller does;
+        `ended` the stream's translator once the stream has ended."""
         if self._budget is not None and owner is not None:
             await self._budget.check(owner)
         upstream = await self.upstream()
@@ -127,7 +152,11 @@ class ChatService:
         first = UpstreamEvents(response, **self._healing(upstream))
         rounds = self._rounds(upstream, first, chat_request, answer, stored=self.settings.stores_responses)
         translator = Translator(redact=upstream.redact)
-        return self._relay(request, upstream, rounds, translator, owner, deployment=upstream.answered_by(response))
+        deployment = upstream.answered_by(response)
+        stream = AnswerStart(rounds, started) if started is not None else rounds
+        return self._relay(
+            request, upstream, stream, translator, owner, deployment=deployment, encoder=encoder, ended=ended
+        )
 
     async def _previous(
         self, upstream: Upstream, chat_request: ChatRequest, owner: str | None
@@ -149,9 +178,22 @@ class ChatService:
             raise previous_not_found() from None
 
     async def _resume(self, request: Request, response_id: str) -> Response:
-        owner = await self._owner(request)
+        owner = await self.owner(request)
         check_response_id(response_id)
-        after = cursor(request)
+        return await self.resume_answer(request, response_id, cursor(request), owner)
+
+    async def resume_answer(
+        self,
+        request: Request,
+        response_id: str,
+        after: int | None,
+        owner: str | None,
+        *,
+        encoder: Encoder | None = None,
+        ended: Ended | None = None,
+    ) -> Response:
+        """The stream of a stored response after sequence number `after` (None: from its start),
+        going on into its answer's next rounds, in the protocol `encoder` speaks."""
         self._check_resumable()
         upstream = await self.upstream()
         stored = await self._check_owner(upstream, response_id, owner)
@@ -162,10 +204,10 @@ class ChatService:
         # A round that ends asking for tools is continued here too: this stream has the caller now.
         continuation = ChatRequest([], previous_response_id=response_id)
         rounds = self._rounds(upstream, events, continuation, answer, stored=True)
-        return self._relay(request, upstream, rounds, translator, owner)
+        return self._relay(request, upstream, rounds, translator, owner, encoder=encoder, ended=ended)
 
     async def _cancel(self, request: Request, response_id: str) -> Response:
-        owner = await self._owner(request)
+        owner = await self.owner(request)
         check_response_id(response_id)
         stored = await self._stored_for_cancel(response_id, owner)
         live = [stream for stream in self._live.of_response(response_id) if stream.owner == owner]
@@ -214,7 +256,7 @@ class ChatService:
             response = await upstream.retrieve(response_id)  # refused: it had finished already, probably
         return _text(response, "status") or "cancelled"
 
-    async def _respond(self, action: str, answering: Awaitable[Response]) -> Response:
+    async def respond(self, action: str, answering: Awaitable[Response]) -> Response:
         """The response, or the error known before any byte of it went out, as plain HTTP."""
         try:
             return await answering
@@ -271,11 +313,13 @@ class ChatService:
         self,
         request: Request,
         upstream: Upstream,
-        rounds: ToolRounds,
+        rounds: RelayUpstream,
         translator: Translator,
         owner: str | None,
         *,
         deployment: str | None = None,
+        encoder: Encoder | None = None,
+        ended: Ended | None = None,
     ) -> Response:
         """In background mode, a response the stream creates (the first, or a tool round's) goes on
         whoever is connected: one whose id never reached its caller is cancelled (see RelayStream).
@@ -292,10 +336,15 @@ class ChatService:
             hands_off=self.settings.resumable,
             deployment=deployment,
             owner=owner,
+            encoder=encoder,
         )
         answer = SSEResponse(stream)
-        if self._budget is not None and owner is not None:  # the stream's final usage, once it has ended
-            answer.background = BackgroundTask(self._budget.spend, owner, translator)
+        after_stream = BackgroundTasks()  # what needs the ended stream, once it has ended
+        if self._budget is not None and owner is not None:  # its final usage
+            after_stream.add_task(self._budget.spend, owner, translator)
+        if ended is not None:
+            after_stream.add_task(ended, translator)
+        answer.background = after_stream if after_stream.tasks else None
         return answer
 
     def _check_resumable(self) -> None:

@@ -81,6 +81,8 @@ def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host:
         "chat": ("POST", "/api/chat", "function"),
         "resume": ("GET", "/api/chat/{response_id}", "function"),
         "cancel": ("POST", "/api/chat/{response_id}/cancel", "function"),
+        "ai_sdk_chat": ("POST", "/api/ai-sdk/chat", "function"),
+        "ai_sdk_resume": ("GET", "/api/ai-sdk/chat/{chat_id}/stream", "function"),
         "health": ("GET", "/api/health", "anonymous"),
     }
     assert f"back end: {BACK_END})" in worker_host.output

@@ -20,16 +20,18 @@ from .tables import Tables
 
 TABLE = "relaychats"
 ACTIVE = "active_response_id"
+ACTIVE_MESSAGE = "active_message_id"  # the front end's message the answer is written into, where it has one
 
 
 class ChatRecords:
     def __init__(self, tables: Tables) -> None:
         self._tables = tables
 
-    async def set_active(self, owner: str, chat_id: str, response_id: str) -> None:
-        """The chat's answer being generated is now `response_id`."""
+    async def set_active(self, owner: str, chat_id: str, response_id: str, *, message_id: str | None = None) -> None:
+        """The chat's answer being generated is now `response_id` (its first response), written into
+        the front end's message `message_id` (None: one named after the response)."""
         table = await self._tables.ensure(TABLE)
-        entity = {"PartitionKey": owner, "RowKey": chat_id, ACTIVE: response_id}
+        entity = {"PartitionKey": owner, "RowKey": chat_id, ACTIVE: response_id, ACTIVE_MESSAGE: message_id or ""}
         await table.upsert_entity(entity, mode=UpdateMode.MERGE)
 
     async def active(self, owner: str, chat_id: str) -> str | None:

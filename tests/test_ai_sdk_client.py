@@ -1,0 +1,216 @@
+"""The AI SDK's own client against the relay over real sockets: `ai` 6's DefaultChatTransport and a
+minimal AbstractChat (tests/clients/ai_sdk.mjs, run by node) read POST /api/ai-sdk/chat and
+GET /api/ai-sdk/chat/{id}/stream as useChat does; every chunk must pass uiMessageChunkSchema."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import orjson
+import pytest
+
+from responses_relay.service import ChatService
+from responses_relay.settings import Settings
+
+from .clients import client
+from .conftest import RESUMABLE, RelayServer, serve
+from .faulty_upstream import FaultyUpstream, Scenario
+from .sse_client import chat
+from .test_tool_calls import posts
+
+KEY = "the-function-key-of-the-front-end"
+FAST = Scenario(delta_seconds=0.001)
+
+
+async def ai_sdk(server: RelayServer, scenario: str, question: str = "", **env: str) -> dict[str, Any]:
+    """What the AI SDK's chat assembled; every chunk it read passed the SDK's own schema."""
+    args = [scenario, question] if question else [scenario]
+    result: dict[str, Any] = await client("ai_sdk.mjs", *args, env={"RELAY_URL": server.base_url, **env})
+    assert result["invalid"] == []
+    return result
+
+
+def assembled(result: dict[str, Any]) -> dict[str, Any]:
+    """The one answer the chat holds."""
+    assert [message["role"] for message in result["messages"]] == ["user", "assistant"]
+    return dict(result["messages"][1])
+
+
+def text_of(message: dict[str, Any]) -> str:
+    return "".join(part["text"] for part in message["parts"] if part["type"] == "text")
+
+
+def kinds(message: dict[str, Any]) -> list[str]:
+    return [part["type"] for part in message["parts"]]
+
+
+@asynccontextmanager
+async def relay_with(settings: Settings, *, function_key: str | None = None) -> AsyncIterator[RelayServer]:
+    async with asynccontextmanager(serve)(ChatService(settings), function_key=function_key) as server:
+        yield server
+
+
+async def test_the_message_assembles_to_exactly_the_native_streams_text(
+    relay: RelayServer, upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(FAST)
+    native = await chat(relay.client, {"input": "滋賀県について教えてください。"})
+    result = await ai_sdk(relay, "ask", "滋賀県について教えてください。")
+    message = assembled(result)
+    assert text_of(message) == native.text
+    assert (result["status"], result["error"]) == ("ready", None)
+    assert result["finishes"] == [{"isAbort": False, "isDisconnect": False, "isError": False, "finishReason": "stop"}]
+    [terminal] = native.payloads("response.completed")
+    assert message["metadata"]["usage"]["output_tokens"] == terminal["usage"]["output_tokens"]
+    assert message["metadata"]["responseId"].startswith("resp_")
+    assert message["id"] == message["metadata"]["responseId"]  # one round: the first response names it
+    assert kinds(message) == ["step-start", "text"]
+
+
+async def test_the_stream_says_its_protocol_and_ends_with_done(relay: RelayServer, upstream: FaultyUpstream) -> None:
+    upstream.set_scenario(FAST)
+    body = {"id": "c1", "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "滋賀"}]}]}
+    response = await relay.client.post("/api/ai-sdk/chat", json=body)
+    assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    assert response.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert response.content.endswith(b"data: [DONE]\n\n")
+
+
+async def test_reasoning_and_sources_become_their_parts(
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(FAST)
+    async with relay_with(make_settings(REASONING_SUMMARY="auto")) as relay:
+        result = await ai_sdk(relay, "ask", "今週のイベントを教えて")
+    message = assembled(result)
+    assert kinds(message)[:2] == ["step-start", "reasoning"]
+    sources = [part for part in message["parts"] if part["type"] == "source-url"]
+    assert sources[0]["url"] == "https://example.com/demo/shiga/events"
+    assert sources[0]["title"] == "デモ: 滋賀の今週のイベント"
+    assert len({source["url"] for source in sources}) == len(sources) > 1  # one part a cited page
+    assert "びわ湖花火" in text_of(message)
+
+
+async def test_the_local_time_call_reaches_output_available_in_its_own_step(
+    relay: RelayServer, upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(FAST)
+    message = assembled(await ai_sdk(relay, "ask", "京都は今何時？"))
+    [call] = [part for part in message["parts"] if part["type"] == "dynamic-tool"]
+    assert (call["toolName"], call["state"], call["providerExecuted"]) == ("local_time", "output-available", True)
+    assert call["input"] == {"timezone": "Asia/Tokyo"}
+    assert call["output"]["timezone"] == "Asia/Tokyo"
+    assert kinds(message) == ["step-start", "dynamic-tool", "step-start", "text"]
+    assert "京都" in text_of(message)
+
+
+@pytest.mark.parametrize("decision", ["approve", "deny"])
+async def test_an_approval_answered_in_the_chat_continues_the_same_message(
+    relay: RelayServer, upstream: FaultyUpstream, decision: str
+) -> None:
+    upstream.set_scenario(FAST)
+    result = await ai_sdk(relay, decision, "京都の天気は？")
+    message = assembled(result)
+    [part] = [part for part in message["parts"] if part["type"] == "dynamic-tool"]
+    assert part["toolName"] == "get_forecast"
+    assert part["approval"]["approved"] is (decision == "approve")
+    if decision == "approve":
+        assert part["state"] == "output-available"
+        assert "晴れ" in text_of(message)
+    else:
+        assert part["state"] == "output-denied"
+        assert text_of(message).startswith("承知しました")
+    [asked, continued] = result["responses"]
+    assert asked["chunks"][-1]["finishReason"] == "tool-calls"
+    assert continued["chunks"][0]["messageId"] == message["id"]  # the continuation writes into it
+    mcp_approvals = [item for item in upstream.records[-1].request["input"] if item["type"] == "mcp_approval_response"]
+    assert [item["approve"] for item in mcp_approvals] == [decision == "approve"]
+
+
+async def test_an_upstream_failure_mid_stream_is_an_error_chunk_with_the_catalogues_code(
+    relay: RelayServer, upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0.001, ending="cut", after_deltas=3))
+    result = await ai_sdk(relay, "ask", "滋賀県について教えてください。")
+    assert result["status"] == "error"
+    assert orjson.loads(result["error"])["error"]["code"] == "upstream_connection_lost"
+    [response] = result["responses"]
+    assert response["chunks"][-1]["type"] == "error"
+
+
+async def test_without_the_function_key_the_chat_shows_the_401(
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(FAST)
+    async with relay_with(make_settings(), function_key=KEY) as relay:
+        refused = await ai_sdk(relay, "ask", "滋賀")
+        allowed = await ai_sdk(relay, "ask", "滋賀", FUNCTION_KEY=KEY)
+    assert refused["status"] == "error"
+    assert orjson.loads(refused["error"])["error"]["code"] == "unauthorized"
+    assert refused["messages"][-1]["role"] == "user"
+    assert allowed["status"] == "ready"
+    assert not upstream.records[1:], "only the allowed chat reached the model service"
+
+
+async def test_stop_aborts_the_fetch_and_the_relay_closes_the_upstream_call(
+    relay: RelayServer, upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(Scenario(text="滋賀" * 300, chunk_chars=2, delta_seconds=0.01))
+    result = await ai_sdk(relay, "stop", "滋賀")
+    assert result["finishes"] == [{"isAbort": True, "isDisconnect": False, "isError": False, "finishReason": None}]
+    assert result["status"] == "ready"
+    [record] = upstream.records
+    assert await asyncio.to_thread(record.ended.wait, 5)
+    assert record.client_left
+    assert len(text_of(assembled(result))) < 600
+
+
+async def test_a_chat_with_no_active_answer_resumes_to_nothing(relay: RelayServer) -> None:
+    result = await ai_sdk(relay, "resume", CHAT_ID="no-such-chat")
+    assert (result["status"], result["messages"], result["responses"]) == ("ready", [], [])
+
+
+# Resumable streams: two instances sharing the demo upstream in background mode and the storage emulator.
+
+
+@asynccontextmanager
+async def two_instances(settings: Settings) -> AsyncIterator[list[RelayServer]]:
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(relay_with(settings)) for _ in range(2)]
+
+
+async def test_a_stream_cut_mid_answer_resumes_on_the_other_instance_with_the_whole_text_once(
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(Scenario(text="びわ湖" * 60, chunk_chars=3, delta_seconds=0.005))
+    chat_id = "chat-" + uuid.uuid4().hex
+    async with two_instances(make_settings(**RESUMABLE)) as [a, b]:
+        result = await ai_sdk(a, "ask", "滋賀", CUT_AFTER="3", RESUME_URL=b.base_url, CHAT_ID=chat_id)
+        again = await ai_sdk(b, "resume", CHAT_ID=chat_id)
+    message = assembled(result)
+    assert text_of(message) == "びわ湖" * 60
+    assert result["finishes"][0]["isDisconnect"] is True
+    assert result["finishes"][-1]["finishReason"] == "stop"
+    [cut, replayed] = result["responses"]
+    assert cut["url"].startswith(a.base_url)
+    assert replayed["url"] == f"{b.base_url}/api/ai-sdk/chat/{chat_id}/stream"
+    assert replayed["chunks"][0]["messageId"] == message["id"]  # the replay rebuilds the same message
+    assert again["responses"] == [], "once it ended, the chat has no active answer"
+
+
+async def test_a_cut_answer_with_a_tool_round_replays_whole_its_call_run_once(
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(FAST)
+    chat_id = "chat-" + uuid.uuid4().hex
+    async with two_instances(make_settings(**RESUMABLE)) as [a, b]:
+        cut = await ai_sdk(a, "ask", "京都は今何時？", CUT_AFTER="1", RESUME_URL=b.base_url, CHAT_ID=chat_id)
+        assert cut["finishes"][-1]["finishReason"] == "stop"
+    message = assembled(cut)
+    assert [part["state"] for part in message["parts"] if part["type"] == "dynamic-tool"] == ["output-available"]
+    assert "京都" in text_of(message)
+    assert len(posts(upstream)) == 2, "the first round and one continuation: the replay followed the recorded one"
