@@ -12,14 +12,18 @@ from typing import Any
 
 import orjson
 import pytest
+from starlette.types import ASGIApp
 
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
+from .azurite import Azurite
 from .clients import client
-from .conftest import RESUMABLE, RelayServer, serve
+from .conftest import OWNER_SECRET, RESUMABLE, RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import chat
+from .test_budget import Finished
+from .test_time_limit import ANSWER, FITS, FRONT_END_SECONDS, LIMIT_SECONDS, SLOW
 from .test_tool_calls import posts
 
 KEY = "the-function-key-of-the-front-end"
@@ -49,8 +53,17 @@ def kinds(message: dict[str, Any]) -> list[str]:
 
 
 @asynccontextmanager
-async def relay_with(settings: Settings, *, function_key: str | None = None) -> AsyncIterator[RelayServer]:
-    async with asynccontextmanager(serve)(ChatService(settings), function_key=function_key) as server:
+async def relay_with(
+    settings: Settings,
+    *,
+    function_key: str | None = None,
+    wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+    request_limit_seconds: float | None = None,
+) -> AsyncIterator[RelayServer]:
+    serving = asynccontextmanager(serve)(
+        ChatService(settings), wrap=wrap, function_key=function_key, request_limit_seconds=request_limit_seconds
+    )
+    async with serving as server:
         yield server
 
 
@@ -156,6 +169,23 @@ async def test_without_the_function_key_the_chat_shows_the_401(
     assert not upstream.records[1:], "only the allowed chat reached the model service"
 
 
+async def test_over_its_budget_the_chat_shows_the_429(
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream, azurite: Azurite
+) -> None:
+    upstream.set_scenario(FAST)
+    budget = {"OWNER_HASH_SECRET": OWNER_SECRET, "AzureWebJobsStorage": azurite.connection_string}
+    finished, key = Finished(), "key-" + uuid.uuid4().hex
+    async with relay_with(make_settings(**budget, USER_DAILY_TOKENS="20"), wrap=finished.wrap) as relay:
+        first = await ai_sdk(relay, "ask", "滋賀県について教えてください。", FUNCTION_KEY=key)
+        await finished.wait_for(1)  # its usage is counted once its stream has ended
+        refused = await ai_sdk(relay, "ask", "滋賀", FUNCTION_KEY=key)
+    assert first["status"] == "ready"
+    assert assembled(first)["metadata"]["usage"]["total_tokens"] > 20
+    assert refused["status"] == "error"
+    assert orjson.loads(refused["error"])["error"]["code"] == "budget_exceeded"
+    assert len(upstream.records) == 1
+
+
 async def test_stop_aborts_the_fetch_and_the_relay_closes_the_upstream_call(
     relay: RelayServer, upstream: FaultyUpstream
 ) -> None:
@@ -200,6 +230,24 @@ async def test_a_stream_cut_mid_answer_resumes_on_the_other_instance_with_the_wh
     assert replayed["url"] == f"{b.base_url}/api/ai-sdk/chat/{chat_id}/stream"
     assert replayed["chunks"][0]["messageId"] == message["id"]  # the replay rebuilds the same message
     assert again["responses"] == [], "once it ended, the chat has no active answer"
+
+
+async def test_at_its_time_limit_the_stream_ends_without_finish_and_the_client_resumes_the_whole_answer(
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(SLOW)
+    settings = make_settings(**RESUMABLE, **FITS, STREAM_TIME_LIMIT_SECONDS=LIMIT_SECONDS)
+    async with relay_with(settings, request_limit_seconds=FRONT_END_SECONDS) as relay:
+        result = await ai_sdk(relay, "ask", "滋賀", CHAT_ID="chat-" + uuid.uuid4().hex)
+    assert text_of(assembled(result)) == ANSWER
+    *handed_off, last = result["finishes"]
+    assert len(handed_off) >= 2, "the answer outlasted the limit twice"
+    assert all(finish["finishReason"] is None and not finish["isError"] for finish in handed_off)
+    assert last["finishReason"] == "stop"
+    assert all(
+        not any(chunk["type"] == "finish" for chunk in response["chunks"]) for response in result["responses"][:-1]
+    )
+    assert [record.method for record in upstream.records].count("POST") == 1
 
 
 async def test_a_cut_answer_with_a_tool_round_replays_whole_its_call_run_once(
