@@ -42,6 +42,14 @@ def create_app(chat_service: ChatService) -> func.FunctionApp:
     async def ai_sdk_resume(req: Request) -> Response:
         return await protocols.ai_sdk_resume(req, req.path_params["chat_id"])
 
+    @app.route(route="ag-ui", methods=[func.HttpMethod.POST], auth_level=callers)
+    async def ag_ui_run(req: Request) -> Response:
+        return await protocols.ag_ui_run(req)
+
+    @app.route(route="ag-ui/{thread_id}/runs/{run_id}", methods=[func.HttpMethod.GET], auth_level=callers)
+    async def ag_ui_resume(req: Request) -> Response:
+        return await protocols.ag_ui_resume(req, req.path_params["thread_id"], req.path_params["run_id"])
+
     @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
     async def health(req: Request) -> Response:
         return chat_service.health()

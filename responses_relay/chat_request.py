@@ -57,6 +57,9 @@ class ChatRequest:
     input: str | list[dict[str, Any]]
     previous_response_id: str | None = None
     approvals: tuple[Approval, ...] = ()
+    # Function tools the caller runs (AG-UI's front-end tools), offered beside the relay's own: a
+    # round that calls one ends the answer, the call left to the caller.
+    client_tools: tuple[dict[str, Any], ...] = ()
 
     def upstream_input(self) -> str | list[dict[str, Any]]:
         """The upstream request's `input`: the answers to approval requests first, then the messages."""

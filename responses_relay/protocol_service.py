@@ -11,15 +11,18 @@ of it has ended it; only with resumable streams, which any instance can continue
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .chat_request import invalid, read_json
-from .errors import RESPONSE_NOT_FOUND, HttpError
+from .errors import INVALID_CURSOR, RESPONSE_NOT_FOUND, HttpError
 from .events import Translator
+from .protocols.ag_ui import AgUiEncoder, check_run_id, decode_run, parse_cursor
 from .protocols.ai_sdk import CHAT_ID, AiSdkEncoder, decode_chat
+from .round_views import AnswerStart, SplitAt
 from .service import ChatService
 
 if TYPE_CHECKING:
@@ -78,6 +81,35 @@ class ProtocolService:
         when it has none (or answers cannot be resumed here)."""
         return await self._service.respond("ai-sdk resume", self._ai_sdk_resume(request, chat_id))
 
+    async def ag_ui_run(self, request: Request) -> Response:
+        """POST /api/ag-ui: the run's AG-UI events."""
+        return await self._service.respond("ag-ui run", self._ag_ui_run(request))
+
+    async def ag_ui_resume(self, request: Request, thread_id: str, run_id: str) -> Response:
+        """GET /api/ag-ui/{threadId}/runs/{runId}: the run after its event `Last-Event-ID`."""
+        return await self._service.respond("ag-ui resume", self._ag_ui_resume(request, thread_id, run_id))
+
+    async def _ag_ui_run(self, request: Request) -> Response:
+        owner = await self._service.owner(request)
+        document = await read_json(request, self.settings.max_body_bytes)
+        run = decode_run(document, self.settings, self._service.tool_names)
+        encoder = AgUiEncoder(run.thread_id, run.run_id)
+        return await self._service.answer(request, run.request, owner, encoder=encoder)
+
+    async def _ag_ui_resume(self, request: Request, thread_id: str, run_id: str) -> Response:
+        owner = await self._service.owner(request)
+        check_run_id(thread_id, "threadId")
+        check_run_id(run_id, "runId")
+        last_event_id = request.headers.get("last-event-id")
+        if not last_event_id:
+            raise HttpError(INVALID_CURSOR, "Last-Event-ID must be the id of the last event received")
+        after = parse_cursor(last_event_id)
+        # The round is read again from its start (the events before the cursor set the encoder's
+        # state), its batches cut at the cursor so that no merged delta spans it.
+        around = partial(SplitAt, sequence=after.position) if after.position >= 0 else None
+        encoder = AgUiEncoder(thread_id, run_id, after=after)
+        return await self._service.resume_answer(request, after.round, None, owner, encoder=encoder, around=around)
+
     async def _ai_sdk_chat(self, request: Request) -> Response:
         owner = await self._service.owner(request)
         chat = decode_chat(await read_json(request, self.settings.max_body_bytes), self.settings)
@@ -85,8 +117,9 @@ class ProtocolService:
         if self._chats is None or owner is None:
             return await self._service.answer(request, chat.request, owner, encoder=encoder)
         active = ActiveAnswer(self._chats, owner, chat.chat_id, chat.message_id)
+        around = partial(AnswerStart, started=active.started)
         return await self._service.answer(
-            request, chat.request, owner, encoder=encoder, started=active.started, ended=active.ended
+            request, chat.request, owner, encoder=encoder, around=around, ended=active.ended
         )
 
     async def _ai_sdk_resume(self, request: Request, chat_id: str) -> Response:

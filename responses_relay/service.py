@@ -17,7 +17,6 @@ from . import runtime_info
 from .access.auth import Authenticator
 from .access.owner import Owners, previous_not_found
 from .answer import Answer, answer_of, new_answer_id
-from .answer_start import AnswerStart, Started
 from .chat_request import (
     ChatRequest,
     check_approvals,
@@ -35,6 +34,7 @@ from .live_streams import Cancellable, LiveStreams
 from .protocols import Encoder
 from .relay import RelayStream
 from .relay import Upstream as RelayUpstream
+from .round_views import Around
 from .settings import Settings
 from .sse_response import SSEResponse
 from .tool_rounds import ToolRounds
@@ -93,6 +93,11 @@ class ChatService:
         """The Function App's storage account's tables, where state with owners is kept."""
         return self._tables
 
+    @property
+    def tool_names(self) -> frozenset[str]:
+        """The names of the function tools the relay runs."""
+        return self._toolbox.names
+
     async def chat(self, request: Request) -> Response:
         """POST /api/chat: the answer's stream."""
         return await self.respond("chat", self._chat(request))
@@ -135,12 +140,12 @@ class ChatService:
         owner: str | None,
         *,
         encoder: Encoder | None = None,
-        started: Started | None = None,
+        around: Around | None = None,
         ended: Ended | None = None,
     ) -> Response:
         """The stream of a new answer to `chat_request`, in the protocol `encoder` speaks (the native
-        one by default). `started` gets the answer's first response id before the caller does;
-        `ended` the stream's translator once the stream has ended."""
+        one by default). `around` wraps what the stream reads (see round_views.py); `ended` gets the
+        stream's translator once the stream has ended."""
         if self._budget is not None and owner is not None:
             await self._budget.check(owner)
         upstream = await self.upstream()
@@ -153,7 +158,7 @@ class ChatService:
         rounds = self._rounds(upstream, first, chat_request, answer, stored=self.settings.stores_responses)
         translator = Translator(redact=upstream.redact)
         deployment = upstream.answered_by(response)
-        stream = AnswerStart(rounds, started) if started is not None else rounds
+        stream = around(rounds) if around is not None else rounds
         return self._relay(
             request, upstream, stream, translator, owner, deployment=deployment, encoder=encoder, ended=ended
         )
@@ -190,6 +195,7 @@ class ChatService:
         owner: str | None,
         *,
         encoder: Encoder | None = None,
+        around: Around | None = None,
         ended: Ended | None = None,
     ) -> Response:
         """The stream of a stored response after sequence number `after` (None: from its start),
@@ -202,9 +208,10 @@ class ChatService:
         events = UpstreamEvents(response, response_id=response_id, after=after, **self._healing(upstream))
         translator = Translator(redact=upstream.redact, response_id=response_id)
         # A round that ends asking for tools is continued here too: this stream has the caller now.
-        continuation = ChatRequest([], previous_response_id=response_id)
+        continuation = ChatRequest([], previous_response_id=response_id, client_tools=self._client_tools(stored))
         rounds = self._rounds(upstream, events, continuation, answer, stored=True)
-        return self._relay(request, upstream, rounds, translator, owner, encoder=encoder, ended=ended)
+        stream = around(rounds) if around is not None else rounds
+        return self._relay(request, upstream, stream, translator, owner, encoder=encoder, ended=ended)
 
     async def _cancel(self, request: Request, response_id: str) -> Response:
         owner = await self.owner(request)
@@ -346,6 +353,15 @@ class ChatService:
             after_stream.add_task(ended, translator)
         answer.background = after_stream if after_stream.tasks else None
         return answer
+
+    def _client_tools(self, stored: dict[str, Any] | None) -> tuple[dict[str, Any], ...]:
+        """The caller's own function tools a stored response was offered (those the relay does not run)."""
+        tools = stored.get("tools") if stored is not None else None
+        return tuple(
+            tool
+            for tool in (tools if isinstance(tools, list) else [])
+            if isinstance(tool, dict) and tool.get("type") == "function" and tool.get("name") not in self.tool_names
+        )
 
     def _check_resumable(self) -> None:
         if not self.settings.resumable:

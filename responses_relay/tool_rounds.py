@@ -12,7 +12,9 @@ rounds. After `max_rounds` continuations, a response that still asks for calls e
 stream with `tool_rounds_exceeded`.
 
 A round that ends with MCP approval requests is final: the caller answers them with a new
-chat request. A relay whose caller left is cancelled by the relay, so it starts no round.
+chat request. So is a round that calls the caller's own tools (`ChatRequest.client_tools`, AG-UI's
+front-end tools): the relay runs its own calls of the round, then passes the round's end on, the
+caller's calls pending. A relay whose caller left is cancelled by the relay, so it starts no round.
 
 Across instances (`Answer`, where the Function App's storage keeps answers): a round's
 continuation is claimed before its calls run. A reader that finds it claimed by another
@@ -91,6 +93,7 @@ class ToolRounds:
         # What each continuation shares with the first request; not its input, which may be large
         # and would otherwise be held for the whole stream.
         self._request = replace(request, input=[], approvals=())
+        self._client_tools = frozenset(tool["name"] for tool in request.client_tools)
         self._open_round = open_round
         self._toolbox = toolbox
         self._max_rounds = max_rounds
@@ -144,6 +147,11 @@ class ToolRounds:
                 if ending is None and self._round.final_response is not None:
                     self.final_response = (await self._summed({"response": response}))["response"]
                 return
+            if any(call.name in self._client_tools for call in calls):
+                async with aclosing(self._leave_to_the_caller(calls, ending, response)) as left:
+                    async for leaving in left:
+                        yield leaving
+                return
             if self._too_late():
                 raise HandOffNow(self._delivered)
             ended = str(response.get("id") or self._round.response_id)
@@ -175,6 +183,23 @@ class ToolRounds:
                 return
             await self._next_round(response, _output(response) or output, calls, results)
             self._recording = (_usage(response), results)
+
+    async def _leave_to_the_caller(
+        self, calls: list[FunctionCall], ending: dict[str, Any] | None, response: dict[str, Any]
+    ) -> AsyncGenerator[list[Payload | ToolResult]]:
+        """A round that calls the caller's tools ends the answer with those calls pending, once the
+        relay's own calls of the round have run (their results go back with the caller's)."""
+        self.between_rounds = True  # a hand-off waits for the round's end
+        async with aclosing(self._run([call for call in calls if call.name not in self._client_tools])) as finished:
+            async for result in finished:
+                yield [result]
+        self.between_rounds = False
+        if ending is None:
+            self.final_response = (await self._summed({"response": response}))["response"]
+            return
+        sequence = ending.get("sequence_number")
+        self._delivered = sequence if type(sequence) is int else self._delivered
+        yield [await self._summed(ending)]
 
     async def _run(self, calls: list[FunctionCall]) -> AsyncGenerator[ToolResult]:
         """The calls' results, run side by side, each as soon as it is there."""

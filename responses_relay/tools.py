@@ -124,6 +124,10 @@ class Toolbox:
     def definitions(self) -> list[dict[str, Any]]:
         return [tool.definition() for tool in self._tools.values()]
 
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(self._tools)
+
     async def run(self, call: FunctionCall) -> ToolResult:
         """The call's output: the tool's JSON result, or `{"error": ...}`."""
         try:

@@ -221,7 +221,8 @@ class Upstream:
         if reasoning:
             parameters["reasoning"] = reasoning
         web_search = [{"type": "web_search"}] if settings.web_search else []
-        tools = [*web_search, *self._function_tools, *(server.definition() for server in settings.mcp_servers)]
+        mcp = [server.definition() for server in settings.mcp_servers]
+        tools = [*web_search, *self._function_tools, *request.client_tools, *mcp]
         if tools:
             parameters["tools"] = tools
         if request.previous_response_id is not None:

@@ -70,5 +70,7 @@ def test_the_app_indexes_and_starts_from_the_deployed_files_alone(tmp_path: Path
         "cancel": "chat/{response_id}/cancel",
         "ai_sdk_chat": "ai-sdk/chat",
         "ai_sdk_resume": "ai-sdk/chat/{chat_id}/stream",
+        "ag_ui_run": "ag-ui",
+        "ag_ui_resume": "ag-ui/{thread_id}/runs/{run_id}",
         "health": "health",
     }

@@ -115,6 +115,8 @@ def test_app_registers_the_contract_routes() -> None:
         "cancel": ("chat/{response_id}/cancel", ["POST"], func.AuthLevel.FUNCTION),
         "ai_sdk_chat": ("ai-sdk/chat", ["POST"], func.AuthLevel.FUNCTION),
         "ai_sdk_resume": ("ai-sdk/chat/{chat_id}/stream", ["GET"], func.AuthLevel.FUNCTION),
+        "ag_ui_run": ("ag-ui", ["POST"], func.AuthLevel.FUNCTION),
+        "ag_ui_resume": ("ag-ui/{thread_id}/runs/{run_id}", ["GET"], func.AuthLevel.FUNCTION),
         "health": ("health", ["GET"], func.AuthLevel.ANONYMOUS),
     }
     assert route_prefix(ROOT) == "api"

@@ -336,3 +336,34 @@ async def test_a_reader_that_stops_mid_tool_cancels_the_running_tools() -> None:
     assert cancelled == ["x"]
     assert opener.requests == []  # no next round
     await rounds.aclose()
+
+
+MAP_TOOL = {"type": "function", "name": "show_map", "description": "A map", "parameters": {}, "strict": False}
+
+
+async def test_a_call_of_the_callers_own_tool_ends_the_answer_with_it_pending() -> None:
+    first = response_events("resp_1", [call_item("call_x", '{"city":"Kyoto"}', name="show_map")], usage=(10, 5))
+    opener = Opener()
+    rounds = rounds_of(first, opener, request=ChatRequest("Show Kyoto", client_tools=(MAP_TOOL,)))
+    assert await collect(rounds) == first  # passed on whole, its terminal event included: nothing runs
+    assert opener.requests == []
+    assert not rounds.between_rounds
+
+
+async def test_the_relays_calls_beside_the_callers_run_before_the_answer_ends() -> None:
+    calls = [call_item("call_a"), call_item("call_x", "{}", name="show_map")]
+    first = response_events("resp_1", calls, usage=(10, 5))
+    opener = Opener()
+    passed = await collect(rounds_of(first, opener, request=ChatRequest("?", client_tools=(MAP_TOOL,))))
+    assert kinds(passed) == ["response.created", *["response.output_item.done"] * 2, "local_time", "response.completed"]
+    result = passed[3]
+    assert isinstance(result, ToolResult)
+    assert result.call_id == "call_a"
+    assert opener.requests == []
+
+
+async def test_the_callers_tools_are_offered_again_in_every_round() -> None:
+    first = response_events("resp_1", [call_item("call_a")])
+    opener = Opener(response_events("resp_2", text="Here."))
+    await collect(rounds_of(first, opener, request=ChatRequest("?", client_tools=(MAP_TOOL,))))
+    assert [request.client_tools for request in opener.requests] == [(MAP_TOOL,)]

@@ -83,6 +83,8 @@ def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host:
         "cancel": ("POST", "/api/chat/{response_id}/cancel", "function"),
         "ai_sdk_chat": ("POST", "/api/ai-sdk/chat", "function"),
         "ai_sdk_resume": ("GET", "/api/ai-sdk/chat/{chat_id}/stream", "function"),
+        "ag_ui_run": ("POST", "/api/ag-ui", "function"),
+        "ag_ui_resume": ("GET", "/api/ag-ui/{thread_id}/runs/{run_id}", "function"),
         "health": ("GET", "/api/health", "anonymous"),
     }
     assert f"back end: {BACK_END})" in worker_host.output
