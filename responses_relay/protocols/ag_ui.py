@@ -326,9 +326,12 @@ def decode_run(document: Any, settings: Settings, relay_tools: frozenset[str]) -
     tools = _client_tools(document.get("tools", []), relay_tools)
     approvals = _approvals(document.get("resume"))
     previous, start = None, 0
-    for index in range(len(messages) - 1, -1, -1):  # the last answer: its message is named after its response
+    # The last answer's message is named after its response, which the run continues where responses
+    # are stored, and always when it answers that response's approval requests.
+    continues = settings.stores_responses or bool(approvals)
+    for index in range(len(messages) - 1, -1, -1):
         message = _message(messages[index], index)
-        if settings.stores_responses and message["role"] == "assistant" and _RESPONSE.fullmatch(message["id"]):
+        if continues and message["role"] == "assistant" and _RESPONSE.fullmatch(message["id"]):
             previous, start = message["id"], index + 1
             break
     if approvals and previous is None:

@@ -25,7 +25,9 @@ def node() -> str:
 
 
 def _result(script: str, returncode: int | None, stdout: bytes, stderr: bytes) -> Any:
-    assert returncode == 0, f"{script} failed ({returncode}):\n{stderr.decode(errors='replace')[-4000:]}"
+    assert returncode == 0, (
+        f"{script} failed ({returncode}):\n{stderr.decode(errors='replace')[-4000:]}\n{stdout[-3000:]!r}"
+    )
     return orjson.loads(stdout)
 
 

@@ -3,6 +3,7 @@
 // `node ai_sdk.mjs <case> [question]` prints the chat's messages, status and error, and every
 // chunk the relay sent, each checked with uiMessageChunkSchema.
 import { AbstractChat, DefaultChatTransport, parseJsonEventStream, uiMessageChunkSchema } from "ai";
+import { cutAfter } from "./cut.mjs";
 
 const [scenario, question = "滋賀県について教えてください。"] = process.argv.slice(2);
 const relay = process.env.RELAY_URL;
@@ -31,20 +32,17 @@ class Chat extends AbstractChat {
 // n text-delta chunks, as a network drop would.
 let cutsLeft = process.env.CUT_AFTER ? 1 : 0;
 async function recordingFetch(url, init) {
-  const response = await fetch(url, init);
+  let response = await fetch(url, init);
   if (!response.body) return response;
+  if (cutsLeft-- > 0) {
+    response = cutAfter(response, Number(process.env.CUT_AFTER), (block) => block.includes('"type":"text-delta"'));
+  }
   const record = { url: String(url), status: response.status, bytes: [] };
   bodies.push(record);
-  const cut = cutsLeft-- > 0 ? Number(process.env.CUT_AFTER) : Infinity;
-  let deltas = 0;
   const body = response.body.pipeThrough(new TransformStream({
     transform(chunk, controller) {
       record.bytes.push(...chunk);
-      deltas += (Buffer.from(chunk).toString().match(/"type":"text-delta"/g) ?? []).length;
       controller.enqueue(chunk);
-      if (deltas >= cut) {
-        controller.error(new TypeError("network error"));
-      }
     },
   }));
   return new Response(body, { status: response.status, headers: response.headers });
