@@ -359,6 +359,7 @@ class ChatService:
 
     def health(self) -> Response:
         settings = self.settings
+        daily = settings.access.daily_tokens
         return JSONResponse(
             {
                 "status": "ok",
@@ -369,6 +370,8 @@ class ChatService:
                 "python": runtime_info.python_version(),
                 "worker": runtime_info.worker(),
                 "stores_responses": settings.stores_responses,
+                # A daily budget reserves what an answer can cost before the call and settles to what it cost.
+                "budget": None if daily is None else {"daily_tokens": daily, "mode": "reserve_then_settle"},
                 "limits": {
                     "max_body_bytes": settings.max_body_bytes,
                     "max_messages": settings.max_messages,

@@ -320,3 +320,9 @@ async def test_an_instance_that_lost_the_race_reads_again_and_loses_no_reservati
         await tables_b.aclose()
     assert counted(azurite, user) == 10 + 5 + 7
     assert len(open_holds(azurite, user)) == 3
+
+
+async def test_health_says_the_budget_and_how_it_counts(budgeted: Callable[..., Settings]) -> None:
+    async for server in serve(ChatService(budgeted(USER_DAILY_TOKENS="5000"))):
+        health = (await server.client.get("/api/health")).json()
+    assert health["budget"] == {"daily_tokens": 5000, "mode": "reserve_then_settle"}

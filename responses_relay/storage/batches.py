@@ -39,7 +39,11 @@ class Row:
 
 
 class Conflict(Exception):
-    """Another writer changed (or created) a row since it was read."""
+    """Another writer changed (or created) a row since it was read: that row's key, when known."""
+
+    def __init__(self, key: str | None) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 class Rows:
@@ -120,8 +124,13 @@ class PartitionWriter:
                         rows.changes = before
                         outcomes.append((done, None, error))
                 await self._submit(rows.changes)
-            except Conflict:
-                self._known.clear()
+            except Conflict as conflict:
+                # Read again only the row another writer changed (usually a shared count); all of
+                # them when it is not known which, or when the batch keeps conflicting.
+                if conflict.key is None or attempt >= 3:
+                    self._known.clear()
+                else:
+                    self._known.pop(conflict.key, None)
                 if time.monotonic() > deadline:
                     _settle(batch, AzureError("the table stayed contended"))
                     return
@@ -157,9 +166,12 @@ class PartitionWriter:
         try:
             results = await self._table.submit_transaction(operations)
         except (TableTransactionError, ResourceModifiedError, ResourceExistsError) as error:
-            if isinstance(error, TableTransactionError) and error.status_code not in (409, 412):
+            if not isinstance(error, TableTransactionError):
+                raise Conflict(None) from None
+            if error.status_code not in (409, 412):
                 raise  # not a row that changed (412) or appeared (409) since it was read
-            raise Conflict from None
+            keys = list(changes)
+            raise Conflict(keys[error.index] if 0 <= error.index < len(keys) else None) from None
         for (key, fields), result in zip(changes.items(), results, strict=True):
             current = self._known.get(key)
             self._known[key] = Row({**(current.fields if current is not None else {}), **fields}, str(result["etag"]))
