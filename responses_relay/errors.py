@@ -44,6 +44,21 @@ RESPONSE_NOT_FOUND = _entry(
     "response_not_found", 404, "resume or cancel: no such stored response (or, without background mode, none live here)"
 )
 NOT_RESUMABLE = _entry("not_resumable", 409, "resume with `RESUMABLE_STREAMS` off")
+# Photos and PDFs in a message; the message names the part (`input[i].content[j]`) and its filename.
+UNSUPPORTED_ATTACHMENT = _entry(
+    "unsupported_attachment",
+    415,
+    "an attachment's bytes are not a PNG, JPEG, WebP, GIF or PDF (or not the part's kind), it is not a `data:` URL,"
+    " or `ATTACHMENTS=off`",
+)
+BAD_ATTACHMENT = _entry(
+    "bad_attachment",
+    400,
+    "an attachment is broken: not base64, empty, not a whole image or PDF, or an image over `MAX_IMAGE_PIXELS`",
+)
+ATTACHMENT_TOO_LARGE = _entry(
+    "attachment_too_large", 413, "more than `MAX_ATTACHMENTS` in a message, or one over `MAX_ATTACHMENT_BYTES`"
+)
 # Who may use it (`AUTH_MODE`, `USER_DAILY_TOKENS`).
 UNAUTHENTICATED = _entry(
     "unauthenticated", 401, "`AUTH_MODE=entra`: no bearer token, or not a valid one; `WWW-Authenticate: Bearer`"

@@ -22,7 +22,7 @@ from .guide_tools import TOOLS
 from .invocation import invocation_id
 from .live_streams import LiveStreams
 from .relay import RelayStream, TimeLimit
-from .settings import Settings
+from .settings import AttachmentSettings, Settings
 from .sse_response import SSEResponse
 from .tool_rounds import ToolRounds
 from .tools import Tool, Toolbox
@@ -249,6 +249,7 @@ class ChatService:
                     "max_body_bytes": settings.max_body_bytes,
                     "max_messages": settings.max_messages,
                     "max_message_chars": settings.max_message_chars,
+                    **_attachment_limits(settings.attachments),
                 },
             }
         )
@@ -304,6 +305,17 @@ def _budget(settings: Settings, tables: Tables | None) -> Budget | None:
     from .access.budget import Budget
 
     return Budget(settings.access.daily_tokens, tables)
+
+
+def _attachment_limits(attachments: AttachmentSettings | None) -> dict[str, int]:
+    """What a page checks before it sends attachments; `max_attachments` 0: none are taken."""
+    if attachments is None:
+        return {"max_attachments": 0}
+    return {
+        "max_attachments": attachments.max_attachments,
+        "max_attachment_bytes": attachments.max_attachment_bytes,
+        "max_image_pixels": attachments.max_image_pixels,
+    }
 
 
 def _text(mapping: dict[str, Any], key: str) -> str | None:

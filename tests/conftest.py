@@ -30,6 +30,14 @@ from .ingestion import Ingestion
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
 OWNER_SECRET = "test-owner-hash-secret-0123456789abcdef"  # OWNER_HASH_SECRET, where owners are kept
 RESUMABLE = {"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": OWNER_SECRET}  # background mode, and its owners
+ATTACHMENT_LIMITS = {"max_attachments": 4, "max_attachment_bytes": 10 * 1024 * 1024, "max_image_pixels": 7680 * 4320}
+# Health's limits by default: MAX_BODY_BYTES grows by the room for a message's attachments (base64 data: URLs).
+DEFAULT_LIMITS = {
+    "max_body_bytes": 256 * 1024 + 4 * (4 * -(-10 * 1024 * 1024 // 3) + 64),
+    "max_messages": 64,
+    "max_message_chars": 32000,
+    **ATTACHMENT_LIMITS,
+}
 
 
 @pytest.fixture(scope="session")

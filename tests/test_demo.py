@@ -38,7 +38,7 @@ from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 from responses_relay.sse import Decoder
 
-from .conftest import serve
+from .conftest import DEFAULT_LIMITS, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import chat
 
@@ -74,7 +74,7 @@ async def test_demo_mode_needs_no_settings_and_says_so() -> None:
         "python": platform.python_version(),
         "worker": "in-process",
         "stores_responses": True,
-        "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
+        "limits": DEFAULT_LIMITS,
     }
     assert "琵琶湖" in received.text
     assert received.events[-1].event == "response.completed"

@@ -28,7 +28,7 @@ import pytest
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
-from .conftest import FAKE_KEY, RESUMABLE, serve
+from .conftest import DEFAULT_LIMITS, FAKE_KEY, RESUMABLE, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .host_process import ROOT, HostProcess
 from .ingestion import Ingestion
@@ -97,7 +97,7 @@ async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
         "python": platform.python_version(),
         "worker": WORKER,
         "stores_responses": False,
-        "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
+        "limits": DEFAULT_LIMITS,
     }
     unkeyed = await client.post("/api/chat", json={"input": "hi"})
     assert (unkeyed.status_code, unkeyed.json()["error"]["code"]) == (401, "unauthorized")
