@@ -1,5 +1,5 @@
 """What the routes call: request handling for /api/chat (and resuming and cancelling a
-response) and /api/health."""
+response), /api/feedback and /api/health."""
 
 from __future__ import annotations
 
@@ -16,8 +16,18 @@ from . import runtime_info
 from .access.auth import Authenticator
 from .access.owner import Owners
 from .chat_request import ChatRequest, check_content_type, check_response_id, cursor, parse_chat_request, read_body
-from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
+from .errors import (
+    FEEDBACK_NOT_KEPT,
+    INTERNAL_ERROR,
+    NOT_RESUMABLE,
+    RESPONSE_NOT_FOUND,
+    UPSTREAM_REJECTED,
+    HttpError,
+    error_response,
+)
 from .events import Translator
+from .feedback import MAX_BODY_BYTES as FEEDBACK_BODY_BYTES
+from .feedback import parse_vote, report
 from .guide_tools import TOOLS
 from .invocation import invocation_id
 from .live_streams import LiveStreams
@@ -34,6 +44,7 @@ if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never 
 
     from .access.budget import Budget
     from .demo import DemoUpstream
+    from .storage.feedback import FeedbackRecords
     from .storage.tables import Tables
 
 logger = logging.getLogger("responses_relay")
@@ -64,6 +75,7 @@ class ChatService:
         self._owners = Owners(secret) if secret is not None else None
         self._tables = _tables(settings)
         self._budget = _budget(settings, self._tables)
+        self._feedback: FeedbackRecords | None = None  # made at the first feedback
         check_proxy_environment(settings)
         transport = TRANSPORT_NAMES[settings.transport]
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
@@ -83,6 +95,45 @@ class ChatService:
         cancelled upstream (streams of it on other instances then end too); otherwise the
         response's live stream on this instance is ended, which closes its upstream call."""
         return await self._answer("cancel", self._cancel(request, response_id))
+
+    async def feedback(self, request: Request) -> Response:
+        """POST /api/feedback: the caller's vote on one of their answers, kept once per user and
+        response (a second vote replaces the first) and reported to telemetry; 204."""
+        return await self._answer("feedback", self._feedback_vote(request))
+
+    @property
+    def keeps_feedback(self) -> bool:
+        """Feedback needs somewhere to keep it, owners to key it by, and stored responses to check them against."""
+        settings = self.settings
+        return settings.storage is not None and self._owners is not None and settings.stores_responses
+
+    async def _feedback_vote(self, request: Request) -> Response:
+        owner = await self._owner(request)
+        if owner is None or not self.keeps_feedback:
+            raise HttpError(
+                FEEDBACK_NOT_KEPT,
+                "Feedback is not kept here: it needs the storage account (AzureWebJobsStorage), OWNER_HASH_SECRET"
+                " and a model service that keeps responses",
+            )
+        check_content_type(request)
+        vote = parse_vote(await read_body(request, FEEDBACK_BODY_BYTES))
+        await self._check_owner(await self.upstream(), vote.response_id, owner)
+        keep_comment = self.settings.feedback_comments
+        await self._feedback_records().record(owner, vote, keep_comment=keep_comment)
+        report(owner, vote, keep_comment=keep_comment)
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+    def _feedback_records(self) -> FeedbackRecords:
+        """The feedback table's keeper, made at the first feedback (azure-data-tables imported only then)."""
+        if self._feedback is None:
+            from .storage.feedback import FeedbackRecords
+            from .storage.tables import Tables
+
+            assert self.settings.storage is not None, "keeps_feedback says so"
+            if self._tables is None:
+                self._tables = Tables(self.settings.storage)
+            self._feedback = FeedbackRecords(self._tables)
+        return self._feedback
 
     async def _owner(self, request: Request) -> str | None:
         """The caller's owner hash (None when owners are not kept); 401 for a missing or bad token."""
@@ -245,6 +296,7 @@ class ChatService:
                 "python": runtime_info.python_version(),
                 "worker": runtime_info.worker(),
                 "stores_responses": settings.stores_responses,
+                "feedback": self.keeps_feedback,
                 "limits": {
                     "max_body_bytes": settings.max_body_bytes,
                     "max_messages": settings.max_messages,

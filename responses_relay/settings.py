@@ -70,6 +70,7 @@ class Settings:
     access: AccessSettings
     storage: StorageSettings | None  # the Function App's own storage account, when one is named
     attachments: AttachmentSettings | None  # None: ATTACHMENTS=off, messages are text only
+    feedback_comments: bool  # FEEDBACK_COMMENTS=store: a feedback's comment is kept in the clear
 
     @property
     def upstream_kind(self) -> str:
@@ -151,6 +152,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         access=access,
         storage=storage,
         attachments=attachments,
+        feedback_comments=env.choice("FEEDBACK_COMMENTS", ("drop", "store")) == "store",
     )
 
 

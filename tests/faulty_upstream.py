@@ -243,6 +243,7 @@ class FaultyUpstream(DemoUpstream):
         if ending in ("completed", "stall"):
             for payload in script.ending():
                 await send_event(send, payload)
+            self.keep(events)
         elif ending == "incomplete":
             await send_event(send, events.incomplete(scenario.incomplete_reason))
         elif ending == "failed":

@@ -113,6 +113,7 @@ def test_app_registers_the_contract_routes() -> None:
         "chat": ("chat", ["POST"], func.AuthLevel.FUNCTION),
         "resume": ("chat/{response_id}", ["GET"], func.AuthLevel.FUNCTION),
         "cancel": ("chat/{response_id}/cancel", ["POST"], func.AuthLevel.FUNCTION),
+        "feedback": ("feedback", ["POST"], func.AuthLevel.FUNCTION),
         "health": ("health", ["GET"], func.AuthLevel.ANONYMOUS),
     }
     assert route_prefix(ROOT) == "api"
@@ -179,6 +180,7 @@ async def test_relay_answers_health(relay: RelayServer) -> None:
         "python": platform.python_version(),
         "worker": "in-process",
         "stores_responses": False,  # an OpenAI-compatible server may keep no responses: send the history
+        "feedback": False,
         "limits": DEFAULT_LIMITS,
     }
 

@@ -5,8 +5,9 @@ through the real openai SDK exactly as it would reach Azure. An answer may come
 with a reasoning summary (also whenever the request asks for one), a web search
 with url citations, or be a refusal. Requests with `background: true` get background
 mode (see `background.py`): stored, resumable from any point, retrievable and
-cancellable. It keeps nothing of a request but a bounded number of background
-responses, so a deployment left in demo mode does not grow.
+cancellable. Other responses can be retrieved once they are answered (as Azure OpenAI
+keeps them), though not streamed or cancelled again. It keeps nothing of a request but a
+bounded number of responses, so a deployment left in demo mode does not grow.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import re
 import socket
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -26,7 +28,7 @@ from starlette.types import Message, Receive, Scope, Send
 from ..disconnect import until_disconnected
 from .background import StoredResponse
 from .script import Script
-from .wire import error_body, sse
+from .wire import ResponseEvents, error_body, sse
 
 # POST /responses, GET /responses/{id}, POST /responses/{id}/cancel
 _ROUTE = re.compile(r"/responses(?:/(?P<id>resp_[A-Za-z0-9_-]+)(?P<cancel>/cancel)?)?$")
@@ -61,6 +63,7 @@ class DemoUpstream:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stored: list[StoredResponse] = []  # background responses, the latest last
+        self._answered: OrderedDict[str, dict[str, Any]] = OrderedDict()  # other responses, as retrieved
 
     @property
     def base_url(self) -> str:
@@ -137,7 +140,13 @@ class DemoUpstream:
             await self.create(call.request, send)
             return
         stored = self.stored(call.response_id)
-        if stored is None:
+        answered = self._answered.get(call.response_id)
+        if stored is None and answered is not None and not call.cancel and call.query.get("stream") != ["true"]:
+            await send_json(send, 200, orjson.dumps(answered))
+        elif stored is None and answered is not None:
+            message = "Only background responses can be streamed again or cancelled."
+            await send_json(send, 400, error_body("invalid_request_error", message))
+        elif stored is None:
             await send_json(send, 404, error_body("not_found", f"Response with id '{call.response_id}' not found."))
         elif call.cancel and stored.done:
             message = f"Cannot cancel a response with status '{stored.status}'."
@@ -174,7 +183,16 @@ class DemoUpstream:
             await send_event(send, step.payload)
         for payload in script.ending():
             await send_event(send, payload)
+        self.keep(script.events)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def keep(self, events: ResponseEvents) -> None:
+        """Keep an answered response for retrieval (its id, status and metadata), the oldest dropped first."""
+        if events.request.get("background") or events.request.get("store") is False:
+            return  # kept whole, as a StoredResponse; or not to be kept
+        self._answered[events.id] = events.response("completed", output=[])
+        while len(self._answered) > STORED_RESPONSES:
+            self._answered.popitem(last=False)
 
     async def follow(self, stored: StoredResponse, after: int | None, send: Send) -> None:
         """Stream a stored response after sequence number `after` (None: from the start)."""
