@@ -37,6 +37,9 @@ def _entry(code: str, status: int | None, meaning: str, *, in_stream: bool = Fal
 INVALID_JSON = _entry("invalid_json", 400, "the body is not UTF-8 JSON")
 INVALID_REQUEST = _entry("invalid_request", 400, "a field is missing or wrong; `param` names it")
 INVALID_RESPONSE_ID = _entry("invalid_response_id", 400, "resume or cancel: the response id is malformed")
+UNKNOWN_APPROVAL = _entry(
+    "unknown_approval", 400, "an `approval_request_id` is not one the `previous_response_id`'s response asked; `param`"
+)
 INVALID_CURSOR = _entry("invalid_cursor", 400, "resume: `after` or `Last-Event-ID` is not a whole number")
 BODY_TOO_LARGE = _entry("body_too_large", 413, "the body is over `MAX_BODY_BYTES`")
 UNSUPPORTED_MEDIA_TYPE = _entry("unsupported_media_type", 415, "the body is not `application/json`")

@@ -99,7 +99,7 @@ class RelayStream:
         self._time_limit = time_limit
         self._time_limit_timer: asyncio.TimerHandle | None = None
         self._live = live
-        self._listed_as: str | None = None  # the response id this stream is listed under in live_streams
+        self._listed_as: set[str] = set()  # the response ids this stream is listed under in live_streams
         self._translator = translator
         self._heartbeat = heartbeat_seconds
         self._limit = buffer_bytes
@@ -212,18 +212,18 @@ class RelayStream:
             await self._upstream.aclose()
 
     def _list(self) -> None:
-        """List the stream under its response id, once known, so a cancel on this instance finds it;
-        with tool rounds, under the round's."""
+        """List the stream under each response id of its answer once known (each round's), so that a
+        cancel of any of them on this instance finds it."""
         response_id = self._translator.response_id
-        if response_id != self._listed_as and response_id is not None and self._live is not None:
-            self._unlist()
-            self._listed_as = response_id
+        if response_id is not None and response_id not in self._listed_as and self._live is not None:
+            self._listed_as.add(response_id)
             self._live.add(response_id, self)
 
     def _unlist(self) -> None:
-        if self._listed_as is not None and self._live is not None:
-            self._live.remove(self._listed_as, self)
-            self._listed_as = None
+        if self._live is not None:
+            for response_id in self._listed_as:
+                self._live.remove(response_id, self)
+        self._listed_as.clear()
 
     def _push(self, frames: bytes) -> None:
         if frames:
@@ -246,6 +246,11 @@ class RelayStream:
     def between_rounds(self) -> bool:
         """The response this stream was reading has ended, but the answer goes on (tool calls run)."""
         return self._upstream.between_rounds
+
+    @property
+    def reading(self) -> str | None:
+        """The response being read (None while a round is being opened)."""
+        return self._upstream.response_id
 
     def cancel(self) -> None:
         """End the stream now as cancelled; closing the upstream connection stops the model

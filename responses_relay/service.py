@@ -14,8 +14,17 @@ from starlette.responses import JSONResponse, Response
 
 from . import runtime_info
 from .access.auth import Authenticator
-from .access.owner import Owners
-from .chat_request import ChatRequest, check_content_type, check_response_id, cursor, parse_chat_request, read_body
+from .access.owner import Owners, previous_not_found
+from .answer import Answer, answer_of, new_answer_id
+from .chat_request import (
+    ChatRequest,
+    check_approvals,
+    check_content_type,
+    check_response_id,
+    cursor,
+    parse_chat_request,
+    read_body,
+)
 from .errors import (
     FEEDBACK_NOT_KEPT,
     INTERNAL_ERROR,
@@ -30,7 +39,7 @@ from .feedback import MAX_BODY_BYTES as FEEDBACK_BODY_BYTES
 from .feedback import parse_vote, report
 from .guide_tools import TOOLS
 from .invocation import invocation_id
-from .live_streams import LiveStreams
+from .live_streams import Cancellable, LiveStreams
 from .relay import RelayStream, TimeLimit
 from .settings import AttachmentSettings, Settings
 from .sse_response import SSEResponse
@@ -44,6 +53,7 @@ if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never 
 
     from .access.budget import Budget
     from .demo import DemoUpstream
+    from .storage.answers import AnswerRecords
     from .storage.feedback import FeedbackRecords
     from .storage.tables import Tables
 
@@ -64,7 +74,7 @@ class ChatService:
         """`tools`: the function tools offered to the model; by default those TOOLS names."""
         self.settings = settings
         offered = tools if tools is not None else [TOOLS[name] for name in settings.tools]
-        self._toolbox = Toolbox(offered, settings.tool_timeout_seconds)
+        self._toolbox = Toolbox(offered, settings.tool_timeout_seconds, threads=settings.tool_threads)
         self._demo = demo
         self._credential = credential
         self._upstream: Upstream | None = None
@@ -75,7 +85,8 @@ class ChatService:
         self._owners = Owners(secret) if secret is not None else None
         self._tables = _tables(settings)
         self._budget = _budget(settings, self._tables)
-        self._feedback: FeedbackRecords | None = None  # made at the first feedback
+        self._feedback = _feedback(settings, self._tables)  # None: feedback is not kept here
+        self._answers = _answers(settings, self._tables)
         check_proxy_environment(settings)
         transport = TRANSPORT_NAMES[settings.transport]
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
@@ -84,32 +95,30 @@ class ChatService:
 
     async def chat(self, request: Request) -> Response:
         """POST /api/chat: the answer's stream."""
-        return await self._answer("chat", self._chat(request))
+        return await self._respond("chat", self._chat(request))
 
     async def resume(self, request: Request, response_id: str) -> Response:
         """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
-        return await self._answer("resume", self._resume(request, response_id))
+        return await self._respond("resume", self._resume(request, response_id))
 
     async def cancel(self, request: Request, response_id: str) -> Response:
         """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
         cancelled upstream (streams of it on other instances then end too); otherwise the
         response's live stream on this instance is ended, which closes its upstream call."""
-        return await self._answer("cancel", self._cancel(request, response_id))
+        return await self._respond("cancel", self._cancel(request, response_id))
 
     async def feedback(self, request: Request) -> Response:
         """POST /api/feedback: the caller's vote on one of their answers, kept once per user and
         response (a second vote replaces the first) and reported to telemetry; 204."""
-        return await self._answer("feedback", self._feedback_vote(request))
+        return await self._respond("feedback", self._feedback_vote(request))
 
     @property
     def keeps_feedback(self) -> bool:
-        """Feedback needs somewhere to keep it, owners to key it by, and stored responses to check them against."""
-        settings = self.settings
-        return settings.storage is not None and self._owners is not None and settings.stores_responses
+        return self._feedback is not None
 
     async def _feedback_vote(self, request: Request) -> Response:
         owner = await self._owner(request)
-        if owner is None or not self.keeps_feedback:
+        if owner is None or self._feedback is None:
             raise HttpError(
                 FEEDBACK_NOT_KEPT,
                 "Feedback is not kept here: it needs the storage account (AzureWebJobsStorage), OWNER_HASH_SECRET"
@@ -119,30 +128,24 @@ class ChatService:
         vote = parse_vote(await read_body(request, FEEDBACK_BODY_BYTES))
         await self._check_owner(await self.upstream(), vote.response_id, owner)
         keep_comment = self.settings.feedback_comments
-        await self._feedback_records().record(owner, vote, keep_comment=keep_comment)
+        await self._feedback.record(owner, vote, keep_comment=keep_comment)
         report(owner, vote, keep_comment=keep_comment)
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
-
-    def _feedback_records(self) -> FeedbackRecords:
-        """The feedback table's keeper, made at the first feedback (azure-data-tables imported only then)."""
-        if self._feedback is None:
-            from .storage.feedback import FeedbackRecords
-            from .storage.tables import Tables
-
-            assert self.settings.storage is not None, "keeps_feedback says so"
-            if self._tables is None:
-                self._tables = Tables(self.settings.storage)
-            self._feedback = FeedbackRecords(self._tables)
-        return self._feedback
 
     async def _owner(self, request: Request) -> str | None:
         """The caller's owner hash (None when owners are not kept); 401 for a missing or bad token."""
         identity = await self._auth.identity(request)
         return self._owners.of(identity) if self._owners is not None else None
 
-    async def _check_owner(self, upstream: Upstream, response_id: str, owner: str | None) -> None:
+    async def _check_owner(self, upstream: Upstream, response_id: str, owner: str | None) -> dict[str, Any] | None:
+        """The stored response, when owners are kept and `owner` owns it (404 otherwise)."""
         if self._owners is not None and owner is not None:
-            await self._owners.check(upstream, response_id, owner)
+            return await self._owners.check(upstream, response_id, owner)
+        return None
+
+    def _answer_of(self, answer_id: str | None, owner: str | None) -> Answer:
+        # A reader waits for another to continue a round as long as that can take.
+        return Answer(answer_id, owner, self._answers, follow_seconds=self.settings.continuation_seconds + 5)
 
     async def _chat(self, request: Request) -> Response:
         owner = await self._owner(request)
@@ -152,14 +155,34 @@ class ChatService:
         if self._budget is not None and owner is not None:
             await self._budget.check(owner)
         upstream = await self.upstream()
-        previous = chat_request.previous_response_id
-        if self._owners is not None and owner is not None and previous is not None:
-            await self._owners.check_previous(upstream, previous, owner)
-        response = await upstream.open(chat_request, owner=owner)
+        previous = await self._previous(upstream, chat_request, owner)
+        if chat_request.approvals:
+            check_approvals(chat_request.approvals, previous or {})
+        answer = self._answer_of(new_answer_id() if owner is not None else None, owner)
+        response = await upstream.open(chat_request, owner=owner, answer=answer.answer_id)
         first = UpstreamEvents(response, **self._healing(upstream))
-        rounds = self._rounds(upstream, first, chat_request, owner, stored=self.settings.stores_responses)
+        rounds = self._rounds(upstream, first, chat_request, answer, stored=self.settings.stores_responses)
         translator = Translator(redact=upstream.redact)
         return self._relay(request, upstream, rounds, translator, owner, deployment=upstream.answered_by(response))
+
+    async def _previous(
+        self, upstream: Upstream, chat_request: ChatRequest, owner: str | None
+    ) -> dict[str, Any] | None:
+        """The stored response the chat continues, when it must be looked at: its owner is checked,
+        or approvals answer its requests. 400 `previous_response_not_found` when it is not there."""
+        previous = chat_request.previous_response_id
+        if previous is None:
+            return None
+        if self._owners is not None and owner is not None:
+            return await self._owners.check_previous(upstream, previous, owner)
+        if not chat_request.approvals:
+            return None
+        try:
+            return await upstream.retrieve(previous)
+        except HttpError as error:
+            if error.code != RESPONSE_NOT_FOUND.code:
+                raise
+            raise previous_not_found() from None
 
     async def _resume(self, request: Request, response_id: str) -> Response:
         owner = await self._owner(request)
@@ -167,36 +190,54 @@ class ChatService:
         after = cursor(request)
         self._check_resumable()
         upstream = await self.upstream()
-        await self._check_owner(upstream, response_id, owner)
+        stored = await self._check_owner(upstream, response_id, owner)
+        answer = self._answer_of(answer_of(stored) if stored is not None else None, owner)
         response = await upstream.resume(response_id, after)
         events = UpstreamEvents(response, response_id=response_id, after=after, **self._healing(upstream))
         translator = Translator(redact=upstream.redact, response_id=response_id)
         # A round that ends asking for tools is continued here too: this stream has the caller now.
         continuation = ChatRequest([], previous_response_id=response_id)
-        rounds = self._rounds(upstream, events, continuation, owner, stored=True)
+        rounds = self._rounds(upstream, events, continuation, answer, stored=True)
         return self._relay(request, upstream, rounds, translator, owner)
 
     async def _cancel(self, request: Request, response_id: str) -> Response:
         owner = await self._owner(request)
         check_response_id(response_id)
-        if self.settings.resumable:
-            await self._check_owner(await self.upstream(), response_id, owner)
+        stored = await self._stored_for_cancel(response_id, owner)
         live = [stream for stream in self._live.of_response(response_id) if stream.owner == owner]
-        if not self.settings.resumable and not live:
+        answer_id = answer_of(stored) if stored is not None else None
+        row = None
+        if self._answers is not None and owner is not None and answer_id is not None:
+            row = await self._answers.cancel(owner, answer_id)  # no later round starts, on any instance
+        if not self.settings.resumable and not live and row is None:
             raise HttpError(RESPONSE_NOT_FOUND, "No stream of that response is live on this instance")
+        latest = row.rounds[-1] if row is not None and row.rounds else response_id  # the answer's last round
         status = "cancelled"
         try:
             if self.settings.resumable:
-                status = await self._cancel_upstream(response_id)
+                status = await self._cancel_upstream(latest)
         finally:
-            # The caller asked to stop: this instance's streams of it end even if the upstream failed to
-            # say so; but a response that finished first ends its streams with its own terminal event,
-            # unless the answer was to go on after it (tool calls): then no further round starts.
-            stopping = [stream for stream in live if status == "cancelled" or stream.between_rounds]
+            # The caller asked to stop: this instance's streams of the answer end even if the upstream
+            # failed to say so; but one reading the answer's last round, which finished first, ends with
+            # that round's own terminal event.
+            stopping = [stream for stream in live if status == "cancelled" or _goes_on_after(stream, latest)]
             for stream in stopping:
                 stream.cancel()
-            status = "cancelled" if stopping else status
+        between_rounds = row is not None and row.claimed == latest  # its calls ran; no round follows now
+        status = "cancelled" if stopping or between_rounds else status
         return JSONResponse({"id": response_id, "status": status}, headers={"Cache-Control": "no-store"})
+
+    async def _stored_for_cancel(self, response_id: str, owner: str | None) -> dict[str, Any] | None:
+        """The response a cancel names, as stored, checked against its owner: in background mode
+        always (someone else's is 404); otherwise only to find its answer across instances."""
+        if self.settings.resumable:
+            return await self._check_owner(await self.upstream(), response_id, owner)
+        if self._answers is None or owner is None:
+            return None
+        try:
+            return await self._check_owner(await self.upstream(), response_id, owner)
+        except HttpError:
+            return None  # not stored, or not the caller's: only this instance's live streams can be stopped
 
     async def _cancel_upstream(self, response_id: str) -> str:
         """Cancel a background response upstream; its status after that."""
@@ -209,7 +250,7 @@ class ChatService:
             response = await upstream.retrieve(response_id)  # refused: it had finished already, probably
         return _text(response, "status") or "cancelled"
 
-    async def _answer(self, action: str, answering: Awaitable[Response]) -> Response:
+    async def _respond(self, action: str, answering: Awaitable[Response]) -> Response:
         """The response, or the error known before any byte of it went out, as plain HTTP."""
         try:
             return await answering
@@ -228,20 +269,29 @@ class ChatService:
             "budget": HealBudget(settings.heal_attempts, settings.heal_seconds),
         }
 
-    async def _open_round(self, upstream: Upstream, request: ChatRequest, owner: str | None) -> UpstreamEvents:
-        return UpstreamEvents(await upstream.open(request, owner=owner), **self._healing(upstream))
+    async def _open_round(self, upstream: Upstream, request: ChatRequest, answer: Answer) -> UpstreamEvents:
+        response = await upstream.open(request, owner=answer.owner, answer=answer.answer_id)
+        return UpstreamEvents(response, **self._healing(upstream))
+
+    async def _follow_round(self, upstream: Upstream, response_id: str) -> UpstreamEvents:
+        """A round another reader opened, from its start."""
+        response = await upstream.resume(response_id, None)
+        return UpstreamEvents(response, response_id=response_id, **self._healing(upstream))
 
     def _rounds(
-        self, upstream: Upstream, first: UpstreamEvents, request: ChatRequest, owner: str | None, *, stored: bool
+        self, upstream: Upstream, first: UpstreamEvents, request: ChatRequest, answer: Answer, *, stored: bool
     ) -> ToolRounds:
         """The answer's rounds from its first stream; `request` is what continuations are made from."""
         return ToolRounds(
             first,
             request=request,
-            open_round=lambda next_request: self._open_round(upstream, next_request, owner),
+            open_round=lambda next_request: self._open_round(upstream, next_request, answer),
             toolbox=self._toolbox,
             max_rounds=self.settings.max_tool_rounds,
             stored=stored,
+            answer=answer,
+            follow_round=lambda response_id: self._follow_round(upstream, response_id),
+            cancel_round=upstream.cancel if self.settings.resumable else None,
         )
 
     def _relay(
@@ -332,6 +382,7 @@ class ChatService:
         return self._demo
 
     async def aclose(self) -> None:
+        self._toolbox.close()
         await self._auth.aclose()
         if self._tables is not None:
             await self._tables.aclose()
@@ -341,13 +392,22 @@ class ChatService:
 
 
 def _tables(settings: Settings) -> Tables | None:
-    """The storage account's tables, when a feature that keeps state there is on; azure-data-tables
-    is imported only then."""
-    if settings.storage is None or settings.access.daily_tokens is None:
+    """The storage account's tables, where there is one and what it keeps has owners (answers,
+    budgets); azure-data-tables is imported only then."""
+    if settings.storage is None or settings.access.owner_secret is None:
         return None
     from .storage.tables import Tables
 
     return Tables(settings.storage)
+
+
+def _answers(settings: Settings, tables: Tables | None) -> AnswerRecords | None:
+    """Answers recorded across instances: who continues each round, stops, each round's usage."""
+    if tables is None:
+        return None
+    from .storage.answers import AnswerRecords
+
+    return AnswerRecords(tables, claim_seconds=settings.continuation_seconds + 5)
 
 
 def _budget(settings: Settings, tables: Tables | None) -> Budget | None:
@@ -359,6 +419,16 @@ def _budget(settings: Settings, tables: Tables | None) -> Budget | None:
     return Budget(settings.access.daily_tokens, tables)
 
 
+def _feedback(settings: Settings, tables: Tables | None) -> FeedbackRecords | None:
+    """Feedback's keeper: where there is storage with owners to key it by (the tables), and stored
+    responses to check those owners against."""
+    if tables is None or not settings.stores_responses:
+        return None
+    from .storage.feedback import FeedbackRecords
+
+    return FeedbackRecords(tables)
+
+
 def _attachment_limits(attachments: AttachmentSettings | None) -> dict[str, int]:
     """What a page checks before it sends attachments; `max_attachments` 0: none are taken."""
     if attachments is None:
@@ -368,6 +438,11 @@ def _attachment_limits(attachments: AttachmentSettings | None) -> dict[str, int]
         "max_attachment_bytes": attachments.max_attachment_bytes,
         "max_image_pixels": attachments.max_image_pixels,
     }
+
+
+def _goes_on_after(stream: Cancellable, response_id: str) -> bool:
+    """The stream will read more than `response_id`: it runs its calls, opens or reads another round."""
+    return stream.between_rounds or stream.reading != response_id
 
 
 def _text(mapping: dict[str, Any], key: str) -> str | None:

@@ -64,6 +64,7 @@ class Settings:
     tools: tuple[str, ...]  # the names of the function tools offered to the model
     max_tool_rounds: int
     tool_timeout_seconds: float
+    tool_threads: int
     mcp_servers: tuple[McpServer, ...]
     appinsights_connection_string: str | None = field(repr=False)
     appinsights_authentication_string: str | None = field(repr=False)
@@ -80,6 +81,12 @@ class Settings:
         host = urlsplit(self.endpoint).hostname or ""
         azure_hosts = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
         return "azure-openai" if host.endswith(azure_hosts) else "openai-compatible"
+
+    @property
+    def continuation_seconds(self) -> float:
+        """The longest a round's continuation takes: its tool calls, then the next round's opening
+        (connecting, then waiting for the response's headers)."""
+        return self.tool_timeout_seconds + self.connect_timeout_seconds + self.read_timeout_seconds
 
     @property
     def stores_responses(self) -> bool:
@@ -101,9 +108,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = _Reader(environ)
     access = _access_settings(env, resumable=env.flag("RESUMABLE_STREAMS", default=False))
     storage = _storage_settings(env)
-    if storage is None and access.daily_tokens is not None:
+    needing_storage = {"USER_DAILY_TOKENS": access.daily_tokens is not None}
+    needing_storage["RESUMABLE_STREAMS"] = env.flag("RESUMABLE_STREAMS", default=False)
+    needing = [name for name, needs in needing_storage.items() if needs]
+    if storage is None and needing:
         raise SettingsError(
-            "USER_DAILY_TOKENS needs the Function App's storage: AzureWebJobsStorage__accountName"
+            f"{' and '.join(needing)} {'need' if len(needing) > 1 else 'needs'} the Function App's storage:"
+            " AzureWebJobsStorage__accountName"
             " (reached with the managed identity) or AzureWebJobsStorage (a connection string; locally Azurite's)"
         )
     attachments = _attachment_settings(env)
@@ -146,6 +157,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tools=env.names("TOOLS", ("local_time",), allowed=tuple(TOOLS)),
         max_tool_rounds=env.integer("MAX_TOOL_ROUNDS", 5, low=0, high=50),
         tool_timeout_seconds=env.number("TOOL_TIMEOUT_SECONDS", 10.0, low=0.01, high=600.0),
+        tool_threads=env.integer("TOOL_THREADS", 4, low=1, high=64),
         mcp_servers=env.mcp_servers("MCP_SERVERS"),
         appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),

@@ -187,6 +187,10 @@ TENANT = "0b9d7a55-1c2e-4f3a-8b6c-5d4e3f2a1b0c"
             {"USER_DAILY_TOKENS": "1000", "OWNER_HASH_SECRET": "s" * 32},
             "USER_DAILY_TOKENS needs the Function App's storage",
         ),
+        (
+            {"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": "s" * 32},
+            "RESUMABLE_STREAMS needs the Function App's storage",
+        ),
     ],
 )
 def test_bad_access_settings_are_one_line(environ: dict[str, str], says: str) -> None:

@@ -5,9 +5,8 @@ through the real openai SDK exactly as it would reach Azure. An answer may come
 with a reasoning summary (also whenever the request asks for one), a web search
 with url citations, or be a refusal. Requests with `background: true` get background
 mode (see `background.py`): stored, resumable from any point, retrievable and
-cancellable. Other responses can be retrieved once they are answered (as Azure OpenAI
-keeps them), though not streamed or cancelled again. It keeps nothing of a request but a
-bounded number of responses, so a deployment left in demo mode does not grow.
+cancellable. It keeps nothing of a request but a bounded number of background
+responses, so a deployment left in demo mode does not grow.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import asyncio
 import re
 import socket
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -28,12 +26,12 @@ from starlette.types import Message, Receive, Scope, Send
 from ..disconnect import until_disconnected
 from .background import StoredResponse
 from .script import Script
-from .wire import ResponseEvents, error_body, sse
+from .wire import error_body, sse
 
 # POST /responses, GET /responses/{id}, POST /responses/{id}/cancel
 _ROUTE = re.compile(r"/responses(?:/(?P<id>resp_[A-Za-z0-9_-]+)(?P<cancel>/cancel)?)?$")
 _ROUTES = {("POST", True, True), ("GET", False, True), ("POST", False, False)}
-STORED_RESPONSES = 1000  # background responses kept, the oldest dropped first
+STORED_RESPONSES = 1000  # responses kept, the oldest dropped first
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 
 
@@ -62,8 +60,7 @@ class DemoUpstream:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stored: list[StoredResponse] = []  # background responses, the latest last
-        self._answered: OrderedDict[str, dict[str, Any]] = OrderedDict()  # other responses, as retrieved
+        self._stored: list[StoredResponse] = []  # stored responses, the latest last
 
     @property
     def base_url(self) -> str:
@@ -140,14 +137,11 @@ class DemoUpstream:
             await self.create(call.request, send)
             return
         stored = self.stored(call.response_id)
-        answered = self._answered.get(call.response_id)
-        if stored is None and answered is not None and not call.cancel and call.query.get("stream") != ["true"]:
-            await send_json(send, 200, orjson.dumps(answered))
-        elif stored is None and answered is not None:
-            message = "Only background responses can be streamed again or cancelled."
-            await send_json(send, 400, error_body("invalid_request_error", message))
-        elif stored is None:
+        if stored is None:
             await send_json(send, 404, error_body("not_found", f"Response with id '{call.response_id}' not found."))
+        elif (call.cancel or call.query.get("stream") == ["true"]) and not stored.background:
+            message = "Only background responses can be cancelled or streamed again."
+            await send_json(send, 400, error_body("invalid_request_error", message))
         elif call.cancel and stored.done:
             message = f"Cannot cancel a response with status '{stored.status}'."
             await send_json(send, 400, error_body("invalid_request_error", message))
@@ -162,15 +156,19 @@ class DemoUpstream:
     def stored(self, response_id: str) -> StoredResponse | None:
         return next((stored for stored in self._stored if stored.id == response_id), None)
 
+    def keep(self, stored: StoredResponse) -> StoredResponse:
+        """Store a response (the oldest are dropped past STORED_RESPONSES)."""
+        self._stored.append(stored)
+        del self._stored[:-STORED_RESPONSES]
+        return stored
+
     async def create(self, request: dict[str, Any], send: Send) -> None:
         """POST /responses: the answer's stream; in background mode, generated on its own and
         streamed from the store, whoever is connected."""
         if not request.get("background"):
-            await self.respond(request, send)
+            await self.respond(request, self.keep(StoredResponse(background=False)).tap(send))
             return
-        stored = StoredResponse()
-        self._stored.append(stored)
-        del self._stored[:-STORED_RESPONSES]
+        stored = self.keep(StoredResponse())
         stored.generation = asyncio.get_running_loop().create_task(self.respond(request, stored))
         await self.follow(stored, None, send)
 
@@ -183,16 +181,7 @@ class DemoUpstream:
             await send_event(send, step.payload)
         for payload in script.ending():
             await send_event(send, payload)
-        self.keep(script.events)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    def keep(self, events: ResponseEvents) -> None:
-        """Keep an answered response for retrieval (its id, status and metadata), the oldest dropped first."""
-        if events.request.get("background") or events.request.get("store") is False:
-            return  # kept whole, as a StoredResponse; or not to be kept
-        self._answered[events.id] = events.response("completed", output=[])
-        while len(self._answered) > STORED_RESPONSES:
-            self._answered.popitem(last=False)
 
     async def follow(self, stored: StoredResponse, after: int | None, send: Send) -> None:
         """Stream a stored response after sequence number `after` (None: from the start)."""
