@@ -114,6 +114,12 @@ class Answer:
         recorded = [RecordedResult(result.call_id, result.name, result.output) for result in results]
         return await records.opened(owner, answer_id, claim, next_round=next_round, usage=usage, results=recorded)
 
+    async def release(self, claim: Owned) -> None:
+        """The stream ends holding a claim whose round it never opened: another reader may continue it."""
+        if self._record is not None:
+            records, owner, answer_id = self._record
+            await records.release(owner, answer_id, claim)
+
     async def usage_of_rounds(self) -> dict[str, dict[str, int]]:
         """The recorded usage of each continued round, by its id."""
         if self._record is None:

@@ -40,7 +40,7 @@ from .feedback import parse_vote, report
 from .guide_tools import TOOLS
 from .invocation import invocation_id
 from .live_streams import Cancellable, LiveStreams
-from .relay import RelayStream, TimeLimit
+from .relay import RelayStream
 from .settings import AttachmentSettings, Settings
 from .sse_response import SSEResponse
 from .tool_rounds import ToolRounds
@@ -315,7 +315,8 @@ class ChatService:
             invocation_id=invocation_id(request),
             cancel_orphan=upstream.cancel if self.settings.resumable else None,
             live=self._live,
-            time_limit=self._time_limit(),
+            time_limit_seconds=self.settings.stream_time_limit_seconds,
+            hands_off=self.settings.resumable,
             deployment=deployment,
             owner=owner,
         )
@@ -323,10 +324,6 @@ class ChatService:
         if self._budget is not None and owner is not None:  # the stream's final usage, once it has ended
             answer.background = BackgroundTask(self._budget.spend, owner, translator)
         return answer
-
-    def _time_limit(self) -> TimeLimit | None:
-        seconds = self.settings.stream_time_limit_seconds
-        return None if seconds is None else TimeLimit(seconds, resumable=self.settings.resumable)
 
     def _check_resumable(self) -> None:
         if not self.settings.resumable:

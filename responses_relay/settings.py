@@ -121,7 +121,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     reasoning_effort = env.choice("REASONING_EFFORT", REASONING_EFFORTS)
     # Reasoning models reject sampling parameters: with an effort set, they are sent only when set.
     sampling = reasoning_effort in (None, "none")
-    return Settings(
+    settings = Settings(
         endpoint=env.url("OPENAI_ENDPOINT"),
         api_key=env.text("OPENAI_API_KEY"),
         azure_client_id=env.text("AZURE_CLIENT_ID"),
@@ -166,6 +166,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         attachments=attachments,
         feedback_comments=env.choice("FEEDBACK_COMMENTS", ("drop", "store")) == "store",
     )
+    _check_hand_offs(settings)
+    return settings
+
+
+def _check_hand_offs(settings: Settings) -> None:
+    """With resumable streams a stream at its time limit hands its caller off only where the
+    resume can go on with a later event, so a round's continuation (its calls, then the next
+    round's opening) must fit within one stream's time."""
+    limit = settings.stream_time_limit_seconds
+    if settings.resumable and limit is not None and settings.continuation_seconds >= limit:
+        raise SettingsError(
+            f"STREAM_TIME_LIMIT_SECONDS ({limit:g}) must be longer than TOOL_TIMEOUT_SECONDS"
+            " + UPSTREAM_CONNECT_TIMEOUT_SECONDS + UPSTREAM_READ_TIMEOUT_SECONDS"
+            f" ({settings.continuation_seconds:g}): a tool call and the next round's opening must fit in one stream"
+        )
 
 
 @dataclass(frozen=True)
@@ -210,6 +225,8 @@ class AccessSettings:
     client_id: str | None  # the API's application id, bare: tokens for it or for api://<it> are accepted
     issuer: str | None
     jwks_url: str | None
+    scope: str | None  # entra: the scope a user's (delegated) token must carry in `scp`
+    app_role: str | None  # entra: the app role an app-only token must carry in `roles`; None: none is let in
     owner_secret: bytes | None = field(repr=False)
     daily_tokens: int | None
 
@@ -222,6 +239,7 @@ def _access_settings(env: _Reader, *, resumable: bool) -> AccessSettings:
     mode = env.choice("AUTH_MODE", AUTH_MODES) or "key"
     daily_tokens = env.optional_integer("USER_DAILY_TOKENS", low=1, high=10**12)
     client_id, issuer, jwks_url = _token_issuer(env) if mode == "entra" else (None, None, None)
+    scope, app_role = _token_permissions(env) if mode == "entra" else (None, None)
     secret = env.text("OWNER_HASH_SECRET")
     owners_needed_by = {"AUTH_MODE=entra": mode == "entra", "RESUMABLE_STREAMS": resumable}
     owners_needed_by["USER_DAILY_TOKENS"] = daily_tokens is not None
@@ -238,6 +256,8 @@ def _access_settings(env: _Reader, *, resumable: bool) -> AccessSettings:
         client_id=client_id,
         issuer=issuer,
         jwks_url=jwks_url,
+        scope=scope,
+        app_role=app_role,
         owner_secret=None if secret is None else secret.encode(),
         daily_tokens=daily_tokens,
     )
@@ -286,6 +306,24 @@ def _token_issuer(env: _Reader) -> tuple[str, str, str]:
     )
 
 
+def _token_permissions(env: _Reader) -> tuple[str, str | None]:
+    """AUTH_MODE=entra: the scope a user's token must carry (default `chat`, the one the README's
+    registration creates) and the app role an app-only token must carry (default: none let in)."""
+    scope = env.text("AUTH_SCOPE") or "chat"
+    if not _CLAIM_VALUE.fullmatch(scope) or "/" in scope:
+        raise SettingsError(
+            f"AUTH_SCOPE must be one scope's value as tokens carry it in scp, such as chat (not api://<id>/chat),"
+            f" got {scope!r}"
+        )
+    role = env.text("AUTH_APP_ROLE")
+    if role is not None and not _CLAIM_VALUE.fullmatch(role):
+        raise SettingsError(
+            f"AUTH_APP_ROLE must be one app role's value as tokens carry it in roles, such as Chat.Use, got {role!r}"
+        )
+    return scope, role
+
+
+_CLAIM_VALUE = re.compile(r"[!-~]+")  # printable ASCII without spaces, as scope and app role values are
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 

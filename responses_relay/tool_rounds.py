@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -45,6 +45,7 @@ FollowRound = Callable[[str], Awaitable[UpstreamEvents]]
 CancelRound = Callable[[str], Awaitable[object]]
 
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
+_RELEASE_SECONDS = 2.0
 
 
 class ToolRounds:
@@ -65,7 +66,8 @@ class ToolRounds:
         self._answer = answer or Answer(None, None)
         self._follow_round = follow_round
         self._cancel_round = cancel_round
-        self._recording: tuple[Owned, dict[str, int] | None, list[ToolResult]] | None = None  # an opened round's
+        self._claim: Owned | None = None  # held from the claim of a round's continuation until it is recorded
+        self._recording: tuple[dict[str, int] | None, list[ToolResult]] | None = None  # an opened round's
         self._counted: set[str] = set()  # the rounds whose usage this stream added up
         # What each continuation shares with the first request; not its input, which may be large
         # and would otherwise be held for the whole stream.
@@ -131,7 +133,11 @@ class ToolRounds:
                     yield [result]
                 await self._follow(claim.next_round)
                 continue
-            if isinstance(claim, Cancelled) or await self._answer.cancelled():
+            if isinstance(claim, Cancelled):
+                await self._stopped()
+                return
+            self._claim = claim
+            if await self._answer.cancelled():
                 await self._stopped()
                 return
             results: list[ToolResult] = []
@@ -143,7 +149,7 @@ class ToolRounds:
                 await self._stopped()
                 return
             await self._next_round(response, _output(response) or output, calls, results)
-            self._recording = (claim, _usage(response), results)
+            self._recording = (_usage(response), results)
 
     async def _run(self, calls: list[FunctionCall]) -> AsyncGenerator[ToolResult]:
         """The calls' results, run side by side, each as soon as it is there."""
@@ -192,10 +198,10 @@ class ToolRounds:
         """Record the round this stream opened, once its id is known; False when the answer was
         stopped meanwhile: the round is then cancelled and the answer ends as cancelled."""
         opened = self._round.response_id
-        if self._recording is None or opened is None:
+        if self._recording is None or self._claim is None or opened is None:
             return True
-        claim, usage, results = self._recording
-        self._recording = None
+        (usage, results), claim = self._recording, self._claim
+        self._recording = self._claim = None
         if await self._answer.opened(claim, opened, usage, results):
             return True
         if self._cancel_round is not None:
@@ -234,6 +240,11 @@ class ToolRounds:
 
     async def aclose(self) -> None:
         await self._round.aclose()
+        claim, self._claim = self._claim, None
+        if claim is not None:  # ended before the round it claimed was opened (and recorded)
+            with suppress(Exception):  # another reader then waits for the claim to expire instead
+                async with asyncio.timeout(_RELEASE_SECONDS):
+                    await self._answer.release(claim)
 
 
 def _response(terminal: dict[str, Any] | None) -> dict[str, Any]:

@@ -106,6 +106,11 @@ class AnswerRecords:
                 return True
             row = await self.get(owner, answer_id)  # changed since: a cancel, most likely
 
+    async def release(self, owner: str, answer_id: str, claim: Owned) -> None:
+        """Give up a claim whose round was never opened (the stream ended first), so another reader
+        continues the round at once; unless the row changed since."""
+        await self._write(owner, answer_id, replace(claim.row, claimed=None, claimed_at=0.0))
+
     async def cancel(self, owner: str, answer_id: str) -> AnswerRow:
         """Mark the answer stopped; its row (its rounds say which to cancel upstream)."""
         table = await self._tables.ensure(TABLE)

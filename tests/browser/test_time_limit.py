@@ -38,7 +38,12 @@ async def site_url(upstream: FaultyUpstream, requests: list[str], azurite: Azuri
         return recording
 
     storage = {"AzureWebJobsStorage": azurite.connection_string}
-    settings = load_settings({**RESUMABLE, **storage, "STREAM_TIME_LIMIT_SECONDS": "1"})
+    fits = {
+        "TOOL_TIMEOUT_SECONDS": "0.2",
+        "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.2",
+        "UPSTREAM_READ_TIMEOUT_SECONDS": "0.5",
+    }
+    settings = load_settings({**RESUMABLE, **storage, **fits, "STREAM_TIME_LIMIT_SECONDS": "1"})
     service = ChatService(settings, demo=upstream)
     async for server in serve(service, wrap=wrap, static_dir=ROOT / "static", request_limit_seconds=1.5):
         yield server.base_url
