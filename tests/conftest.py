@@ -26,6 +26,7 @@ from responses_relay.settings import Settings, load_settings
 from .azurite import Azurite
 from .faulty_upstream import FaultyUpstream, Scenario
 from .ingestion import Ingestion
+from .scripted_upstream import ScriptedUpstream
 
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
 OWNER_SECRET = "test-owner-hash-secret-0123456789abcdef"  # OWNER_HASH_SECRET, where owners are kept
@@ -123,6 +124,15 @@ async def serve(
 async def relay(upstream: FaultyUpstream, make_settings: Callable[..., Settings]) -> AsyncIterator[RelayServer]:
     async for server in serve(ChatService(make_settings(HEARTBEAT_SECONDS="5"))):
         yield server
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[ScriptedUpstream]:
+    """The second, independent test upstream: each reply scripted by the test, each request kept."""
+    server = ScriptedUpstream()
+    await server.start()
+    yield server
+    await server.aclose()
 
 
 @pytest.fixture

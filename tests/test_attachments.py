@@ -4,39 +4,23 @@ is sent upstream, and the limits (too many, too big, a Content-Length over MAX_B
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
 from responses_relay.service import ChatService
-from responses_relay.settings import Settings, load_settings
+from responses_relay.settings import Settings
 
 from .attachment_files import asking, file_part, image, image_part, pdf, png_claiming
-from .conftest import FAKE_KEY, RelayServer, serve
+from .conftest import RelayServer, serve
 from .faulty_upstream import FaultyUpstream
 from .scripted_upstream import ScriptedUpstream, Text, reply
-from .sse_client import chat
+from .sse_client import chat, status_line
+from .test_tool_calls import relay_to
 
 JSON = {"content-type": "application/json"}
 WHERE = "input[0].content[1]"
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedUpstream]:
-    server = ScriptedUpstream()
-    await server.start()
-    yield server
-    await server.aclose()
-
-
-@asynccontextmanager
-async def relay_to(scripted: ScriptedUpstream, **environ: str) -> AsyncIterator[RelayServer]:
-    settings = load_settings({"OPENAI_ENDPOINT": scripted.base_url, "OPENAI_API_KEY": FAKE_KEY, **environ})
-    async for server in serve(ChatService(settings)):
-        yield server
 
 
 @pytest.mark.parametrize(
@@ -160,17 +144,8 @@ async def test_an_attachment_over_its_limit_is_413_and_the_body_limit_grew_to_fi
 
 async def test_a_content_length_over_the_limit_is_answered_before_the_body_is_sent(relay: RelayServer) -> None:
     limit = (await relay.client.get("/api/health")).json()["limits"]["max_body_bytes"]
-    host, port = relay.base_url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        head = f"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {limit + 1}"
-        writer.write(head.encode() + b"\r\n\r\n")  # and not a byte of the body
-        await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), 10)
-        assert status_line.startswith(b"HTTP/1.1 413")
-    finally:
-        writer.close()
-        await writer.wait_closed()
+    head = f"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {limit + 1}"
+    assert (await status_line(relay.base_url, head.encode() + b"\r\n\r\n")).startswith(b"HTTP/1.1 413")  # no body sent
 
 
 async def test_attachments_off_refuses_them_and_says_so_in_health(
