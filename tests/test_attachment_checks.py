@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
+import zlib
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from responses_relay.attachments.formats import dimensions, sniff
+from responses_relay.attachments.formats import MAX_PARTS, dimensions, sniff
 from responses_relay.attachments.parts import check_attachment
 from responses_relay.errors import HttpError
 from responses_relay.settings import AttachmentSettings
@@ -194,3 +196,21 @@ def test_any_damage_gets_a_clear_refusal_or_a_whole_file(kind: str, start: int, 
 def test_any_string_as_a_url_gets_a_clear_answer(url: str) -> None:
     error = outcome({"type": "input_image", "image_url": url})
     assert error is None or error.code in CODES
+
+
+def test_a_file_of_countless_tiny_pieces_is_refused_after_a_bounded_walk() -> None:
+    """Crafted to cost seconds of CPU in a walk of its structure (a chunk, segment or block every few
+    bytes): refused once the walk has read MAX_PARTS of them."""
+    bomb = png_claiming(10, 10)
+    empty_chunk = struct.pack(">I", 0) + b"tEXt" + struct.pack(">I", zlib.crc32(b"tEXt"))
+    pieces = {
+        "chunks": image_part(bomb[:-12] + empty_chunk * (MAX_PARTS + 1) + bomb[-12:]),
+        "segments": image_part(b"\xff\xd8" + b"\xff\xe0\x00\x02" * (MAX_PARTS + 1) + b"\xff\xd9"),
+        "blocks": image_part(
+            b"GIF89a" + struct.pack("<HHBBB", 1, 1, 0, 0, 0) + b"\x21\xfe\x01x\x00" * MAX_PARTS + b"\x3b"
+        ),
+    }
+    for what, part in pieces.items():
+        error = refusal(part)
+        assert error.code == "bad_attachment"
+        assert f"more than {MAX_PARTS} {what}" in error.message
