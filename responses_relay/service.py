@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -292,7 +293,16 @@ class ChatService:
             answer=answer,
             follow_round=lambda response_id: self._follow_round(upstream, response_id),
             cancel_round=upstream.cancel if self.settings.resumable else None,
+            hand_off=self._hand_off(),
         )
+
+    def _hand_off(self) -> tuple[float, float] | None:
+        """When a stream starting now hands its caller off (resumable streams with a time limit), and
+        the longest a round's continuation takes."""
+        limit = self.settings.stream_time_limit_seconds
+        if not self.settings.resumable or limit is None:
+            return None
+        return time.monotonic() + limit, self.settings.continuation_seconds
 
     def _relay(
         self,

@@ -25,6 +25,8 @@ adds the recorded usage of the rounds this stream did not read.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing, suppress
 from dataclasses import replace
@@ -44,8 +46,20 @@ FollowRound = Callable[[str], Awaitable[UpstreamEvents]]
 # Cancels a round upstream (background mode), by its id.
 CancelRound = Callable[[str], Awaitable[object]]
 
+logger = logging.getLogger("responses_relay.tool_rounds")
+
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 _RELEASE_SECONDS = 2.0
+
+
+class HandOffNow(Exception):
+    """A round ended asking for tools too late in the stream for its continuation to fit: the
+    caller is handed off after `after`, the last event it has of the round, so that a resume
+    (with a time limit of its own) reads the round's end and continues it."""
+
+    def __init__(self, after: int | None) -> None:
+        super().__init__(after)
+        self.after = after
 
 
 class ToolRounds:
@@ -61,8 +75,13 @@ class ToolRounds:
         answer: Answer | None = None,
         follow_round: FollowRound | None = None,
         cancel_round: CancelRound | None = None,
+        hand_off: tuple[float, float] | None = None,
     ) -> None:
+        """`hand_off`: (the monotonic time the stream hands its caller off at, the longest a round's
+        continuation takes); a round that ends later than that allows is not continued here."""
         self._round = first
+        self._delivered = first.cursor  # the last sequence number passed on of the round being read
+        self._hand_off = hand_off
         self._answer = answer or Answer(None, None)
         self._follow_round = follow_round
         self._cancel_round = cancel_round
@@ -90,8 +109,9 @@ class ToolRounds:
 
     @property
     def cursor(self) -> int | None:
-        """The last sequence number read of the round being read."""
-        return self._round.cursor
+        """The last sequence number passed on of the round being read (a round's end held back while
+        its calls run is not)."""
+        return self._delivered
 
     async def batches(self) -> AsyncGenerator[list[Payload | ToolResult]]:
         """The events of each round as each network read brings them, and the tools' results."""
@@ -105,14 +125,17 @@ class ToolRounds:
                     passed: list[Payload | ToolResult] = []
                     for payload in batch:
                         kind = payload.get("type")
+                        sequence = payload.get("sequence_number")
                         if kind == "response.output_item.done" and isinstance(payload.get("item"), dict):
                             output.append(payload["item"])
                         if kind not in TERMINAL_EVENTS:
                             passed.append(payload)
+                            self._delivered = sequence if type(sequence) is int else self._delivered
                             continue
                         ending = payload
                         if not _calls(_response(payload), output):
                             passed.append(await self._summed(payload))
+                            self._delivered = sequence if type(sequence) is int else self._delivered
                     if passed:
                         yield passed
             response = _response(ending) if ending is not None else self._round.final_response or {}
@@ -121,6 +144,8 @@ class ToolRounds:
                 if ending is None and self._round.final_response is not None:
                     self.final_response = (await self._summed({"response": response}))["response"]
                 return
+            if self._too_late():
+                raise HandOffNow(self._delivered)
             ended = str(response.get("id") or self._round.response_id)
             self._count_usage(ended, response)
             self.between_rounds = True
@@ -192,7 +217,15 @@ class ToolRounds:
             raise StreamBroken(error.error, error.message) from None
         finally:
             self._opening = False
+        self._delivered = None
         self.between_rounds = False
+
+    def _too_late(self) -> bool:
+        """The stream hands its caller off before a continuation started now could end."""
+        if self._hand_off is None:
+            return False
+        deadline, continuation_seconds = self._hand_off
+        return time.monotonic() + continuation_seconds > deadline
 
     async def _record_opened(self) -> bool:
         """Record the round this stream opened, once its id is known; False when the answer was
@@ -205,7 +238,10 @@ class ToolRounds:
         if await self._answer.opened(claim, opened, usage, results):
             return True
         if self._cancel_round is not None:
-            await self._cancel_round(opened)
+            try:
+                await self._cancel_round(opened)
+            except HttpError as error:  # it ended first, most likely; the caller is told it stopped anyway
+                logger.warning("could not cancel a round opened as its answer was stopped: %s", error.code)
         await self._stopped()
         return False
 
