@@ -61,6 +61,8 @@ if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never 
 
 logger = logging.getLogger("responses_relay")
 
+_PARSED_ON_THE_LOOP_BYTES = 256 * 1024  # a larger body is parsed and checked off the event loop
+
 _shared_demo: DemoUpstream | None = None
 
 
@@ -153,7 +155,10 @@ class ChatService:
         owner = await self._owner(request)
         check_content_type(request)
         body = await read_body(request, self.settings.max_body_bytes)
-        chat_request = parse_chat_request(body, self.settings)
+        if len(body) > _PARSED_ON_THE_LOOP_BYTES:  # attachments: decoding and checking them takes a while
+            chat_request = await asyncio.to_thread(parse_chat_request, body, self.settings)
+        else:
+            chat_request = parse_chat_request(body, self.settings)
         upstream = await self.upstream()
         previous = await self._previous(upstream, chat_request, owner)
         if chat_request.approvals:
