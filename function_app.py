@@ -50,6 +50,10 @@ def create_app(chat_service: ChatService) -> func.FunctionApp:
     async def ag_ui_resume(req: Request) -> Response:
         return await protocols.ag_ui_resume(req, req.path_params["thread_id"], req.path_params["run_id"])
 
+    @app.route(route="feedback", methods=[func.HttpMethod.POST], auth_level=callers)
+    async def feedback(req: Request) -> Response:
+        return await chat_service.feedback(req)
+
     @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
     async def health(req: Request) -> Response:
         return chat_service.health()

@@ -1,5 +1,5 @@
 """What the routes call: request handling for /api/chat (and resuming and cancelling a
-response) and /api/health."""
+response), /api/feedback and /api/health."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from . import runtime_info
 from .access.auth import Authenticator
+from .access.estimate import estimate_tokens
 from .access.owner import Owners, previous_not_found
 from .answer import Answer, answer_of, new_answer_id
 from .chat_request import (
@@ -26,8 +27,18 @@ from .chat_request import (
     parse_chat_request,
     read_body,
 )
-from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
+from .errors import (
+    FEEDBACK_NOT_KEPT,
+    INTERNAL_ERROR,
+    NOT_RESUMABLE,
+    RESPONSE_NOT_FOUND,
+    UPSTREAM_REJECTED,
+    HttpError,
+    error_response,
+)
 from .events import Translator
+from .feedback import MAX_BODY_BYTES as FEEDBACK_BODY_BYTES
+from .feedback import parse_vote, report
 from .guide_tools import TOOLS
 from .invocation import invocation_id
 from .live_streams import Cancellable, LiveStreams
@@ -35,7 +46,7 @@ from .protocols import Encoder
 from .relay import RelayStream
 from .relay import Upstream as RelayUpstream
 from .round_views import Around
-from .settings import Settings
+from .settings import AttachmentSettings, Settings
 from .sse_response import SSEResponse
 from .tool_rounds import ToolRounds
 from .tools import Tool, Toolbox
@@ -45,12 +56,15 @@ from .upstream_events import HealBudget, UpstreamEvents
 if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never needs the demo upstream
     from azure.core.credentials_async import AsyncTokenCredential
 
-    from .access.budget import Budget
+    from .access.budget import Budget, Hold, StoredResponse
     from .demo import DemoUpstream
     from .storage.answers import AnswerRecords
+    from .storage.feedback import FeedbackRecords
     from .storage.tables import Tables
 
 logger = logging.getLogger("responses_relay")
+
+_PARSED_ON_THE_LOOP_BYTES = 256 * 1024  # a larger body is parsed and checked off the event loop
 
 # What runs once an answer's stream has ended, with its translator (its outcome, usage, response id).
 Ended = Callable[[Translator], Awaitable[None]]
@@ -80,7 +94,8 @@ class ChatService:
         secret = settings.access.owner_secret
         self._owners = Owners(secret) if secret is not None else None
         self._tables = _tables(settings)
-        self._budget = _budget(settings, self._tables)
+        self._budget = _budget(settings, self._tables, self._stored_response)
+        self._feedback = _feedback(settings, self._tables)  # None: feedback is not kept here
         self._answers = _answers(settings, self._tables)
         check_proxy_environment(settings)
         transport = TRANSPORT_NAMES[settings.transport]
@@ -112,6 +127,31 @@ class ChatService:
         response's live stream on this instance is ended, which closes its upstream call."""
         return await self.respond("cancel", self._cancel(request, response_id))
 
+    async def feedback(self, request: Request) -> Response:
+        """POST /api/feedback: the caller's vote on one of their answers, kept once per user and
+        response (a second vote replaces the first) and reported to telemetry; 204."""
+        return await self.respond("feedback", self._feedback_vote(request))
+
+    @property
+    def keeps_feedback(self) -> bool:
+        return self._feedback is not None
+
+    async def _feedback_vote(self, request: Request) -> Response:
+        owner = await self.owner(request)
+        if owner is None or self._feedback is None:
+            raise HttpError(
+                FEEDBACK_NOT_KEPT,
+                "Feedback is not kept here: it needs the storage account (AzureWebJobsStorage), OWNER_HASH_SECRET"
+                " and a model service that keeps responses",
+            )
+        check_content_type(request)
+        vote = parse_vote(await read_body(request, FEEDBACK_BODY_BYTES))
+        await self._check_owner(await self.upstream(), vote.response_id, owner)
+        keep_comment = self.settings.feedback_comments
+        await self._feedback.record(owner, vote, keep_comment=keep_comment)
+        report(owner, vote, keep_comment=keep_comment)
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
     async def owner(self, request: Request) -> str | None:
         """The caller's owner hash (None when owners are not kept); 401 for a missing or bad token."""
         identity = await self._auth.identity(request)
@@ -131,7 +171,11 @@ class ChatService:
         owner = await self.owner(request)
         check_content_type(request)
         body = await read_body(request, self.settings.max_body_bytes)
-        return await self.answer(request, parse_chat_request(body, self.settings), owner)
+        if len(body) > _PARSED_ON_THE_LOOP_BYTES:  # attachments: decoding and checking them takes a while
+            chat_request = await asyncio.to_thread(parse_chat_request, body, self.settings)
+        else:
+            chat_request = parse_chat_request(body, self.settings)
+        return await self.answer(request, chat_request, owner)
 
     async def answer(
         self,
@@ -146,22 +190,46 @@ class ChatService:
         """The stream of a new answer to `chat_request`, in the protocol `encoder` speaks (the native
         one by default). `around` wraps what the stream reads (see round_views.py); `ended` gets the
         stream's translator once the stream has ended."""
-        if self._budget is not None and owner is not None:
-            await self._budget.check(owner)
         upstream = await self.upstream()
         previous = await self._previous(upstream, chat_request, owner)
         if chat_request.approvals:
             check_approvals(chat_request.approvals, previous or {})
         answer = self._answer_of(new_answer_id() if owner is not None else None, owner)
-        response = await upstream.open(chat_request, owner=owner, answer=answer.answer_id)
+        input_estimate = self._input_estimate(upstream, chat_request, previous)
+        hold = await self._reserve(answer, input_estimate)
+        try:
+            response = await upstream.open(chat_request, owner=owner, answer=answer.answer_id)
+        except HttpError as error:
+            if hold is not None and self._budget is not None:  # nothing was generated, or at most the input read
+                await self._budget.settle(hold, 0 if error.status < 500 else input_estimate)
+            raise
         first = UpstreamEvents(response, **self._healing(upstream))
-        rounds = self._rounds(upstream, first, chat_request, answer, stored=self.settings.stores_responses)
+        rounds = self._rounds(upstream, first, chat_request, answer, stored=self.settings.stores_responses,
+                              input_estimate=input_estimate, hold=hold)  # fmt: skip
         translator = Translator(redact=upstream.redact)
         deployment = upstream.answered_by(response)
-        stream = around(rounds) if around is not None else rounds
         return self._relay(
-            request, upstream, stream, translator, owner, deployment=deployment, encoder=encoder, ended=ended
-        )
+            request, upstream, rounds, translator, owner,
+            hold=hold, deployment=deployment, encoder=encoder, around=around, ended=ended,
+        )  # fmt: skip
+
+    def _input_estimate(self, upstream: Upstream, request: ChatRequest, previous: dict[str, Any] | None) -> int:
+        """The first round's input, estimated in tokens: what is sent (instructions, tools, input), and
+        the context a `previous_response_id` brings (that response's input and output)."""
+        usage = previous.get("usage") if previous is not None else None
+        context = [usage.get(key) for key in ("input_tokens", "output_tokens")] if isinstance(usage, dict) else []
+        tools = upstream.tool_definitions(request.client_tools)
+        sent = estimate_tokens(self.settings.instructions, tools, request.upstream_input())
+        return sent + sum(tokens for tokens in context if type(tokens) is int)
+
+    async def _reserve(self, answer: Answer, input_estimate: int) -> Hold | None:
+        """With a budget: reserve what the answer can cost, its input and each round's output at most
+        (429 `budget_exceeded` when it does not fit)."""
+        if self._budget is None or answer.owner is None or answer.answer_id is None:
+            return None
+        rounds = 1 + self.settings.max_tool_rounds
+        bound = input_estimate + rounds * self.settings.max_output_tokens
+        return await self._budget.reserve(answer.owner, answer.answer_id, bound)
 
     async def _previous(
         self, upstream: Upstream, chat_request: ChatRequest, owner: str | None
@@ -209,9 +277,11 @@ class ChatService:
         translator = Translator(redact=upstream.redact, response_id=response_id)
         # A round that ends asking for tools is continued here too: this stream has the caller now.
         continuation = ChatRequest([], previous_response_id=response_id, client_tools=self._client_tools(stored))
-        rounds = self._rounds(upstream, events, continuation, answer, stored=True)
-        stream = around(rounds) if around is not None else rounds
-        return self._relay(request, upstream, stream, translator, owner, encoder=encoder, ended=ended)
+        hold = self._budget.hold(owner, answer.answer_id) if self._budget and owner and answer.answer_id else None
+        rounds = self._rounds(upstream, events, continuation, answer, stored=True, hold=hold)
+        return self._relay(
+            request, upstream, rounds, translator, owner, hold=hold, encoder=encoder, around=around, ended=ended
+        )
 
     async def _cancel(self, request: Request, response_id: str) -> Response:
         owner = await self.owner(request)
@@ -292,9 +362,18 @@ class ChatService:
         return UpstreamEvents(response, response_id=response_id, **self._healing(upstream))
 
     def _rounds(
-        self, upstream: Upstream, first: UpstreamEvents, request: ChatRequest, answer: Answer, *, stored: bool
+        self,
+        upstream: Upstream,
+        first: UpstreamEvents,
+        request: ChatRequest,
+        answer: Answer,
+        *,
+        stored: bool,
+        input_estimate: int = 0,
+        hold: Hold | None = None,
     ) -> ToolRounds:
         """The answer's rounds from its first stream; `request` is what continuations are made from."""
+        budget = self._budget
         return ToolRounds(
             first,
             request=request,
@@ -306,6 +385,8 @@ class ChatService:
             follow_round=lambda response_id: self._follow_round(upstream, response_id),
             cancel_round=upstream.cancel if self.settings.resumable else None,
             hand_off=self._hand_off(),
+            input_estimate=input_estimate,
+            reserve_round=None if budget is None or hold is None else lambda tokens: budget.grow(hold, tokens),
         )
 
     def _hand_off(self) -> tuple[float, float] | None:
@@ -320,19 +401,22 @@ class ChatService:
         self,
         request: Request,
         upstream: Upstream,
-        rounds: RelayUpstream,
+        rounds: ToolRounds,
         translator: Translator,
         owner: str | None,
         *,
+        hold: Hold | None = None,
         deployment: str | None = None,
         encoder: Encoder | None = None,
+        around: Around | None = None,
         ended: Ended | None = None,
     ) -> Response:
         """In background mode, a response the stream creates (the first, or a tool round's) goes on
         whoever is connected: one whose id never reached its caller is cancelled (see RelayStream).
         `deployment`: the one that answered, for the stream's record."""
+        reads: RelayUpstream = around(rounds) if around is not None else rounds
         stream = RelayStream(
-            rounds,
+            reads,
             translator,
             heartbeat_seconds=self.settings.heartbeat_seconds,
             buffer_bytes=self.settings.buffer_bytes,
@@ -347,12 +431,27 @@ class ChatService:
         )
         answer = SSEResponse(stream)
         after_stream = BackgroundTasks()  # what needs the ended stream, once it has ended
-        if self._budget is not None and owner is not None:  # its final usage
-            after_stream.add_task(self._budget.spend, owner, translator)
+        if self._budget is not None and hold is not None:  # what the answer cost
+            after_stream.add_task(self._account, hold, translator, rounds)
         if ended is not None:
             after_stream.add_task(ended, translator)
         answer.background = after_stream if after_stream.tasks else None
         return answer
+
+    async def _account(self, hold: Hold, translator: Translator, rounds: ToolRounds) -> None:
+        """Settle the answer's hold after one of its streams, or leave it to a round still running."""
+        assert self._budget is not None
+        usage = translator.usage if translator.finished and translator.outcome != "handed_off" else None
+        total = usage.get("total_tokens") if usage is not None else None
+        running = rounds.response_id if self.settings.resumable else None
+        await self._budget.account(hold, total=total, spent=rounds.spent, running=running, unknown=rounds.unread_cost)
+
+    async def _stored_response(self, response_id: str) -> dict[str, Any] | None:
+        """A stored response, or None when it cannot be read (for the budget's settlements)."""
+        try:
+            return await (await self.upstream()).retrieve(response_id)
+        except HttpError:
+            return None
 
     def _client_tools(self, stored: dict[str, Any] | None) -> tuple[dict[str, Any], ...]:
         """The caller's own function tools a stored response was offered (those the relay does not run)."""
@@ -371,6 +470,7 @@ class ChatService:
 
     def health(self) -> Response:
         settings = self.settings
+        daily = settings.access.daily_tokens
         return JSONResponse(
             {
                 "status": "ok",
@@ -381,10 +481,14 @@ class ChatService:
                 "python": runtime_info.python_version(),
                 "worker": runtime_info.worker(),
                 "stores_responses": settings.stores_responses,
+                # A daily budget reserves what an answer can cost before the call and settles to what it cost.
+                "budget": None if daily is None else {"daily_tokens": daily, "mode": "reserve_then_settle"},
+                "feedback": self.keeps_feedback,
                 "limits": {
                     "max_body_bytes": settings.max_body_bytes,
                     "max_messages": settings.max_messages,
                     "max_message_chars": settings.max_message_chars,
+                    **_attachment_limits(settings.attachments),
                 },
             }
         )
@@ -443,13 +547,34 @@ def _answers(settings: Settings, tables: Tables | None) -> AnswerRecords | None:
     return AnswerRecords(tables, claim_seconds=settings.continuation_seconds + 5)
 
 
-def _budget(settings: Settings, tables: Tables | None) -> Budget | None:
+def _budget(settings: Settings, tables: Tables | None, stored_response: StoredResponse) -> Budget | None:
     """USER_DAILY_TOKENS' keeper."""
     if settings.access.daily_tokens is None or tables is None:
         return None
     from .access.budget import Budget
 
-    return Budget(settings.access.daily_tokens, tables)
+    return Budget(settings.access.daily_tokens, tables, stored_response=stored_response)
+
+
+def _feedback(settings: Settings, tables: Tables | None) -> FeedbackRecords | None:
+    """Feedback's keeper: where there is storage with owners to key it by (the tables), and stored
+    responses to check those owners against."""
+    if tables is None or not settings.stores_responses:
+        return None
+    from .storage.feedback import FeedbackRecords
+
+    return FeedbackRecords(tables)
+
+
+def _attachment_limits(attachments: AttachmentSettings | None) -> dict[str, int]:
+    """What a page checks before it sends attachments; `max_attachments` 0: none are taken."""
+    if attachments is None:
+        return {"max_attachments": 0}
+    return {
+        "max_attachments": attachments.max_attachments,
+        "max_attachment_bytes": attachments.max_attachment_bytes,
+        "max_image_pixels": attachments.max_image_pixels,
+    }
 
 
 def _goes_on_after(stream: Cancellable, response_id: str) -> bool:

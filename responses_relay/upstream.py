@@ -203,6 +203,14 @@ class Upstream:
             return result
         raise AssertionError("unreachable")
 
+    def tool_definitions(self, client_tools: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+        """The tools a request offers: web search, the relay's function tools, the caller's own
+        (`client_tools`), MCP servers."""
+        settings = self.settings
+        web_search = [{"type": "web_search"}] if settings.web_search else []
+        mcp = [server.definition() for server in settings.mcp_servers]
+        return [*web_search, *self._function_tools, *client_tools, *mcp]
+
     def _parameters(self, request: ChatRequest, owner: str | None = None, answer: str | None = None) -> dict[str, Any]:
         settings = self.settings
         parameters: dict[str, Any] = {
@@ -220,9 +228,7 @@ class Upstream:
         reasoning = {key: value for key, value in reasoning.items() if value is not None}
         if reasoning:
             parameters["reasoning"] = reasoning
-        web_search = [{"type": "web_search"}] if settings.web_search else []
-        mcp = [server.definition() for server in settings.mcp_servers]
-        tools = [*web_search, *self._function_tools, *request.client_tools, *mcp]
+        tools = self.tool_definitions(request.client_tools)
         if tools:
             parameters["tools"] = tools
         if request.previous_response_id is not None:

@@ -22,7 +22,7 @@ from .faulty_upstream import FaultyUpstream, Scenario
 from .scripted_upstream import FunctionCall, ScriptedUpstream, Text, reply
 from .sse_client import chat
 from .test_time_limit import ANSWER, FITS, FRONT_END_SECONDS, LIMIT_SECONDS, SLOW
-from .test_tool_calls import posts, scripted  # noqa: F401  (the scripted upstream's fixture)
+from .test_tool_calls import posts
 
 KEY = "the-function-key-of-the-front-end"
 FAST = Scenario(delta_seconds=0.001)
@@ -104,7 +104,7 @@ async def test_reasoning_citations_and_the_local_time_call(
 
 
 async def test_a_client_tool_is_offered_left_pending_and_its_result_goes_back(
-    scripted: ScriptedUpstream,  # noqa: F811
+    scripted: ScriptedUpstream,
 ) -> None:
     scripted.script(reply(FunctionCall("show_map", '{"city":"Kyoto"}')), reply(Text("Here is Kyoto.")))
     settings = load_settings({"OPENAI_ENDPOINT": scripted.base_url, "OPENAI_API_KEY": FAKE_KEY})

@@ -181,3 +181,33 @@ async def test_a_round_that_ends_too_late_for_its_tools_is_handed_off_and_contin
     assert [event.event for event in rest[0].events][:2] == ["tool.result", "response.created"]
     assert completed(rest[0])["status"] == "completed"
     assert len(posts(upstream)) == 2
+
+
+async def test_the_final_usage_counts_every_round_whichever_streams_read_them(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    held = HeldTool()
+    held.release.set()
+    # The next round is long: the stream reaches its time limit in it, and hands its caller off.
+    held.then = lambda: upstream.set_scenario(Scenario(text="京都" * 120, chunk_chars=2, delta_seconds=0.01))
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    fits = {
+        "TOOL_TIMEOUT_SECONDS": "0.1",
+        "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.2",
+        "UPSTREAM_READ_TIMEOUT_SECONDS": "0.5",
+    }
+    settings = make_settings(**RESUMABLE, **fits, STREAM_TIME_LIMIT_SECONDS="1")
+    earlier = set(upstream.stored_responses())
+    async with instances(settings, [held.tool()]) as [a, b]:
+        streams = [await read_sse(a.client, "POST", "/api/chat", content=QUESTION, headers=JSON)]
+        while (handed_off := streams[-1].payloads("stream.resume")) and len(streams) < 8:
+            [resume] = handed_off
+            server = (a, b)[len(streams) % 2]
+            path = f"/api/chat/{resume['response_id']}"
+            streams.append(await read_sse(server.client, "GET", path, params={"after": resume["after"]}))
+    assert len(streams) >= 2, "handed off at least once"
+    assert held.runs == 1
+    rounds = [stored for stored in upstream.stored_responses() if stored not in earlier]
+    assert len(rounds) == 2
+    billed = sum(stored.response()["usage"]["total_tokens"] for stored in rounds)
+    assert completed(streams[-1])["usage"]["total_tokens"] == billed

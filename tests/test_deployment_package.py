@@ -72,5 +72,6 @@ def test_the_app_indexes_and_starts_from_the_deployed_files_alone(tmp_path: Path
         "ai_sdk_resume": "ai-sdk/chat/{chat_id}/stream",
         "ag_ui_run": "ag-ui",
         "ag_ui_resume": "ag-ui/{thread_id}/runs/{run_id}",
+        "feedback": "feedback",
         "health": "health",
     }
