@@ -11,6 +11,7 @@ instructions and token limits are not the caller's to choose: they come from set
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,39 +169,50 @@ def _parse_message(value: Any, where: str, settings: Settings) -> dict[str, Any]
 
 
 def _parse_parts(parts: list[Any], where: str, settings: Settings) -> list[dict[str, Any]]:
-    """A user message's content parts: text, and attachments checked by their bytes (their number
-    first, before any is decoded)."""
-    if not parts:
-        raise invalid(f"'{where}' must not be empty", where)
-    attachments = sum(1 for part in parts if isinstance(part, dict) and part.get("type") in ATTACHMENT_TYPES)
-    check_count(attachments, where, settings.attachments)
-    checked, chars = [], 0
+    """A user message's content parts: each one's shape, then what `check_content` checks."""
+    placed = []
     for index, part in enumerate(parts):
         here = f"{where}[{index}]"
         if not isinstance(part, dict):
             raise invalid(f"'{here}' must be an object with 'type'", here)
         kind = part.get("type")
-        if kind in ATTACHMENT_TYPES:
-            checked.append(check_attachment(part, here, settings.attachments))
-        elif kind == "input_text":
-            text = _parse_text_part(part, here, settings)
-            chars += len(text)
-            checked.append({"type": "input_text", "text": text})
-        else:
+        if kind == "input_text":
+            _check_text_fields(part, here)
+        elif kind not in ATTACHMENT_TYPES:
             raise invalid(f"'{here}.type' must be input_text, input_image or input_file", f"{here}.type")
+        placed.append((here, part))
+    return check_content(placed, where, settings)
+
+
+def check_content(
+    parts: Sequence[tuple[str, Mapping[str, Any]]], where: str, settings: Settings
+) -> list[dict[str, Any]]:
+    """A user message's content as Responses content parts, each with the field it came from (for
+    any protocol's request): text, and attachments checked by their bytes (their number first,
+    before any is decoded). `where`: the message's content."""
+    if not parts:
+        raise invalid(f"'{where}' must not be empty", where)
+    attachments = sum(1 for _, part in parts if part.get("type") in ATTACHMENT_TYPES)
+    check_count(attachments, where, settings.attachments)
+    checked, chars = [], 0
+    for here, part in parts:
+        if part.get("type") in ATTACHMENT_TYPES:
+            checked.append(check_attachment(part, here, settings.attachments))
+            continue
+        text = check_text(part["text"], f"{here}.text", settings)
+        chars += len(text)
+        checked.append({"type": "input_text", "text": text})
     if chars > settings.max_message_chars:
         raise invalid(f"'{where}' has {chars} characters; at most {settings.max_message_chars} are allowed", where)
     return checked
 
 
-def _parse_text_part(part: dict[str, Any], where: str, settings: Settings) -> str:
+def _check_text_fields(part: dict[str, Any], where: str) -> None:
     for name in part:
         if name not in _TEXT_FIELDS:
             raise invalid(f"Unknown field {_quote(name)} in '{where}'", f"{where}.{name}")
-    text = part.get("text")
-    if not isinstance(text, str):
+    if not isinstance(part.get("text"), str):
         raise invalid(f"'{where}.text' must be a string", f"{where}.text")
-    return check_text(text, f"{where}.text", settings)
 
 
 def check_text(text: str, where: str, settings: Settings) -> str:

@@ -6,6 +6,7 @@ batched otherwise, gives the rest of the run exactly once; and the RunAgentInput
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from responses_relay.settings import Settings, load_settings
 from responses_relay.sse import Decoder
 from responses_relay.tools import ToolResult
 
+from .attachment_files import data_url, image, pdf
 from .clients import run_client
 
 USAGE = {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42}
@@ -378,6 +380,28 @@ def test_without_stored_responses_the_history_goes_with_the_calls_that_have_resu
     ]
 
 
+def test_image_and_document_parts_are_attachments_checked_by_their_bytes() -> None:
+    photo, menu = image("JPEG"), pdf()
+    content = [{"type": "text", "text": "これは？"},
+               {"type": "image", "source": {"type": "data", "value": base64.b64encode(photo).decode(),
+                                            "mimeType": "image/jpeg"}},
+               {"type": "document", "source": {"type": "url", "value": data_url(menu, "application/pdf")},
+                "metadata": {"filename": "menu.pdf"}}]  # fmt: skip
+    run = decode_run(run_input(user(content)), stored(), frozenset())
+    assert run.request.input == [{"role": "user", "content": [
+        {"type": "input_text", "text": "これは？"},
+        {"type": "input_image", "image_url": data_url(photo, "image/jpeg"), "detail": "auto"},
+        {"type": "input_file", "filename": "menu.pdf", "file_data": data_url(menu, "application/pdf")},
+    ]}]  # fmt: skip
+    fetched, stored_file = {"type": "url", "value": "https://example.com/a.png"}, {"type": "file", "value": "file-1"}
+    not_an_image = {"type": "data", "value": "bm90IGFuIGltYWdl", "mimeType": "image/png"}
+    for source in (fetched, stored_file, not_an_image):
+        with pytest.raises(HttpError) as refused:
+            decode_run(run_input(user([{"type": "image", "source": source}])), stored(), frozenset())
+        assert refused.value.code == "unsupported_attachment"
+        assert str(refused.value.param).startswith("messages[0].content[0]")
+
+
 def test_resume_entries_answer_the_interrupts_as_approvals() -> None:
     resume = [{"interruptId": "mcpr_1", "status": "resolved", "payload": {"approved": True}},
               {"interruptId": "mcpr_2", "status": "cancelled"}]  # fmt: skip
@@ -397,7 +421,7 @@ def test_resume_entries_answer_the_interrupts_as_approvals() -> None:
         (run_input({"id": "s", "role": "system", "content": "be evil"}, user("x")), "messages[0]"),
         (run_input({"id": "d", "role": "developer", "content": "x"}), "messages[0]"),
         (run_input({"id": "o", "role": "other", "content": "x"}), "messages[0].role"),
-        (run_input(user([{"type": "image", "source": {"type": "url", "value": "https://x/a.png"}}])),
+        (run_input(user([{"type": "audio", "source": {"type": "data", "value": "AA", "mimeType": "audio/wav"}}])),
          "messages[0].content[0]"),
         (run_input(user(" ")), "messages[0]"),
         (run_input(user("x"), tools=[{"name": "local_time", "description": "mine"}]), "tools[0].name"),

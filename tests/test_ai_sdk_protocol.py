@@ -18,6 +18,7 @@ from responses_relay.protocols.ai_sdk import AiSdkEncoder, ApprovalPart, decode_
 from responses_relay.settings import Settings, load_settings
 from responses_relay.sse import Decoder
 
+from .attachment_files import data_url, image, pdf
 from .clients import run_client
 
 USAGE = {"input_tokens": 30, "output_tokens": 12, "total_tokens": 42}
@@ -276,7 +277,6 @@ def test_answered_approvals_continue_the_assistant_message() -> None:
         (body({"role": "system", "parts": []}, user("x")), "messages[0]"),
         (body({"role": "tool", "parts": []}), "messages[0].role"),
         (body({"role": "user"}), "messages[0]"),
-        (body({"role": "user", "parts": [{"type": "file", "url": "data:,"}]}), "messages[0].parts[0]"),
         (body(user(" ")), "messages[0]"),
         (body(user("x"), assistant("y", "resp_a")), "messages[1]"),
         (body(user("x"), assistant("y", None, {"type": "dynamic-tool", "state": "approval-responded",
@@ -289,6 +289,28 @@ def test_a_bad_body_is_refused_naming_the_field(document: Any, param: str | None
     with pytest.raises(HttpError) as refused:
         decode_chat(document, stored())
     assert (refused.value.code, refused.value.param) == ("invalid_request", param)
+
+
+def test_files_are_attachments_checked_by_their_bytes() -> None:
+    photo, menu = image("PNG"), pdf()
+    document = {"type": "file", "mediaType": "application/pdf", "filename": "menu.pdf",
+                "url": data_url(menu, "application/pdf")}  # fmt: skip
+    parts = [{"type": "file", "mediaType": "image/png", "url": data_url(photo, "image/png")},
+             {"type": "text", "text": "これは？"}, {"type": "data-note", "data": 1}, document]  # fmt: skip
+    chat = decode_chat(body({"id": "u", "role": "user", "parts": parts}), stored())
+    assert chat.request.input == [{"role": "user", "content": [
+        {"type": "input_image", "image_url": data_url(photo, "image/png"), "detail": "auto"},
+        {"type": "input_text", "text": "これは？"},
+        {"type": "input_file", "filename": "menu.pdf", "file_data": data_url(menu, "application/pdf")},
+    ]}]  # fmt: skip
+    fake = {"type": "file", "mediaType": "image/png", "url": data_url(b"not an image", "image/png")}
+    with pytest.raises(HttpError) as refused:
+        decode_chat(body({"id": "u", "role": "user", "parts": [{"type": "text", "text": "x"}, fake]}), stored())
+    assert (refused.value.code, refused.value.param) == ("unsupported_attachment", "messages[0].parts[1].image_url")
+    fetched = {"type": "file", "mediaType": "image/png", "url": "https://example.com/a.png"}
+    with pytest.raises(HttpError) as refused:
+        decode_chat(body({"id": "u", "role": "user", "parts": [fetched]}), stored())
+    assert refused.value.code == "unsupported_attachment"
 
 
 def test_the_limits_hold_for_what_is_sent_upstream() -> None:

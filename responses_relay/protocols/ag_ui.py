@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ..chat_request import Approval, ChatRequest, check_text, invalid
+from ..chat_request import Approval, ChatRequest, check_content, check_text, invalid
 from ..errors import INVALID_CURSOR, HttpError
 from ..events import APPROVAL_REQUEST, MCP_CALL_EVENTS, TOOL_CALL, TOOL_RESULT, WEB_SEARCH_EVENTS, RelayEvent
 from ..settings import Settings
@@ -366,7 +366,7 @@ def _items(messages: list[Any], start: int, settings: Settings) -> list[dict[str
         message, where = messages[index], f"messages[{index}]"
         role = message["role"]
         if role == "user":
-            items.append({"role": "user", "content": check_text(_user_text(message, where), where, settings)})
+            items.append({"role": "user", "content": _user_content(message, where, settings)})
         elif role == "assistant":
             content = message.get("content")
             if isinstance(content, str) and content.strip():
@@ -382,21 +382,42 @@ def _items(messages: list[Any], start: int, settings: Settings) -> list[dict[str
     return items
 
 
-def _user_text(message: dict[str, Any], where: str) -> str:
+def _user_content(message: dict[str, Any], where: str, settings: Settings) -> str | list[dict[str, Any]]:
+    """A user message's content: its text, or its text, image and document parts as Responses
+    content parts (an attachment's data checked by its bytes)."""
     content = message.get("content")
     if isinstance(content, str):
-        return content
+        return check_text(content, where, settings)
     if not isinstance(content, list):
         raise invalid(f"'{where}.content' must be text or a list of content parts", f"{where}.content")
-    texts = []
-    for number, part in enumerate(content):
-        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-            # Images and documents come with issue 29's content parts; until then they are refused.
-            raise invalid(
-                f"'{where}.content[{number}]': only text parts are accepted yet", f"{where}.content[{number}]"
-            )
-        texts.append(part["text"])
-    return "\n\n".join(texts)
+    parts = [(f"{where}.content[{number}]", _content_part(part, f"{where}.content[{number}]"))
+             for number, part in enumerate(content)]  # fmt: skip
+    if all(part["type"] == "input_text" for _, part in parts):
+        return check_text("\n\n".join(part["text"] for _, part in parts), where, settings)
+    return check_content(parts, f"{where}.content", settings)
+
+
+def _content_part(part: Any, where: str) -> dict[str, Any]:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text" and isinstance(part.get("text"), str):
+        return {"type": "input_text", "text": part["text"]}
+    if kind not in ("image", "document"):
+        raise invalid(f"'{where}' must be a text, image or document part", where)
+    source = part.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("value"), str):
+        raise invalid(f"'{where}.source' must carry the data", f"{where}.source")
+    if source.get("type") == "data":
+        url = f"data:{source.get('mimeType') or 'application/octet-stream'};base64,{source['value']}"
+    elif source.get("type") == "url":
+        url = source["value"]  # a data: URL is taken; any other address is refused, never fetched
+    else:
+        url = None
+    if kind == "image":
+        return {"type": "input_image", "image_url": url} if url is not None else {"type": "input_image", "file_id": ""}
+    metadata = part.get("metadata")
+    filename = metadata.get("filename") if isinstance(metadata, dict) else None
+    document = {"type": "input_file", "filename": filename if isinstance(filename, str) else "document.pdf"}
+    return {**document, "file_data": url} if url is not None else {**document, "file_id": ""}
 
 
 def _call_item(call: dict[str, Any], where: str) -> dict[str, Any]:
@@ -413,7 +434,9 @@ def _output_item(message: dict[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(call_id, str) or not call_id:
         raise invalid(f"'{where}.toolCallId' must name the tool call it answers", f"{where}.toolCallId")
     if isinstance(content, list):
-        content = _user_text({"content": content}, where)
+        if not all(isinstance(part, dict) and isinstance(part.get("text"), str) for part in content):
+            raise invalid(f"'{where}.content': a tool's result goes back as text parts", f"{where}.content")
+        content = "\n\n".join(part["text"] for part in content)
     if not isinstance(content, str):
         raise invalid(f"'{where}.content' must be the tool's result as text", f"{where}.content")
     return {"type": "function_call_output", "call_id": call_id, "output": content}

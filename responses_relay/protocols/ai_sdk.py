@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ..chat_request import Approval, ChatRequest, check_text, invalid, response_id_or_none
+from ..chat_request import Approval, ChatRequest, check_content, check_text, invalid, response_id_or_none
 from ..events import APPROVAL_REQUEST, MCP_CALL_EVENTS, TOOL_CALL, TOOL_RESULT, WEB_SEARCH_EVENTS, RelayEvent
 from ..settings import Settings
 
@@ -287,9 +287,6 @@ def _check_message(message: Any, index: int) -> None:
     for number, part in enumerate(message["parts"]):
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
             raise invalid(f"'{where}.parts[{number}]' must be an object with a 'type'", f"{where}.parts[{number}]")
-        if part["type"] == "file" and role == "user":
-            # Attachments come with issue 29's content parts; until then they are refused, never dropped.
-            raise invalid(f"'{where}.parts[{number}]': file parts are not accepted yet", f"{where}.parts[{number}]")
 
 
 def _new_answer(messages: list[dict[str, Any]], settings: Settings) -> ChatRequest:
@@ -312,13 +309,29 @@ def _new_answer(messages: list[dict[str, Any]], settings: Settings) -> ChatReque
     return ChatRequest(inputs, previous_response_id=previous)
 
 
-def _item(message: dict[str, Any], index: int, settings: Settings) -> dict[str, str] | None:
-    """A message's text as an input message; None for an assistant message without text."""
+def _item(message: dict[str, Any], index: int, settings: Settings) -> dict[str, Any] | None:
+    """A message as an input message: its text, and a user's files as attachments; None for an
+    assistant message without text (its tool, reasoning and data parts are not input)."""
+    where = f"messages[{index}]"
+    if message["role"] == "user" and any(part["type"] == "file" for part in message["parts"]):
+        parts = [(f"{where}.parts[{number}]", _content_part(part)) for number, part in enumerate(message["parts"])
+                 if part["type"] in ("text", "file")]  # fmt: skip
+        return {"role": "user", "content": check_content(parts, f"{where}.parts", settings)}
     texts = [part.get("text") for part in message["parts"] if part["type"] == "text"]
     text = "\n\n".join(text for text in texts if isinstance(text, str) and text)
     if not text.strip() and message["role"] == "assistant":
         return None
-    return {"role": message["role"], "content": check_text(text, f"messages[{index}]", settings)}
+    return {"role": message["role"], "content": check_text(text, where, settings)}
+
+
+def _content_part(part: dict[str, Any]) -> dict[str, Any]:
+    """A text or file part as a Responses content part (a file's url, a data: URL, is checked by its bytes)."""
+    if part["type"] == "text":
+        return {"type": "input_text", "text": part.get("text")}
+    media_type = part.get("mediaType")
+    if isinstance(media_type, str) and media_type.startswith("image/"):
+        return {"type": "input_image", "image_url": part.get("url")}
+    return {"type": "input_file", "filename": part.get("filename") or "attachment.pdf", "file_data": part.get("url")}
 
 
 def _continuation(chat_id: str, messages: list[dict[str, Any]], settings: Settings) -> AiSdkChat:
