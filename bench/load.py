@@ -2,7 +2,8 @@
 
 Each stream is one HTTP/1.1 connection parsed with httptools (chunked bodies included)
 and the project's SSE decoder. A delta's text holds emit times ("<ns>;" each), so
-latency = receive time - emit time for every delta, merged or not.
+latency = receive time - emit time for every delta, merged or not. A relay answers in the
+protocol its target asks for: the native format, the AI SDK's UI message stream, or AG-UI.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ import orjson
 
 from responses_relay.sse import Decoder
 
+# How each protocol's events say what the client counts: (delta type, delta field, the end, an error).
+PROTOCOLS = {
+    "native": ("response.output_text.delta", "delta", "response.completed", "error"),
+    "ai-sdk": ("text-delta", "delta", "finish", "error"),
+    "ag-ui": ("TEXT_MESSAGE_CONTENT", "delta", "RUN_FINISHED", "RUN_ERROR"),
+}
+PATHS = {"native": "/api/chat", "ai-sdk": "/api/ai-sdk/chat", "ag-ui": "/api/ag-ui"}
+
 
 @dataclass
 class Target:
@@ -26,10 +35,19 @@ class Target:
     port: int
     path: str  # /api/chat for a relay, /openai/v1/responses for the upstream itself
     direct: bool = False
+    protocol: str = "native"  # what the relay is asked to speak: a key of PROTOCOLS
 
     def request(self, knobs: str) -> bytes:
         if self.direct:
             body = orjson.dumps({"model": "gpt-4o-mini", "input": [{"role": "user", "content": knobs}], "stream": True})
+        elif self.protocol == "ai-sdk":
+            message = {"id": "m", "role": "user", "parts": [{"type": "text", "text": knobs}]}
+            body = orjson.dumps({"id": "bench", "messages": [message], "trigger": "submit-message"})
+        elif self.protocol == "ag-ui":
+            message = {"id": "m", "role": "user", "content": knobs}
+            body = orjson.dumps(
+                {"threadId": "bench", "runId": "run", "messages": [message], "tools": [], "context": []}
+            )
         else:
             body = orjson.dumps({"input": knobs})
         head = (
@@ -83,10 +101,13 @@ class StreamClient(asyncio.Protocol):
             asyncio.get_running_loop().call_later(self.pause, self._resume)
         now = time.monotonic_ns()
         result = self.result
+        delta_kind, _, end_kind, error_kind = PROTOCOLS[self.target.protocol]
         for event in self.decoder.feed(body):
+            if event.data == b"[DONE]":
+                continue
             payload = orjson.loads(event.data)
             kind = payload.get("type")
-            if kind == "response.output_text.delta":
+            if kind == delta_kind:
                 if result.first_delta_ms is None:
                     result.first_delta_ms = (now - self.sent_ns) / 1e6
                     result.first_delta_ns = now
@@ -98,12 +119,12 @@ class StreamClient(asyncio.Protocol):
                     self.transport.close()
                     self._finish(None)
                     return
-            elif kind == "response.completed":
+            elif kind == end_kind:
                 # The relays flatten the status; the upstream itself nests it in `response`.
                 status = payload.get("status") or payload.get("response", {}).get("status")
-                result.completed = status == "completed"
-            elif kind == "error":
-                result.error = f"error event: {payload.get('code')}"
+                result.completed = status == "completed" or self.target.protocol != "native"
+            elif kind == error_kind:
+                result.error = f"error event: {payload.get('code') or payload.get('errorText')}"
 
     def _resume(self) -> None:
         if not self.transport.is_closing():

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from typing import Any
 import openai
 import uvicorn
 
-from .load import StreamResult, Target, run_stream, run_streams
+from .load import PATHS, StreamResult, Target, run_stream, run_streams
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"  # the processes' logs (not committed)
@@ -237,6 +237,7 @@ class Relay:
     app_dir: Path
     env: dict[str, str] = field(default_factory=dict)
     worker: bool = False
+    protocol: str = "native"  # the protocol the load client asks it for (bench/load.py PROTOCOLS)
 
     def command(self, port: int) -> list[str]:
         command = [sys.executable, "-m", "responses_relay.local_host", "--port", str(port)]
@@ -248,10 +249,16 @@ RELAYS: dict[str, Relay] = {
     "project": Relay(ROOT),
     "project-httpx": Relay(ROOT, {"UPSTREAM_TRANSPORT": "httpx"}),
     "worker": Relay(ROOT, worker=True),
+    "ai-sdk": Relay(ROOT, protocol="ai-sdk"),
+    "ag-ui": Relay(ROOT, protocol="ag-ui"),
 }
 TARGETS = ("direct", *RELAYS)
 # The project's relays that differ only in UPSTREAM_TRANSPORT, and what each one uses.
 TRANSPORT_TARGETS = {"project": "aiohttp", "project-httpx": "httpx"}
+# The project's relays that differ only in the protocol they speak (the same process, another route).
+PROTOCOL_TARGETS = {"project": "native", "ai-sdk": "AI SDK", "ag-ui": "AG-UI"}
+PROTOCOL_OVERHEAD = 0.10  # an encoder may cost this much more CPU per delta than the native one (S3)
+PROTOCOL_ROUNDS = 7  # S3 rounds per protocol, taken in turn, for the comparison
 # The local host's last start-up line, with either back end (the worker's own uvicorn prints
 # "Uvicorn running on" for its internal port before the host is ready).
 READY = "Functions app on"
@@ -270,7 +277,8 @@ def run(scenarios: list[Scenario], targets: list[str]) -> dict[str, Any]:
             "OPENAI_API_KEY": "bench",
             "PYTHONPATH": str(ROOT),
         }
-        relays = [name for name in targets if name in RELAYS]
+        # A protocol's relay is the project's process: its cold start is the project's.
+        relays = [name for name in targets if name in RELAYS and RELAYS[name].protocol == "native"]
         for scenario in cold:
             for name, figures in asyncio.run(cold_starts(scenario, relays, relay_env)).items():
                 results[name][scenario.name] = figures
@@ -283,9 +291,45 @@ def run(scenarios: list[Scenario], targets: list[str]) -> dict[str, Any]:
             with process(relay.command(port), READY, {**relay_env, **relay.env}, OUT / f"{name}.log") as host:
                 worker = host.find(WORKER_STARTED)
                 pid, host_pid = (int(worker[1]), host.pid) if worker else (host.pid, None)
-                target = Target(name, "127.0.0.1", port, "/api/chat")
+                target = Target(name, "127.0.0.1", port, PATHS[relay.protocol], protocol=relay.protocol)
                 results[name].update(asyncio.run(run_target(target, warm, pid, upstream_port, host_pid)))
+        protocols = [name for name in PROTOCOL_TARGETS if name in targets]
+        fastest = next((scenario for scenario in warm if scenario.name == "S3"), None)
+        if len(protocols) > 1 and fastest is not None:
+            rounds = 2 if fastest.deltas < 1000 else PROTOCOL_ROUNDS
+            for name, cpu in compare_protocols(protocols, fastest, relay_env, upstream_port, rounds).items():
+                results[name]["S3_rounds_cpu_us_per_delta"] = cpu
     return {name: figures for name, figures in results.items() if figures}
+
+
+def compare_protocols(
+    names: list[str], scenario: Scenario, env: dict[str, str], upstream_port: int, rounds: int
+) -> dict[str, list[float]]:
+    """S3's CPU per delta of each protocol's relay, round after round, the relays taken in turn (each
+    round starting with the next), all started beforehand: the machine's other load falls on all alike."""
+    with ExitStack() as stack:
+        relays = {}
+        for name in names:
+            port, relay = free_port(), RELAYS[name]
+            log = OUT / f"{name}-protocols.log"
+            host = stack.enter_context(process(relay.command(port), READY, {**env, **relay.env}, log))
+            relays[name] = (Target(name, "127.0.0.1", port, PATHS[relay.protocol], protocol=relay.protocol), host.pid)
+        return asyncio.run(_in_turn(relays, scenario, upstream_port, rounds))
+
+
+async def _in_turn(
+    relays: dict[str, tuple[Target, int]], scenario: Scenario, upstream_port: int, rounds: int
+) -> dict[str, list[float]]:
+    for target, _ in relays.values():
+        await run_streams(target, streams=3, deltas=5, interval=0.001, prefix=f"{target.name}-warmup")
+    cpu: dict[str, list[float]] = {name: [] for name in relays}
+    names = list(relays)
+    for index in range(rounds):
+        for name in names[index % len(names) :] + names[: index % len(names)]:
+            target, pid = relays[name]
+            figures = await measure(target, scenario, pid, upstream_port)
+            cpu[name].append(figures["cpu_us_per_delta"])
+    return cpu
 
 
 async def cold_starts(scenario: Scenario, names: list[str], env: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -479,6 +523,9 @@ def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> s
     transports = [name for name in TRANSPORT_TARGETS if name in results]
     if len(transports) > 1 and warm:
         lines += _transports_table(results, warm, transports)
+    protocols = [name for name in PROTOCOL_TARGETS if name in results]
+    if len(protocols) > 1 and warm:
+        lines += _protocols_table(results, warm, protocols)
     if {"project", "worker"} <= results.keys() and warm:
         lines += _worker_table(results, warm)
     return "\n".join(lines) + "\n"
@@ -569,6 +616,57 @@ def _transports_table(results: dict[str, Any], scenarios: list[Scenario], transp
             " / ".join(f"{_number(item['rss_kib_per_stream'])} KiB" for item in figures),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _protocols_table(results: dict[str, Any], scenarios: list[Scenario], protocols: list[str]) -> list[str]:
+    names = " / ".join(PROTOCOL_TARGETS[name] for name in protocols)
+    lines = [
+        "",
+        "## The protocols side by side",
+        "",
+        "The project speaking each protocol (POST /api/chat, /api/ai-sdk/chat, /api/ag-ui), each in its own relay"
+        " process, in this run; ratios against the native format. Target: an encoder costs at most"
+        f" {PROTOCOL_OVERHEAD:.0%} more CPU per delta than the native one in S3.",
+        "",
+        f"| scenario | relay CPU per delta: {names} | first delta p50 | delta latency p99 | errors |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for scenario in scenarios:
+        figures = [results[name][scenario.name] for name in protocols]
+        cpu = [item["cpu_us_per_delta"] for item in figures]
+        cells = [
+            scenario.name,
+            " / ".join(f"{_number(value)} us" for value in cpu) + _ratios(cpu),
+            " / ".join(_ms(item["first_p50"]) for item in figures),
+            " / ".join(_ms(item["latency_p99"]) for item in figures),
+            " / ".join(str(item["errors"]) for item in figures),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    rounds = {name: results[name].get("S3_rounds_cpu_us_per_delta") or [] for name in protocols}
+    if all(rounds.values()):
+        medians = {name: statistics.median(values) for name, values in rounds.items()}
+        native = medians["project"]
+        lines += [
+            "",
+            f"S3 again, {len(rounds['project'])} rounds per protocol, the relays taken in turn (all started first);"
+            " CPU per delta, median (min to max):",
+            "",
+            "| protocol | CPU per delta | against native | target |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name in protocols:
+            spread = f"{_number(min(rounds[name]))} to {_number(max(rounds[name]))}"
+            ratio = medians[name] / native if native else None
+            met = (
+                "-"
+                if name == "project"
+                else ("met" if ratio is not None and ratio <= 1 + PROTOCOL_OVERHEAD else "NOT met")
+            )
+            lines.append(
+                f"| {PROTOCOL_TARGETS[name]} | {_number(medians[name])} us ({spread}) |"
+                f" {'-' if ratio is None else f'{ratio:.2f}'} | {met} |"
+            )
     return lines
 
 

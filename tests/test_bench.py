@@ -1,5 +1,5 @@
-"""The benchmark still runs end to end (tiny counts): emulator, the relays (the real worker
-included), cold starts, load client, report."""
+"""The benchmark still runs end to end (tiny counts): emulator, the relays (the real worker and the
+other protocols included), cold starts, load client, report."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(240)  # the run's own bound, below: seven relays, each started and measured in turn
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     result = subprocess.run(
@@ -38,3 +41,10 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert "| S0: cold start" in report.split("## Targets")[1]
     assert "## The upstream transports side by side" in report
     assert "## The real Functions worker" in report
+    protocols = report.split("## The protocols side by side")[1]
+    for target in ("ai-sdk", "ag-ui"):
+        rows = [line for line in report.splitlines() if line.startswith("| S") and f"| {target} |" in line]
+        assert len(rows) == 5
+        assert all(line.split("|")[-3].strip() == "0" for line in rows), f"{target} had errors:\n" + report
+    assert "| AI SDK |" in protocols
+    assert "| AG-UI |" in protocols

@@ -88,6 +88,7 @@ class AgUiEncoder:
         self._text: str | None = None  # the open text message's id
         self._text_kind: str | None = None  # the relay event type it is made of (text or refusal)
         self._text_prefix = b""  # its TEXT_MESSAGE_CONTENT before the delta
+        self._cursor_prefix = b""  # its content's `id:` line before the position
         self._reasoning_span: str | None = None
         self._reasoning: tuple[str, tuple[int, int]] | None = None  # the open reasoning message: id, summary part
         self._calls: list[str] = []  # this round's tool calls, in order
@@ -101,12 +102,11 @@ class AgUiEncoder:
         return b""
 
     def encode(self, events: Sequence[RelayEvent]) -> bytes:
+        if len(events) == 1 and events[0][0] == self._text_kind and self._after is None:  # most reads
+            return self._content(events[0][1], events[0][2])
         for kind, payload, event_id in events:
-            if kind == self._text_kind and self._after is None:  # most events: a text delta, its message open
-                self._position, self._count = event_id if event_id is not None else self._position, 1
-                cursor = f"{self._round}.{self._position}.0"
-                delta = orjson.dumps(payload["delta"])
-                self._out.append(self._text_prefix + delta + b"}\nid: " + cursor.encode() + b"\n\n")
+            if kind == self._text_kind and self._after is None:
+                self._out.append(self._content(payload, event_id))
                 continue
             handler = _HANDLERS.get(kind)
             if handler is not None:
@@ -114,6 +114,13 @@ class AgUiEncoder:
         encoded = b"".join(self._out)
         self._out.clear()
         return encoded
+
+    def _content(self, payload: dict[str, Any], event_id: int | None) -> bytes:
+        """A text delta of the open message, as TEXT_MESSAGE_CONTENT (made without a dict: one per read)."""
+        if event_id is not None:
+            self._position = event_id
+        self._count = 1
+        return self._text_prefix + orjson.dumps(payload["delta"]) + self._cursor_prefix + b"%d.0\n\n" % self._position
 
     def _emit(self, event: dict[str, Any], *, results: int | None = None, call: int = 0) -> None:
         """Send `event` unless a resume's caller has it. A tool result's cursor carries the round's
@@ -144,6 +151,7 @@ class AgUiEncoder:
         if self._round != NO_ROUND:
             self._close_parts()  # the last round's, as its own events
         self._round, self._position, self._count = response_id, -1, 0
+        self._cursor_prefix = b"}\nid: " + response_id.encode() + b"."
         self._calls, self._results, self._interrupts = [], 0, []
         self._model = payload.get("model")
         if not self._started:
