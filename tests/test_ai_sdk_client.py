@@ -200,6 +200,26 @@ async def test_stop_aborts_the_fetch_and_the_relay_closes_the_upstream_call(
     assert len(text_of(assembled(result))) < 600
 
 
+async def test_the_stop_of_a_resumable_answer_cancels_it_upstream_and_a_reload_shows_it_stopped(
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(Scenario(text="滋賀" * 300, chunk_chars=2, delta_seconds=0.01))
+    chat_id = "chat-" + uuid.uuid4().hex
+    async with relay_with(make_settings(**RESUMABLE)) as relay:
+        stopped = await ai_sdk(relay, "stop-and-cancel", "滋賀", CHAT_ID=chat_id)
+        reloaded = await ai_sdk(relay, "resume", CHAT_ID=chat_id)
+        again = await ai_sdk(relay, "resume", CHAT_ID=chat_id)
+    response_id = assembled(stopped)["metadata"]["responseId"]
+    cancel = await asyncio.to_thread(upstream.wait_for_record, lambda record: record.path.endswith("/cancel"))
+    assert cancel.path == f"/openai/v1/responses/{response_id}/cancel"
+    [replayed] = reloaded["responses"]
+    assert [chunk["type"] for chunk in replayed["chunks"]][-2:] == ["abort", "finish"]
+    [message] = reloaded["messages"]
+    assert message["id"] == response_id
+    assert 0 < len(text_of(message)) < 600
+    assert again["responses"] == [], "the replay that ended the answer cleared the chat's record"
+
+
 async def test_a_chat_with_no_active_answer_resumes_to_nothing(relay: RelayServer) -> None:
     result = await ai_sdk(relay, "resume", CHAT_ID="no-such-chat")
     assert (result["status"], result["messages"], result["responses"]) == ("ready", [], [])

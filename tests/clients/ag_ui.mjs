@@ -14,7 +14,7 @@ process.on("unhandledRejection", (reason) => {
 
 const [scenario, question = "滋賀県について教えてください。"] = process.argv.slice(2);
 const relay = process.env.RELAY_URL;
-const key = process.env.FUNCTION_KEY;
+const key = process.env.FUNCTION_KEY ?? "";
 const responses = [];
 
 // With CUT_AFTER=n, the first stream's connection breaks after its n-th event, as a network drop would;
@@ -29,12 +29,9 @@ async function testFetch(url, init) {
   return cutAfter(response, Number(process.env.CUT_AFTER), (block) => block.includes("data:"));
 }
 
-const agent = new RelayAgent({
-  url: `${relay}/api/ag-ui`,
-  headers: key ? { "x-functions-key": key } : {},
-  fetch: testFetch,
-  threadId: process.env.THREAD_ID ?? "thread-test",
-});
+// README: an agent on the relay.
+const agent = new RelayAgent({ url: `${relay}/api/ag-ui`, headers: { "x-functions-key": key }, fetch: testFetch });
+agent.threadId = process.env.THREAD_ID ?? "thread-test";
 const events = [];
 const invalid = [];
 agent.subscribe({

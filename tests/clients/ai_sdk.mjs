@@ -7,7 +7,7 @@ import { cutAfter } from "./cut.mjs";
 
 const [scenario, question = "滋賀県について教えてください。"] = process.argv.slice(2);
 const relay = process.env.RELAY_URL;
-const key = process.env.FUNCTION_KEY;
+const key = process.env.FUNCTION_KEY ?? "";
 const bodies = []; // every response body's bytes, as they arrived
 
 // What useChat keeps in React state, kept here in plain fields; `changed` resolves at each change.
@@ -51,7 +51,7 @@ async function recordingFetch(url, init) {
 // README: "Use it from your own front end" (the transport useChat is given).
 const transport = new DefaultChatTransport({
   api: `${relay}/api/ai-sdk/chat`,
-  headers: key ? { "x-functions-key": key } : {},
+  headers: { "x-functions-key": key },
   fetch: recordingFetch,
   prepareReconnectToStreamRequest: ({ id }) => ({
     api: `${process.env.RESUME_URL ?? relay}/api/ai-sdk/chat/${id}/stream`,
@@ -70,6 +70,13 @@ const chat = new Chat({
   },
 });
 
+// README: the Stop of a resumable answer.
+async function stopAnswer() {
+  await chat.stop();
+  const responseId = chat.lastMessage?.metadata?.responseId;
+  if (responseId) await fetch(`${relay}/api/chat/${responseId}/cancel`, { method: "POST", headers: { "x-functions-key": key } });
+}
+
 async function settled() {
   while (resuming.length) await resuming.shift();
 }
@@ -83,11 +90,11 @@ if (scenario === "ask") {
   await chat.sendMessage();
 } else if (scenario === "resume") {
   await chat.resumeStream();
-} else if (scenario === "stop") {
+} else if (scenario === "stop" || scenario === "stop-and-cancel") {
   const sending = chat.sendMessage({ text: question });
   const answering = () => chat.lastMessage?.role === "assistant" && chat.lastMessage.parts.some((part) => part.text);
   while (!answering()) await chat.state.changed();
-  await chat.stop();
+  await (scenario === "stop" ? chat.stop() : stopAnswer());
   await sending;
 } else {
   throw new Error(`unknown case ${scenario}`);
