@@ -65,6 +65,7 @@ class StreamResult:
     first_delta_ns: int | None = None  # when it arrived, on the machine-wide monotonic clock
     latencies_ms: list[float] = field(default_factory=list)
     deltas: int = 0
+    delta_events: int = 0  # the events that carried them (a relay merges the deltas of one read)
     completed: bool = False
     error: str | None = None
     left_at_ns: int | None = None  # when this client hung up on purpose
@@ -108,6 +109,7 @@ class StreamClient(asyncio.Protocol):
             payload = orjson.loads(event.data)
             kind = payload.get("type")
             if kind == delta_kind:
+                result.delta_events += 1
                 if result.first_delta_ms is None:
                     result.first_delta_ms = (now - self.sent_ns) / 1e6
                     result.first_delta_ns = now
