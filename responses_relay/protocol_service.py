@@ -10,6 +10,7 @@ of it has ended it; only with resumable streams, which any instance can continue
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 from typing import TYPE_CHECKING
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("responses_relay.protocols")
 
+RECORD_SECONDS = 5.0  # the longest a chat's record may hold up its answer's first event
+
 
 def no_content() -> Response:
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
@@ -49,7 +52,8 @@ class ActiveAnswer:
     async def started(self, response_id: str) -> None:
         self.response_id = response_id
         try:
-            await self._chats.set_active(self._owner, self._chat_id, response_id, message_id=self._message_id)
+            async with asyncio.timeout(RECORD_SECONDS):  # the caller's first event waits for it
+                await self._chats.set_active(self._owner, self._chat_id, response_id, message_id=self._message_id)
         except Exception as error:  # the answer goes on; only a later resume of the chat will not find it
             logger.warning("chat record not written: %s", type(error).__name__)
 
