@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(240)  # the run's own bound, below: seven relays, each started and measured in turn
+@pytest.mark.timeout(300)  # the whole benchmark in small: its own run is bounded at 240 s
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     result = subprocess.run(
