@@ -259,6 +259,9 @@ TARGETS = ("direct", *RELAYS)
 TRANSPORT_TARGETS = {"project": "aiohttp", "project-httpx": "httpx"}
 # The project's relays that differ only in the protocol they speak (the same process, another route).
 PROTOCOL_TARGETS = {"project": "native", "ai-sdk": "AI SDK", "ag-ui": "AG-UI"}
+# In the protocols' rounds, the native relay a second time, in a process of its own: what two
+# identical relays differ by is the noise the other figures stand in.
+CONTROL = "native, again"
 PROTOCOL_OVERHEAD = 0.10  # an encoder may cost this much more CPU per delta than the native one (S3)
 PROTOCOL_ROUNDS = 7  # S3 rounds per protocol, taken in turn, for the comparison
 # The local host's last start-up line, with either back end (the worker's own uvicorn prints
@@ -299,7 +302,9 @@ def run(scenarios: list[Scenario], targets: list[str]) -> dict[str, Any]:
         fastest = next((scenario for scenario in warm if scenario.name == "S3"), None)
         if len(protocols) > 1 and fastest is not None:
             rounds = 2 if fastest.deltas < 1000 else PROTOCOL_ROUNDS
-            for name, cpu in compare_protocols(protocols, fastest, relay_env, upstream_port, rounds).items():
+            compared = compare_protocols([*protocols, CONTROL], fastest, relay_env, upstream_port, rounds)
+            results[CONTROL] = {}
+            for name, cpu in compared.items():
                 results[name]["S3_rounds_cpu_us_per_delta"] = cpu
             merged = results["project"].get(fastest.name, {}).get("events_per_delta")
             per_event = max(1, round(1 / merged)) if merged else 1  # the deltas the relay merged into an event
@@ -318,8 +323,8 @@ def compare_protocols(
     with ExitStack() as stack:
         relays = {}
         for name in names:
-            port, relay = free_port(), RELAYS[name]
-            log = OUT / f"{name}-protocols.log"
+            port, relay = free_port(), RELAYS.get(name, RELAYS["project"])
+            log = OUT / f"{name.replace(', ', '-')}-protocols.log"
             host = stack.enter_context(process(relay.command(port), READY, {**env, **relay.env}, log))
             relays[name] = (Target(name, "127.0.0.1", port, PATHS[relay.protocol], protocol=relay.protocol), host.pid)
         return asyncio.run(_in_turn(relays, scenario, upstream_port, rounds))
@@ -654,6 +659,7 @@ def _protocols_table(results: dict[str, Any], scenarios: list[Scenario], protoco
         ]
         lines.append("| " + " | ".join(cells) + " |")
     rounds = {name: results[name].get("S3_rounds_cpu_us_per_delta") or [] for name in protocols}
+    control = results.get(CONTROL, {}).get("S3_rounds_cpu_us_per_delta") or []
     if all(rounds.values()):
         medians = {name: statistics.median(values) for name, values in rounds.items()}
         native = medians["project"]
@@ -662,7 +668,9 @@ def _protocols_table(results: dict[str, Any], scenarios: list[Scenario], protoco
         lines += [
             "",
             f"S3 again, {len(rounds['project'])} rounds per protocol, the relays taken in turn (all started first):"
-            " the relay's CPU per delta, median (min to max). And the encoder's own CPU per delta, in this process"
+            " the relay's CPU per delta, median (min to max); the native relay runs twice, in two processes, and"
+            " what the two differ by is the noise of these figures. And the encoder's own CPU per delta, in this"
+            " process"
             f" (bench/encoders.py: an S3 stream, {per_event} deltas to an event as the relay merged them in S3;"
             " the fastest of 7): what an encoder adds over the native one, against the native relay's S3 median."
             " The target: an encoder adds at most"
@@ -684,6 +692,12 @@ def _protocols_table(results: dict[str, Any], scenarios: list[Scenario], protoco
                 f"| {PROTOCOL_TARGETS[name]} | {_number(medians[name])} us ({spread}) |"
                 f" {'-' if ratio is None else f'{ratio:.2f}'} | {_number(own, 2)} us |"
                 f" {'-' if added is None or name == 'project' else f'{added:+.1%}'} | {met} |"
+            )
+        if control:
+            again = statistics.median(control)
+            lines.append(
+                f"| {CONTROL} (a control) | {_number(again)} us ({_number(min(control))} to {_number(max(control))}) |"
+                f" {again / native:.2f} | - | - | - |"
             )
     return lines
 
