@@ -236,3 +236,36 @@ async def test_at_its_time_limit_a_run_hands_off_and_the_agent_resumes_it_exactl
     assert len(result["responses"]) >= 3, "the run outlasted the limit twice"
     assert types(result).count("RUN_STARTED") == 1
     assert [record.method for record in upstream.records].count("POST") == 1
+
+
+async def first_event_id(server: RelayServer, key: str) -> str:
+    """Run the question as `key`'s caller, reading it whole; the first event's id."""
+    body = {"threadId": "t", "runId": "r", "messages": [{"id": "u", "role": "user", "content": "滋賀"}]}
+    response = await server.client.post("/api/ag-ui", json=body, headers={"x-functions-key": key})
+    return response.content.split(b"\nid: ", 1)[1].split(b"\n", 1)[0].decode()
+
+
+async def test_the_resume_route_refuses_what_it_cannot_continue(
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(FAST)
+    async with relay_with(make_settings(**RESUMABLE)) as relay:
+        cursor = await first_event_id(relay, "key-of-a")
+        path = "/api/ag-ui/t/runs/r"
+        mine = await relay.client.get(path, headers={"x-functions-key": "key-of-a", "last-event-id": cursor})
+        theirs = await relay.client.get(path, headers={"x-functions-key": "key-of-b", "last-event-id": cursor})
+        without = await relay.client.get(path, headers={"x-functions-key": "key-of-a"})
+        malformed = await relay.client.get(path, headers={"x-functions-key": "key-of-a", "last-event-id": "7"})
+    assert mine.status_code == 200
+    assert b"RUN_FINISHED" in mine.content
+    assert b"RUN_STARTED" not in mine.content
+    assert (theirs.status_code, theirs.json()["error"]["code"]) == (404, "response_not_found")
+    assert (without.status_code, without.json()["error"]["code"]) == (400, "invalid_cursor")
+    assert (malformed.status_code, malformed.json()["error"]["code"]) == (400, "invalid_cursor")
+
+
+async def test_without_resumable_streams_a_resume_is_409(relay: RelayServer, upstream: FaultyUpstream) -> None:
+    upstream.set_scenario(FAST)
+    cursor = await first_event_id(relay, "key-of-a")
+    refused = await relay.client.get("/api/ag-ui/t/runs/r", headers={"last-event-id": cursor})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "not_resumable")

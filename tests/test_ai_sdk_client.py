@@ -283,3 +283,23 @@ async def test_a_cut_answer_with_a_tool_round_replays_whole_its_call_run_once(
     assert [part["state"] for part in message["parts"] if part["type"] == "dynamic-tool"] == ["output-available"]
     assert "京都" in text_of(message)
     assert len(posts(upstream)) == 2, "the first round and one continuation: the replay followed the recorded one"
+
+
+async def test_someone_elses_chat_has_no_answer_to_resume(
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(Scenario(text="滋賀" * 200, chunk_chars=2, delta_seconds=0.01))
+    chat_id = "chat-" + uuid.uuid4().hex
+    async with relay_with(make_settings(**RESUMABLE)) as relay:
+        # The owner's answer is cut early and goes on upstream; its record says it is active.
+        cut = await ai_sdk(relay, "ask", "滋賀", CUT_AFTER="2", RESUME_URL="http://127.0.0.1:9", CHAT_ID=chat_id,
+                           FUNCTION_KEY="key-of-a")  # fmt: skip
+        path = f"/api/ai-sdk/chat/{chat_id}/stream"
+        theirs = await relay.client.get(path, headers={"x-functions-key": "key-of-b"})
+        mine = await relay.client.get(path, headers={"x-functions-key": "key-of-a"})
+        malformed = await relay.client.get("/api/ai-sdk/chat/a.b/stream", headers={"x-functions-key": "key-of-a"})
+    assert cut["finishes"][0]["isDisconnect"] is True
+    assert theirs.status_code == 204
+    assert mine.status_code == 200
+    assert b'"type":"finish"' in mine.content
+    assert (malformed.status_code, malformed.json()["error"]["param"]) == (400, "id")
