@@ -25,6 +25,7 @@ from .errors import INTERNAL_ERROR, STREAM_TIME_LIMIT, UPSTREAM_BAD_RESPONSE, Er
 from .events import Translator, UpstreamProtocolError
 from .live_streams import LiveStreams
 from .sse import encode_comment
+from .telemetry.observer import UNOBSERVED, RequestObserver
 from .tools import ToolResult
 from .upstream_events import Payload, StreamBroken
 
@@ -85,8 +86,10 @@ class RelayStream:
         time_limit: TimeLimit | None = None,
         deployment: str | None = None,
         owner: str | None = None,
+        observer: RequestObserver = UNOBSERVED,
     ) -> None:
         self.owner = owner  # who may cancel it
+        self._observer = observer
         self._upstream = upstream
         self._invocation_id = invocation_id
         self._deployment = deployment  # the one that answered, for the record
@@ -118,6 +121,7 @@ class RelayStream:
         self.first_text_at: float | None = None
         self.sent_bytes = 0
         self.outcome: str | None = None
+        self._told = False  # the observer was told how the stream ended
 
     async def body(self) -> AsyncGenerator[bytes]:
         """The response body: the opening comment, then whatever the producer pushes."""
@@ -129,6 +133,7 @@ class RelayStream:
         if self._time_limit is not None:
             self._time_limit_timer = loop.call_later(self._time_limit.seconds, self._time_up)
         shutdown.started(self)
+        self._observer.stream_started()
         try:
             while not self._left:
                 if self._buffer:
@@ -153,6 +158,7 @@ class RelayStream:
             for timer in (self._heartbeat_timer, self._time_limit_timer):
                 if timer is not None:
                     timer.cancel()
+            self._ended()
 
     async def _wait_for_data(self) -> None:
         """Wait until the producer pushes bytes or finishes, or a heartbeat is due."""
@@ -250,7 +256,8 @@ class RelayStream:
     def cancel(self) -> None:
         """End the stream now as cancelled; closing the upstream connection stops the model
         (a background response is cancelled upstream by the caller of this)."""
-        self._end_now(self._translator.cancel)
+        if self._end_now(self._translator.cancel):
+            self._observer.cancelled()
 
     def _time_up(self) -> None:
         """The stream reached its time limit, short of the platform's cut. A stored response's
@@ -258,23 +265,29 @@ class RelayStream:
         an error. Either way the upstream call is closed."""
         response_id = self._translator.response_id
         if self._time_limit is not None and self._time_limit.resumable and response_id is not None:
-            self._end_now(lambda: self._translator.hand_off(self._upstream.cursor))
+            after = self._upstream.cursor
+            if self._end_now(lambda: self._translator.hand_off(after)):
+                self._observer.handed_off(after)
         else:
             message = "The answer took longer than this service's time limit; ask again for a shorter answer"
             self.interrupt(STREAM_TIME_LIMIT, message)
 
-    def _end_now(self, end: Callable[[], None]) -> None:
+    def _end_now(self, end: Callable[[], None]) -> bool:
+        """End the stream with `end` unless it has ended; True when it did."""
         if self._done or self._left:
-            return
+            return False
         end()
         self._push(self._translator.take())
         self._pushed_id = self._translator.response_id
         self._done = True  # the body ends once the buffer is out
         _resolve(self._data_ready)
         self._stop_reading(orphaned=self._unreceived(self._pushed_id))
+        return True
 
     def client_left(self) -> None:
         """The client went away: end the body at once and stop reading upstream (see `_stop_reading`)."""
+        if not self._left and not self._translator.finished:
+            self._observer.disconnected()
         if self.outcome is None:
             self.outcome = "client_disconnected"
         self._left = True
@@ -311,8 +324,7 @@ class RelayStream:
                     raise
         # Also when the producer was cancelled before it ever ran, so its own `finally` did not.
         await self._upstream.aclose()
-        if self.outcome is None:
-            self.outcome = self._translator.outcome or "client_disconnected"
+        self._ended()
         self._log()
 
     async def _cancel_orphaned_response(self) -> None:
@@ -346,6 +358,17 @@ class RelayStream:
             await asyncio.gather(producer, return_exceptions=True)
             raise
 
+    def _ended(self) -> None:
+        """The stream's outcome, once its body is over; the observer is told then, before the body's
+        end is sent (a server's request span ends with it)."""
+        if self.outcome is None:
+            self.outcome = self._translator.outcome or "client_disconnected"
+        if not self._told:
+            self._told = True
+            failed = self.outcome.split(":")[0] not in _FINE_OUTCOMES
+            first_delta_at, owner = self.first_text_at, self.owner
+            self._observer.stream_ended(self.outcome, failed=failed, first_delta_at=first_delta_at, owner=owner)
+
     def _log(self) -> None:
         """One structured record per stream; failures are warnings. Its fields become
         Application Insights custom dimensions when telemetry is on."""
@@ -354,6 +377,7 @@ class RelayStream:
         # a body streams are tagged with whichever invocation started last, or dropped by the host.
         fields = {
             "stream_invocation_id": self._invocation_id,
+            "stream_trace_id": self._observer.trace_id,  # the caller's traceparent's, or telemetry's trace
             "stream_outcome": self.outcome,
             "stream_response_id": translator.response_id,
             "stream_model": translator.model,

@@ -24,6 +24,7 @@ from .live_streams import LiveStreams
 from .relay import RelayStream, TimeLimit
 from .settings import Settings
 from .sse_response import SSEResponse
+from .telemetry.observer import Observer, RequestObserver
 from .tool_rounds import ToolRounds
 from .tools import Tool, Toolbox
 from .upstream import TRANSPORT_NAMES, Upstream, check_proxy_environment
@@ -49,9 +50,12 @@ class ChatService:
         demo: DemoUpstream | None = None,
         credential: AsyncTokenCredential | None = None,
         tools: Sequence[Tool] | None = None,
+        observer: Observer | None = None,
     ) -> None:
-        """`tools`: the function tools offered to the model; by default those TOOLS names."""
+        """`tools`: the function tools offered to the model; by default those TOOLS names. `observer`:
+        telemetry's (`telemetry.configure`), told of each request's model calls, tool calls and end."""
         self.settings = settings
+        self._observer = observer or Observer()
         offered = tools if tools is not None else [TOOLS[name] for name in settings.tools]
         self._toolbox = Toolbox(offered, settings.tool_timeout_seconds)
         self._demo = demo
@@ -72,17 +76,20 @@ class ChatService:
 
     async def chat(self, request: Request) -> Response:
         """POST /api/chat: the answer's stream."""
-        return await self._answer("chat", self._chat(request))
+        observed = self._observer.request("chat", request)
+        return await self._answer(observed, self._chat(request, observed))
 
     async def resume(self, request: Request, response_id: str) -> Response:
         """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
-        return await self._answer("resume", self._resume(request, response_id))
+        observed = self._observer.request("resume", request)
+        return await self._answer(observed, self._resume(request, response_id, observed))
 
     async def cancel(self, request: Request, response_id: str) -> Response:
         """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
         cancelled upstream (streams of it on other instances then end too); otherwise the
         response's live stream on this instance is ended, which closes its upstream call."""
-        return await self._answer("cancel", self._cancel(request, response_id))
+        observed = self._observer.request("cancel", request)
+        return await self._answer(observed, self._cancel(request, response_id))
 
     async def _owner(self, request: Request) -> str | None:
         """The caller's owner hash (None when owners are not kept); 401 for a missing or bad token."""
@@ -93,7 +100,7 @@ class ChatService:
         if self._owners is not None and owner is not None:
             await self._owners.check(upstream, response_id, owner)
 
-    async def _chat(self, request: Request) -> Response:
+    async def _chat(self, request: Request, observed: RequestObserver) -> Response:
         owner = await self._owner(request)
         check_content_type(request)
         body = await read_body(request, self.settings.max_body_bytes)
@@ -104,26 +111,29 @@ class ChatService:
         previous = chat_request.previous_response_id
         if self._owners is not None and owner is not None and previous is not None:
             await self._owners.check_previous(upstream, previous, owner)
+        call = observed.model_call(str(upstream.client.base_url), chat_request)
         response = await upstream.open(chat_request, owner=owner)
-        first = UpstreamEvents(response, **self._healing(upstream))
-        rounds = self._rounds(upstream, first, chat_request, owner, stored=self.settings.stores_responses)
+        first = UpstreamEvents(response, call=call, **self._healing(upstream))
+        rounds = self._rounds(upstream, first, chat_request, owner, observed, stored=self.settings.stores_responses)
         translator = Translator(redact=upstream.redact)
-        return self._relay(request, upstream, rounds, translator, owner, deployment=upstream.answered_by(response))
+        deployment = upstream.answered_by(response)
+        return self._relay(request, upstream, rounds, translator, owner, observed, deployment=deployment)
 
-    async def _resume(self, request: Request, response_id: str) -> Response:
+    async def _resume(self, request: Request, response_id: str, observed: RequestObserver) -> Response:
         owner = await self._owner(request)
         check_response_id(response_id)
         after = cursor(request)
         self._check_resumable()
         upstream = await self.upstream()
         await self._check_owner(upstream, response_id, owner)
+        call = observed.model_call(str(upstream.client.base_url), None)
         response = await upstream.resume(response_id, after)
-        events = UpstreamEvents(response, response_id=response_id, after=after, **self._healing(upstream))
+        events = UpstreamEvents(response, response_id=response_id, after=after, call=call, **self._healing(upstream))
         translator = Translator(redact=upstream.redact, response_id=response_id)
         # A round that ends asking for tools is continued here too: this stream has the caller now.
         continuation = ChatRequest([], previous_response_id=response_id)
-        rounds = self._rounds(upstream, events, continuation, owner, stored=True)
-        return self._relay(request, upstream, rounds, translator, owner)
+        rounds = self._rounds(upstream, events, continuation, owner, observed, stored=True)
+        return self._relay(request, upstream, rounds, translator, owner, observed)
 
     async def _cancel(self, request: Request, response_id: str) -> Response:
         owner = await self._owner(request)
@@ -158,16 +168,18 @@ class ChatService:
             response = await upstream.retrieve(response_id)  # refused: it had finished already, probably
         return _text(response, "status") or "cancelled"
 
-    async def _answer(self, action: str, answering: Awaitable[Response]) -> Response:
+    async def _answer(self, observed: RequestObserver, answering: Awaitable[Response]) -> Response:
         """The response, or the error known before any byte of it went out, as plain HTTP."""
         try:
-            return await answering
+            return observed.respond(await answering)
         except HttpError as error:
-            logger.info("%s refused: %d %s", action, error.status, error.code)
-            return error.to_response()
+            logger.info("%s refused: %d %s", observed.route, error.status, error.code)
+            observed.error(error.code)
+            return observed.respond(error.to_response())
         except Exception:
-            logger.exception("%s failed before the stream started", action)
-            return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
+            logger.exception("%s failed before the stream started", observed.route)
+            observed.error(INTERNAL_ERROR.code)
+            return observed.respond(error_response(INTERNAL_ERROR, "The relay failed; the failure is logged"))
 
     def _healing(self, upstream: Upstream) -> dict[str, Any]:
         """How an upstream stream heals: only a stored (background) response can."""
@@ -177,20 +189,31 @@ class ChatService:
             "budget": HealBudget(settings.heal_attempts, settings.heal_seconds),
         }
 
-    async def _open_round(self, upstream: Upstream, request: ChatRequest, owner: str | None) -> UpstreamEvents:
-        return UpstreamEvents(await upstream.open(request, owner=owner), **self._healing(upstream))
+    async def _open_round(
+        self, upstream: Upstream, request: ChatRequest, owner: str | None, observed: RequestObserver
+    ) -> UpstreamEvents:
+        call = observed.model_call(str(upstream.client.base_url), request)
+        return UpstreamEvents(await upstream.open(request, owner=owner), call=call, **self._healing(upstream))
 
     def _rounds(
-        self, upstream: Upstream, first: UpstreamEvents, request: ChatRequest, owner: str | None, *, stored: bool
+        self,
+        upstream: Upstream,
+        first: UpstreamEvents,
+        request: ChatRequest,
+        owner: str | None,
+        observed: RequestObserver,
+        *,
+        stored: bool,
     ) -> ToolRounds:
         """The answer's rounds from its first stream; `request` is what continuations are made from."""
         return ToolRounds(
             first,
             request=request,
-            open_round=lambda next_request: self._open_round(upstream, next_request, owner),
+            open_round=lambda next_request: self._open_round(upstream, next_request, owner, observed),
             toolbox=self._toolbox,
             max_rounds=self.settings.max_tool_rounds,
             stored=stored,
+            observer=observed,
         )
 
     def _relay(
@@ -200,6 +223,7 @@ class ChatService:
         rounds: ToolRounds,
         translator: Translator,
         owner: str | None,
+        observed: RequestObserver,
         *,
         deployment: str | None = None,
     ) -> Response:
@@ -217,6 +241,7 @@ class ChatService:
             time_limit=self._time_limit(),
             deployment=deployment,
             owner=owner,
+            observer=observed,
         )
         answer = SSEResponse(stream)
         if self._budget is not None and owner is not None:  # the stream's final usage, once it has ended

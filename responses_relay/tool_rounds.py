@@ -26,6 +26,7 @@ from typing import Any
 from .chat_request import ChatRequest, input_items
 from .errors import TOOL_ROUNDS_EXCEEDED, HttpError
 from .events import TERMINAL_EVENTS
+from .telemetry.observer import UNOBSERVED, RequestObserver
 from .tools import FunctionCall, Toolbox, ToolResult
 from .upstream_events import Payload, StreamBroken, UpstreamEvents
 
@@ -45,8 +46,10 @@ class ToolRounds:
         toolbox: Toolbox,
         max_rounds: int,
         stored: bool,
+        observer: RequestObserver = UNOBSERVED,
     ) -> None:
         self._round = first
+        self._observer = observer
         # What each continuation shares with the first request; not its input, which may be large
         # and would otherwise be held for the whole stream.
         self._request = replace(request, input=[], approvals=())
@@ -111,7 +114,7 @@ class ToolRounds:
 
     async def _run(self, calls: list[FunctionCall]) -> AsyncGenerator[ToolResult]:
         """The calls' results, run side by side, each as soon as it is there."""
-        tasks = [asyncio.ensure_future(self._toolbox.run(call)) for call in calls]
+        tasks = [asyncio.ensure_future(self._observer.tool_call(call, self._toolbox.run(call))) for call in calls]
         try:
             for finished in asyncio.as_completed(tasks):
                 yield await finished
