@@ -20,6 +20,7 @@ from .errors import (
     INVALID_JSON,
     INVALID_REQUEST,
     INVALID_RESPONSE_ID,
+    UNKNOWN_APPROVAL,
     UNSUPPORTED_MEDIA_TYPE,
     HttpError,
 )
@@ -180,6 +181,21 @@ def _parse_approval(value: Any, where: str) -> Approval:
     if not isinstance(approve, bool):
         raise _invalid(f"'{where}.approve' must be true or false", f"{where}.approve")
     return Approval(request_id, approve)
+
+
+def check_approvals(approvals: tuple[Approval, ...], answered: dict[str, Any]) -> None:
+    """Each approval must answer one of the `mcp_approval_request` items of the response it
+    names (`previous_response_id`, retrieved as `answered`); else 400 `unknown_approval`."""
+    output = answered.get("output")
+    asked = {
+        item.get("id")
+        for item in (output if isinstance(output, list) else [])
+        if isinstance(item, dict) and item.get("type") == "mcp_approval_request"
+    }
+    for index, approval in enumerate(approvals):
+        if approval.approval_request_id not in asked:
+            message = f"'approvals[{index}]' answers no approval request of the response in 'previous_response_id'"
+            raise HttpError(UNKNOWN_APPROVAL, message, param=f"approvals[{index}]")
 
 
 def _parse_response_id(value: Any) -> str | None:

@@ -37,6 +37,9 @@ def _entry(code: str, status: int | None, meaning: str, *, in_stream: bool = Fal
 INVALID_JSON = _entry("invalid_json", 400, "the body is not UTF-8 JSON")
 INVALID_REQUEST = _entry("invalid_request", 400, "a field is missing or wrong; `param` names it")
 INVALID_RESPONSE_ID = _entry("invalid_response_id", 400, "resume or cancel: the response id is malformed")
+UNKNOWN_APPROVAL = _entry(
+    "unknown_approval", 400, "an `approval_request_id` is not one the `previous_response_id`'s response asked; `param`"
+)
 INVALID_CURSOR = _entry("invalid_cursor", 400, "resume: `after` or `Last-Event-ID` is not a whole number")
 BODY_TOO_LARGE = _entry("body_too_large", 413, "the body is over `MAX_BODY_BYTES`")
 UNSUPPORTED_MEDIA_TYPE = _entry("unsupported_media_type", 415, "the body is not `application/json`")
@@ -44,15 +47,25 @@ RESPONSE_NOT_FOUND = _entry(
     "response_not_found", 404, "resume or cancel: no such stored response (or, without background mode, none live here)"
 )
 NOT_RESUMABLE = _entry("not_resumable", 409, "resume with `RESUMABLE_STREAMS` off")
+AMBIGUOUS_KEY = _entry(
+    "ambiguous_key", 400, "two different function keys in one request (`x-functions-key` and `code`, or two `code`)"
+)
 # Who may use it (`AUTH_MODE`, `USER_DAILY_TOKENS`).
 UNAUTHENTICATED = _entry(
     "unauthenticated", 401, "`AUTH_MODE=entra`: no bearer token, or not a valid one; `WWW-Authenticate: Bearer`"
+)
+INSUFFICIENT_SCOPE = _entry(
+    "insufficient_scope",
+    403,
+    "`AUTH_MODE=entra`: the token lacks the scope `AUTH_SCOPE` in `scp` (app-only: `AUTH_APP_ROLE` in `roles`)",
 )
 BUDGET_EXCEEDED = _entry(
     "budget_exceeded", 429, "the caller used `USER_DAILY_TOKENS` today; `Retry-After`: the next UTC midnight"
 )
 AUTH_KEYS_UNAVAILABLE = _entry(
-    "auth_keys_unavailable", 502, "`AUTH_MODE=entra`: the token issuer's keys could not be fetched"
+    "auth_keys_unavailable",
+    503,
+    "`AUTH_MODE=entra`: the token issuer's keys could not be fetched; `Retry-After`: a few seconds",
 )
 BUDGET_UNAVAILABLE = _entry("budget_unavailable", 503, "`USER_DAILY_TOKENS`: the budget table could not be reached")
 # The upstream refused the caller's input: its own code, passed on as a 400.

@@ -7,16 +7,24 @@ null). `Annotated[str, "what it is"]` describes a parameter; the docstring's fir
 describes the tool. A call whose arguments are not the declared JSON, a tool that raises or
 runs past its timeout: each gives the model `{"error": "..."}` as the output, never an
 exception for the stream; a `ToolError`'s message is meant for the model.
+
+A plain function runs in the toolbox's own bounded pool of threads, never in the event loop's
+default executor (which DNS lookups and file I/O share): a thread cannot be stopped, so a
+tool past its timeout keeps its thread until it returns, and when every thread is taken a
+call gets the model an error at once instead of waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
+import threading
 import types
 import typing
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
@@ -107,9 +115,12 @@ def registry(*functions: Callable[..., object]) -> dict[str, Tool]:
 class Toolbox:
     """The tools offered to the model, and how their calls run."""
 
-    def __init__(self, tools: Iterable[Tool], timeout_seconds: float) -> None:
+    def __init__(self, tools: Iterable[Tool], timeout_seconds: float, *, threads: int = 4) -> None:
         self._tools = {tool.name: tool for tool in tools}
         self._timeout = timeout_seconds
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tool")
+        # A thread is taken from a call's start until its function returns, timed out or not.
+        self._free_threads = threading.BoundedSemaphore(threads)
 
     def definitions(self) -> list[dict[str, Any]]:
         return [tool.definition() for tool in self._tools.values()]
@@ -142,7 +153,20 @@ class Toolbox:
             if inspect.iscoroutinefunction(tool.function):
                 return await typing.cast(Awaitable[object], tool.function(**arguments))
             # A plain function may block (files, the network): off the event loop.
-            return await asyncio.to_thread(tool.function, **arguments)
+            return await self._in_thread(functools.partial(tool.function, **arguments), tool.name)
+
+    async def _in_thread(self, function: Callable[[], object], name: str) -> object:
+        if not self._free_threads.acquire(blocking=False):
+            logger.warning("tool %s refused: all tool threads are busy", name)
+            raise ToolError(f"The tool {name} cannot run now: too many tool calls are running; try again later")
+        running = self._threads.submit(function)
+        # Released when the function returns (in its thread), not when the call times out.
+        running.add_done_callback(lambda _: self._free_threads.release())
+        return await asyncio.wrap_future(running)
+
+    def close(self) -> None:
+        """Stop taking calls; threads still running finish on their own."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
 
 def _arguments(tool: Tool, raw: str) -> dict[str, Any]:

@@ -74,6 +74,7 @@ class Upstream:
     ) -> None:
         self.settings = settings
         self._function_tools = list(function_tools)  # the definitions of the tools the relay runs
+        self.base_url = base_url  # where the model service is (telemetry names it as the server)
         # What redact() removes from upstream messages: the address, with and without the path.
         self._addresses = [address for address in (base_url.rstrip("/"), httpx2.URL(base_url).host) if address]
         self._credential: AsyncTokenCredential | None = None
@@ -101,9 +102,12 @@ class Upstream:
             http_client=http_client(settings, timeout),
         )
 
-    async def open(self, request: ChatRequest, *, owner: str | None = None) -> httpx2.Response:
-        """The upstream's streaming HTTP response, its headers received and status 2xx."""
-        body = json_body(self._parameters(request, owner))
+    async def open(
+        self, request: ChatRequest, *, owner: str | None = None, answer: str | None = None
+    ) -> httpx2.Response:
+        """The upstream's streaming HTTP response, its headers received and status 2xx. `owner` and
+        `answer` go in the response's metadata (the caller's keyed hash, and the answer it is a round of)."""
+        body = json_body(self._parameters(request, owner, answer))
         headers = {"Content-Type": "application/json"}
         spillover = self.settings.spillover_deployment
         if spillover is not None:  # Azure OpenAI: where a provisioned deployment's overflow goes
@@ -200,7 +204,7 @@ class Upstream:
             return result
         raise AssertionError("unreachable")
 
-    def _parameters(self, request: ChatRequest, owner: str | None = None) -> dict[str, Any]:
+    def _parameters(self, request: ChatRequest, owner: str | None = None, answer: str | None = None) -> dict[str, Any]:
         settings = self.settings
         parameters: dict[str, Any] = {
             "model": settings.model,
@@ -224,7 +228,7 @@ class Upstream:
         if request.previous_response_id is not None:
             parameters["previous_response_id"] = request.previous_response_id
         if owner is not None:  # the caller's keyed hash: resume, cancel and chaining check it
-            parameters["metadata"] = {"owner": owner}
+            parameters["metadata"] = {"owner": owner} if answer is None else {"owner": owner, "answer": answer}
         if settings.resumable:  # background mode: stored upstream, resumable from any instance
             parameters["background"] = True
             parameters["store"] = True

@@ -22,7 +22,7 @@ from starlette.types import Message, Receive, Send
 from responses_relay.demo.answers import Answer
 from responses_relay.demo.background import StoredResponse
 from responses_relay.demo.script import TEXT_DELTA, Script, last_user_text
-from responses_relay.demo.server import SSE_HEADERS, STORED_RESPONSES, Call, DemoUpstream, send_event, send_json
+from responses_relay.demo.server import SSE_HEADERS, Call, DemoUpstream, send_event, send_json
 from responses_relay.demo.wire import error_body, sse
 
 Ending = Literal[
@@ -169,13 +169,11 @@ class FaultyUpstream(DemoUpstream):
         elif request.get("background"):
             await self._create_in_background(scenario, request, send)
         else:
-            await self._respond(scenario, request, send)
+            await self._respond(scenario, request, self.keep(StoredResponse(background=False)).tap(send))
 
     async def _create_in_background(self, scenario: Scenario, request: dict[str, Any], send: Send) -> None:
         """Generate on its own (a cut only cuts this connection), and stream it from the start."""
-        stored = StoredResponse()
-        self._stored.append(stored)
-        del self._stored[:-STORED_RESPONSES]
+        stored = self.keep(StoredResponse())
         cut = scenario.ending == "cut"
         generated = replace(scenario, ending="completed", after_deltas=None) if cut else scenario
         stored.generation = asyncio.get_running_loop().create_task(self._generate(generated, request, stored))

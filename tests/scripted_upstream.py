@@ -4,7 +4,8 @@ here from items (function calls, text, MCP approval requests and calls), not by 
 
 Each reply is one streamed response: `response.created`, `response.in_progress`, each item's
 events as the Responses API sends them, then `response.completed` with the output and usage.
-A reply may instead be an HTTP status, answered with an error body. Every request body is kept.
+A reply may instead be an HTTP status, answered with an error body. Every request body is kept,
+and every response it streamed can be retrieved (`GET /responses/{id}`) as it ended.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class ScriptedUpstream:
     def __init__(self) -> None:
         self.replies: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
+        self.stored: dict[str, dict[str, Any]] = {}  # each streamed response's object, by id
         self.base_url = ""
         self._numbers = itertools.count(1)
         self._server: uvicorn.Server | None = None
@@ -102,6 +104,10 @@ class ScriptedUpstream:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
+        stored = self.stored.get(scope["path"].removeprefix("/v1/responses/"))
+        if scope["method"] == "GET" and stored is not None:
+            await _json(send, 200, stored)
+            return
         if (scope["method"], scope["path"]) != ("POST", "/v1/responses") or not self.replies:
             await _json(send, 404 if self.replies else 500, {"error": {"code": "unscripted", "message": scope["path"]}})
             return
@@ -113,6 +119,8 @@ class ScriptedUpstream:
             return
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         for payload in _Response(f"resp_scripted{next(self._numbers)}", request, scripted).events():
+            if payload["type"] == "response.completed":
+                self.stored[payload["response"]["id"]] = payload["response"]
             frame = b"event: " + payload["type"].encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -148,6 +156,7 @@ class _Response:
             "model": self.request.get("model"),
             "output": list(self.output),
             "previous_response_id": self.request.get("previous_response_id"),
+            "metadata": self.request.get("metadata") or {},
         }
 
     def _item(self, index: int, item: Item) -> Iterator[dict[str, Any]]:

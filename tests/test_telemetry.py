@@ -29,6 +29,7 @@ import httpx2
 import orjson
 import pytest
 
+from .azurite import Azurite
 from .conftest import FAKE_KEY, OWNER_SECRET, RESUMABLE
 from .faulty_upstream import FaultyUpstream, Scenario
 from .host_process import HostProcess
@@ -301,12 +302,13 @@ async def test_no_question_or_answer_text_unless_the_content_switch_asks(
 
 
 async def test_a_question_and_its_resume_on_another_instance_are_one_trace(
-    ingestion: Ingestion, upstream: FaultyUpstream
+    ingestion: Ingestion, upstream: FaultyUpstream, azurite: Azurite
 ) -> None:
     trace_id = secrets.token_hex(16)
     answer = "".join(f"湖東の{i}番目の寺です。" for i in range(20))
     upstream.set_scenario(Scenario(text=answer, delta_seconds=0.005, chunk_chars=4))
-    async with relay_host(ingestion, upstream, **RESUMABLE) as a, relay_host(ingestion, upstream, **RESUMABLE) as b:
+    resumable = {**RESUMABLE, "AzureWebJobsStorage": azurite.connection_string}  # the instances' shared storage
+    async with relay_host(ingestion, upstream, **resumable) as a, relay_host(ingestion, upstream, **resumable) as b:
         first = await chat(a, {"input": "滋賀"}, stop_after=3, headers={"traceparent": traceparent(trace_id)})
         response_id = first.payloads("response.created")[0]["response_id"]
         last_id = [event.id for event in first.events if event.id is not None][-1]

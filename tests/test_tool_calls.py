@@ -21,6 +21,7 @@ from responses_relay.settings import Settings, load_settings
 from responses_relay.sse import Decoder, Event
 from responses_relay.tools import Tool, function_tool
 
+from .azurite import Azurite
 from .conftest import FAKE_KEY, RESUMABLE, RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario, StreamRecord
 from .scripted_upstream import ApprovalRequest, FunctionCall, McpCall, ScriptedUpstream, Text, refusal, reply
@@ -206,9 +207,12 @@ async def test_with_no_tools_none_are_sent(scripted: ScriptedUpstream) -> None:
     assert received.text == "I cannot check the time."
 
 
-async def test_where_responses_are_stored_the_next_round_names_the_last_one(scripted: ScriptedUpstream) -> None:
+async def test_where_responses_are_stored_the_next_round_names_the_last_one(
+    scripted: ScriptedUpstream, azurite: Azurite
+) -> None:
     scripted.script(reply(TOKYO), reply(Text("Nine.")))
-    received = await ask(scripted, **RESUMABLE)  # background mode stores responses
+    storage = {"AzureWebJobsStorage": azurite.connection_string}
+    received = await ask(scripted, **RESUMABLE, **storage)  # background mode stores responses
     assert received.text == "Nine."
     second = scripted.requests[1]
     assert second["previous_response_id"] == "resp_scripted1"
@@ -299,13 +303,42 @@ async def test_an_approval_ends_the_stream_and_the_next_chat_answers_it(scripted
 
 
 async def test_a_denied_approval_is_sent_as_such(scripted: ScriptedUpstream) -> None:
+    scripted.script(reply(ApprovalRequest("wiki", "ask_question", '{"question": "Kyoto"}')))
     scripted.script(reply(Text("I will answer without it.")))
-    body = {"previous_response_id": "resp_abc", "approvals": [{"approval_request_id": "mcpr_1", "approve": False}]}
-    received = await ask(scripted, body, MCP_SERVERS=MCP_SERVERS)
-    assert scripted.requests[0]["input"] == [
-        {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": False}
+    async with relay_to(scripted, MCP_SERVERS=MCP_SERVERS) as relay:
+        asking = await chat(relay.client, QUESTION)
+        [ended] = asking.payloads("response.completed")
+        approvals = [{"approval_request_id": "mcpr_resp_scripted1_0", "approve": False}]
+        received = await chat(relay.client, {"previous_response_id": ended["response_id"], "approvals": approvals})
+    assert scripted.requests[1]["input"] == [
+        {"type": "mcp_approval_response", "approval_request_id": "mcpr_resp_scripted1_0", "approve": False}
     ]
     assert received.text == "I will answer without it."
+
+
+@pytest.mark.parametrize(
+    ("answering", "approval_request_id"),
+    [
+        pytest.param("the asking response", "mcpr_invented", id="an id the response never asked"),
+        pytest.param("a response that asked nothing", "mcpr_resp_scripted1_0", id="another response's request"),
+    ],
+)
+async def test_an_approval_must_answer_a_request_of_the_response_it_names(
+    scripted: ScriptedUpstream, answering: str, approval_request_id: str
+) -> None:
+    scripted.script(reply(ApprovalRequest("wiki", "ask_question", '{"question": "Kyoto"}')))
+    scripted.script(reply(Text("Kyoto.")))
+    async with relay_to(scripted, MCP_SERVERS=MCP_SERVERS) as relay:
+        asking = await chat(relay.client, QUESTION)
+        other = await chat(relay.client, QUESTION)
+        named = asking if answering == "the asking response" else other
+        [ended] = named.payloads("response.completed")
+        approvals = [{"approval_request_id": approval_request_id, "approve": True}]
+        body = {"previous_response_id": ended["response_id"], "approvals": approvals}
+        reply_ = await relay.client.post("/api/chat", json=body)
+    error = reply_.json()["error"]
+    assert (reply_.status_code, error["code"], error["param"]) == (400, "unknown_approval", "approvals[0]")
+    assert len(scripted.requests) == 2, "nothing was sent upstream"
 
 
 # Against the demo upstream (tests/faulty_upstream.py), as demo mode runs it.
@@ -469,12 +502,19 @@ async def test_a_caller_who_leaves_while_a_round_is_created_leaves_no_orphan_rou
     upstream.set_scenario(Scenario(delta_seconds=0.001))
     tools = [function_tool(local_time)]
     async for server in serve(ChatService(make_settings(**RESUMABLE), tools=tools)):
-        first = await chat(server.client, {"input": "京都は今何時？"}, stop_at="tool.result")  # then it leaves
+        created: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        body, headers = orjson.dumps({"input": "京都は今何時？"}), {"content-type": "application/json"}
+        reading = asyncio.ensure_future(
+            read_sse(server.client, "POST", "/api/chat", content=body, headers=headers, created=created)
+        )
         await asyncio.to_thread(upstream.wait_for_requests, 2)  # the next round is being created
+        reading.cancel()  # the caller leaves meanwhile
+        with pytest.raises(asyncio.CancelledError):
+            await reading
         upstream.release()
         records = await asyncio.to_thread(upstream.wait_for_requests, 3)
     _, continuation, cancel = records[:3]
-    assert continuation.request["previous_response_id"] == response_id(first)
+    assert continuation.request["previous_response_id"] == await created
     assert cancel.path.endswith("/cancel")  # the round whose id never reached its caller
     assert await asyncio.to_thread(cancel.ended.wait, 5)
     stored = upstream.stored(cancel.path.split("/")[-2])

@@ -212,3 +212,31 @@ async def test_a_result_that_is_not_json_is_an_error() -> None:
 
     output = await run(Toolbox([function_tool(opaque)], timeout_seconds=5), "opaque", {"city": "Kyoto"})
     assert output == {"error": "The tool opaque failed"}
+
+
+async def test_slow_plain_tools_take_only_their_own_threads_and_a_full_pool_refuses_at_once() -> None:
+    release = threading.Event()
+
+    def stuck(city: str) -> str:
+        """Blocks until the test lets it go."""
+        release.wait(30)
+        return city
+
+    toolbox = Toolbox([function_tool(stuck)], timeout_seconds=0.05, threads=2)
+    loop = asyncio.get_running_loop()
+    try:
+        # Six calls that run past their timeout: their threads stay taken, but only the toolbox's two.
+        outputs = [await run(toolbox, "stuck", {"city": "Kyoto"}) for _ in range(6)]
+        assert outputs[:2] == [{"error": "The tool stuck did not finish within 0.05 seconds"}] * 2
+        assert all("too many tool calls are running" in output["error"] for output in outputs[2:])
+        # The event loop's default executor is free: a DNS lookup answers at once.
+        async with asyncio.timeout(5):
+            assert await loop.getaddrinfo("localhost", 80)
+        release.set()
+        # Each thread finishes its stuck call before it takes the next task: once these ran, both are free.
+        drained = [asyncio.wrap_future(toolbox._threads.submit(lambda: None)) for _ in range(2)]
+        await asyncio.wait_for(asyncio.gather(*drained), 5)
+        assert (await toolbox.run(FunctionCall("c", "stuck", '{"city": "Nara"}'))).output == "Nara"
+    finally:
+        release.set()
+        toolbox.close()

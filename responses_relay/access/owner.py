@@ -37,19 +37,22 @@ class Owners:
             raise HttpError(RESPONSE_NOT_FOUND, NOT_FOUND_MESSAGE)
         return response
 
-    async def check_previous(self, upstream: Upstream, response_id: str, owner: str) -> None:
-        """`previous_response_id`: someone else's is answered as the model service answers an
-        unknown one, 400 `previous_response_not_found` (so a client falls back to sending the history)."""
+    async def check_previous(self, upstream: Upstream, response_id: str, owner: str) -> dict[str, Any]:
+        """`previous_response_id`'s stored response; someone else's is answered as the model service
+        answers an unknown one, 400 `previous_response_not_found` (so a client falls back to sending
+        the history)."""
         try:
-            await self.check(upstream, response_id, owner)
+            return await self.check(upstream, response_id, owner)
         except HttpError as error:
             if error.code != RESPONSE_NOT_FOUND.code:
                 raise
-            raise HttpError(
-                _PREVIOUS_NOT_FOUND,
-                "No stored response has the id in 'previous_response_id'",
-                param="previous_response_id",
-            ) from None
+            raise previous_not_found() from None
+
+
+def previous_not_found() -> HttpError:
+    return HttpError(
+        _PREVIOUS_NOT_FOUND, "No stored response has the id in 'previous_response_id'", param="previous_response_id"
+    )
 
 
 def _owned_by(response: dict[str, Any], owner: str) -> bool:

@@ -1,11 +1,13 @@
-"""Background mode (`background: true`) for the demo upstream, as the Responses API has it:
-the response is generated on its own, whoever is connected; its events are stored with
-their `sequence_number`, so any client can stream them from any point
+"""Stored responses for the demo upstream, as the Responses API keeps them. In background
+mode (`background: true`) the response is generated on its own, whoever is connected; its
+events are stored with their `sequence_number`, so any client can stream them from any point
 (`GET /responses/{id}?stream=true&starting_after=N`), retrieve the response
-(`GET /responses/{id}`) or cancel it (`POST /responses/{id}/cancel`).
+(`GET /responses/{id}`) or cancel it (`POST /responses/{id}/cancel`). Any other response is
+stored too (`store` defaults to true), as its caller streams it: it can be retrieved, but not
+streamed again or cancelled.
 
 A `StoredResponse` is also the ASGI `send` its generation writes to: the demo's normal
-answer, with every fault knob, becomes the stored stream.
+answer, with every fault knob, becomes the stored stream (`tap` keeps what a caller is sent).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.types import Message
+from starlette.types import Message, Send
 
 TERMINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
 _STATUS_OF = {
@@ -27,7 +29,8 @@ _STATUS_OF = {
 
 
 class StoredResponse:
-    def __init__(self) -> None:
+    def __init__(self, *, background: bool = True) -> None:
+        self.background = background  # False: kept as its caller is sent it; neither streamed again nor cancelled
         self.id: str | None = None
         self.status = "queued"
         self.frames: list[tuple[int | None, bytes]] = []  # (sequence number, SSE frame); None: not an event
@@ -69,6 +72,15 @@ class StoredResponse:
         if kind in _STATUS_OF:
             self.status = _STATUS_OF[kind]
 
+    def tap(self, send: Send) -> Send:
+        """`send`, also storing what it sends."""
+
+        async def tapped(message: Message) -> None:
+            await send(message)
+            await self(message)
+
+        return tapped
+
     async def follow(self, after: int | None) -> AsyncIterator[bytes]:
         """The stored frames after sequence number `after`, then new ones as they come, until the
         response ends (or is cancelled: then the stream just stops, without a terminal event)."""
@@ -92,7 +104,7 @@ class StoredResponse:
 
     def response(self) -> dict[str, Any]:
         """The response object, as `GET /responses/{id}` returns it."""
-        return {**self._response, "id": self.id, "status": self.status, "background": True}
+        return {**self._response, "id": self.id, "status": self.status, "background": self.background}
 
     async def cancel(self) -> None:
         if not self.done:

@@ -31,7 +31,7 @@ from .wire import error_body, sse
 # POST /responses, GET /responses/{id}, POST /responses/{id}/cancel
 _ROUTE = re.compile(r"/responses(?:/(?P<id>resp_[A-Za-z0-9_-]+)(?P<cancel>/cancel)?)?$")
 _ROUTES = {("POST", True, True), ("GET", False, True), ("POST", False, False)}
-STORED_RESPONSES = 1000  # background responses kept, the oldest dropped first
+STORED_RESPONSES = 1000  # responses kept, the oldest dropped first
 SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
 
 
@@ -60,7 +60,7 @@ class DemoUpstream:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stored: list[StoredResponse] = []  # background responses, the latest last
+        self._stored: list[StoredResponse] = []  # stored responses, the latest last
 
     @property
     def base_url(self) -> str:
@@ -139,6 +139,9 @@ class DemoUpstream:
         stored = self.stored(call.response_id)
         if stored is None:
             await send_json(send, 404, error_body("not_found", f"Response with id '{call.response_id}' not found."))
+        elif (call.cancel or call.query.get("stream") == ["true"]) and not stored.background:
+            message = "Only background responses can be cancelled or streamed again."
+            await send_json(send, 400, error_body("invalid_request_error", message))
         elif call.cancel and stored.done:
             message = f"Cannot cancel a response with status '{stored.status}'."
             await send_json(send, 400, error_body("invalid_request_error", message))
@@ -153,15 +156,19 @@ class DemoUpstream:
     def stored(self, response_id: str) -> StoredResponse | None:
         return next((stored for stored in self._stored if stored.id == response_id), None)
 
+    def keep(self, stored: StoredResponse) -> StoredResponse:
+        """Store a response (the oldest are dropped past STORED_RESPONSES)."""
+        self._stored.append(stored)
+        del self._stored[:-STORED_RESPONSES]
+        return stored
+
     async def create(self, request: dict[str, Any], send: Send) -> None:
         """POST /responses: the answer's stream; in background mode, generated on its own and
         streamed from the store, whoever is connected."""
         if not request.get("background"):
-            await self.respond(request, send)
+            await self.respond(request, self.keep(StoredResponse(background=False)).tap(send))
             return
-        stored = StoredResponse()
-        self._stored.append(stored)
-        del self._stored[:-STORED_RESPONSES]
+        stored = self.keep(StoredResponse())
         stored.generation = asyncio.get_running_loop().create_task(self.respond(request, stored))
         await self.follow(stored, None, send)
 

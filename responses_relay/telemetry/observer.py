@@ -1,5 +1,5 @@
-"""What the relay tells telemetry, at a few points of a request: the model calls, the tool calls,
-heals, hand-offs, cancels, disconnects, and how the stream or the request ended.
+"""What the relay tells telemetry, at a few points of a request: the model calls (and their heals),
+the tool calls, and how the stream (handed off, cancelled, its caller gone, ...) or the request ended.
 
 These classes are what listens with telemetry off: they do nothing (besides knowing the
 caller's trace id, which the stream record carries either way), and nothing of OpenTelemetry
@@ -55,15 +55,6 @@ class RequestObserver:
     def tool_call(self, call: FunctionCall, running: Awaitable[ToolResult]) -> Awaitable[ToolResult]:
         """`running` runs the call; what is awaited in its place."""
         return running
-
-    def handed_off(self, after: int | None) -> None:
-        """The stream reached its time limit and handed its caller off to a resume after `after`."""
-
-    def cancelled(self) -> None:
-        """The stream was ended as cancelled (the cancel route)."""
-
-    def disconnected(self) -> None:
-        """The caller left before the stream's end."""
 
     def stream_started(self) -> None:
         """The stream's body started."""

@@ -42,7 +42,10 @@ PROVIDERS = {"azure-openai": "azure.ai.openai", "openai-compatible": "openai", "
 # A response's status (or an incomplete one's reason) as the conventions' finish reason.
 _FINISH_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-_CURSOR = "relay.cursor"  # on a heal or hand-off event: the last sequence number relayed
+_CURSOR = "relay.cursor"  # on a heal event: the last sequence number relayed
+HANDED_OFF = "handed_off"
+# The outcomes that are events on the request span too, when the stream ends so.
+_STREAM_EVENTS = {HANDED_OFF: "relay.hand_off", "cancelled": "relay.cancel", "client_disconnected": "relay.disconnect"}
 _USER = "enduser.pseudo.id"  # the owner's keyed hash: Application Insights' user id
 
 Instrument = metrics.Histogram | metrics.Counter | metrics.UpDownCounter
@@ -145,16 +148,6 @@ class RequestRecording(RequestObserver):
         self.recorder.add(names.HEALS, 1, self.route_attributes)
         self._event("relay.heal", {names.ERROR_TYPE: error, _CURSOR: -1 if after is None else after})
 
-    def handed_off(self, after: int | None) -> None:
-        self.recorder.add(names.HAND_OFFS, 1, self.route_attributes)
-        self._event("relay.hand_off", {_CURSOR: -1 if after is None else after})
-
-    def cancelled(self) -> None:
-        self._event("relay.cancel", {})
-
-    def disconnected(self) -> None:
-        self._event("relay.disconnect", {})
-
     def _event(self, name: str, attributes: Mapping[str, Any]) -> None:
         at = time_ns()
         self.with_span(lambda span: span.add_event(name, attributes, timestamp=at))
@@ -175,6 +168,10 @@ class RequestRecording(RequestObserver):
             self.recorder.add(names.FIRST_DELTA, first_delta_seconds, self.route_attributes)
         if code == BUDGET_EXCEEDED.code:
             self.recorder.add(names.BUDGET_REFUSALS, 1, self.route_attributes)
+        if code == HANDED_OFF:
+            self.recorder.add(names.HAND_OFFS, 1, self.route_attributes)
+        if code in _STREAM_EVENTS:
+            self._event(_STREAM_EVENTS[code], {})
         self._end_calls(code, failed=failed)
         figures: dict[str, Any] = {names.OUTCOME: outcome}
         if first_delta_seconds is not None:
