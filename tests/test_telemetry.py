@@ -306,7 +306,8 @@ async def test_a_question_and_its_resume_on_another_instance_are_one_trace(
 ) -> None:
     trace_id = secrets.token_hex(16)
     answer = "".join(f"湖東の{i}番目の寺です。" for i in range(20))
-    upstream.set_scenario(Scenario(text=answer, delta_seconds=0.005, chunk_chars=4))
+    # The resume's own stream is cut after 8 frames: healed by the instance it resumed on.
+    upstream.set_scenario(Scenario(text=answer, delta_seconds=0.005, chunk_chars=4, stream_cuts=(None, 8)))
     resumable = {**RESUMABLE, "AzureWebJobsStorage": azurite.connection_string}  # the instances' shared storage
     async with relay_host(ingestion, upstream, **resumable) as a, relay_host(ingestion, upstream, **resumable) as b:
         first = await chat(a, {"input": "滋賀"}, stop_after=3, headers={"traceparent": traceparent(trace_id)})
@@ -319,6 +320,7 @@ async def test_a_question_and_its_resume_on_another_instance_are_one_trace(
             return len(of_type(items, "RequestData")) == len(records(items)) == len(model_calls(items)) == 2
 
         items = await operation(ingestion, trace_id, whole)
+        await ingestion.wait_until(partial(points, ingestion, "relay.stream.heals", relay__route="resume"), 10)
     assert first.text + rest.text == answer
     asked, resumed_there = sorted(of_type(items, "RequestData"), key=lambda item: item.item["time"])
     assert (asked.name, resumed_there.name) == ("POST /api/chat", "GET /api/chat/{response_id}")
@@ -328,6 +330,11 @@ async def test_a_question_and_its_resume_on_another_instance_are_one_trace(
     assert {call.properties["gen_ai.response.id"] for call in calls} == {response_id}
     assert {call.parent for call in calls} == {asked.data["id"], resumed_there.data["id"]}
     assert {record.properties["stream_trace_id"] for record in records(items)} == {trace_id}
+    # The caller leaving and the heal, as events of the request each happened in.
+    [left] = of_type(items, "MessageData", "relay.disconnect")
+    [healed] = of_type(items, "MessageData", "relay.heal")
+    assert (left.parent, healed.parent) == (asked.data["id"], resumed_there.data["id"])
+    assert healed.properties["relay.heal.cause"] == "upstream_connection_lost"
     # The caller appears only as its keyed hash (the user id), never as its key.
     owner = hmac.new(OWNER_SECRET.encode(), f"key:{KEY}".encode(), hashlib.sha256).hexdigest()
     assert {request.tags["ai.user.id"] for request in (asked, resumed_there)} == {owner}

@@ -42,7 +42,10 @@ PROVIDERS = {"azure-openai": "azure.ai.openai", "openai-compatible": "openai", "
 # A response's status (or an incomplete one's reason) as the conventions' finish reason.
 _FINISH_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 _DEFAULT_PORTS = {"https": 443, "http": 80}
-_CURSOR = "relay.cursor"  # on a heal event: the last sequence number relayed
+# On a heal event: why the stream was cut (an error code), and the last sequence number relayed
+# (error.type would do, but Application Insights leaves it out of an event's properties).
+_HEAL_CAUSE = "relay.heal.cause"
+_CURSOR = "relay.cursor"
 HANDED_OFF = "handed_off"
 # The outcomes that are events on the request span too, when the stream ends so.
 _STREAM_EVENTS = {HANDED_OFF: "relay.hand_off", "cancelled": "relay.cancel", "client_disconnected": "relay.disconnect"}
@@ -146,7 +149,7 @@ class RequestRecording(RequestObserver):
 
     def healed(self, error: str, after: int | None) -> None:
         self.recorder.add(names.HEALS, 1, self.route_attributes)
-        self._event("relay.heal", {names.ERROR_TYPE: error, _CURSOR: -1 if after is None else after})
+        self._event("relay.heal", {_HEAL_CAUSE: error, _CURSOR: -1 if after is None else after})
 
     def _event(self, name: str, attributes: Mapping[str, Any]) -> None:
         at = time_ns()
