@@ -9,7 +9,7 @@ import { chooseLanguage, localize, setLanguage, t, translatePage } from "./i18n.
 import { isSendKey, watchComposition } from "./keyboard.js";
 import { clearPending, Progress, savePending, takePending } from "./resume.js";
 import { AnswerSession } from "./session.js";
-import { createTurn, offerRetry, showMetrics } from "./turn.js";
+import { createTurn, offerRetry, showMetrics, showTrace } from "./turn.js";
 
 const $ = (selector) => document.querySelector(selector);
 const form = $("#ask");
@@ -98,12 +98,12 @@ function askForKey() {
   });
 }
 
-/** POST the question, continuing the conversation as the server allows; resolves to {response, omitted}. */
-async function post(text, signal) {
+/** POST the question in trace `traceId`, continuing the conversation as the server allows; resolves to {response, omitted}. */
+async function post(text, traceId, signal) {
   let keep = Infinity;
   for (;;) {
     const { body, omitted, sent } = state.conversation.request(text, { chain: state.chain, limits: state.limits, keep });
-    const response = await postChat(state.apiBase, body, signal);
+    const response = await postChat(state.apiBase, body, signal, traceId);
     const code = response.status === 400 ? (await errorOf(response.clone())).code : null;
     if (code === "previous_response_not_found" && body.previous_response_id) {
       state.chain = false; // the server keeps no responses, or lost this one: send the history from now on
@@ -119,22 +119,26 @@ async function post(text, signal) {
 async function ask(text, typing) {
   if (state.session || state.apiBase === null) return;
   state.calls?.expire();
-  await showAnswer(new Progress(text), typing, (signal) => post(text, signal));
+  const progress = new Progress(text); // a new trace
+  await showAnswer(progress, typing, (signal) => post(text, progress.traceId, signal));
 }
 
 /** Go on with the answer to `text` whose response `responseId` asked for approvals, as the user decided. */
 async function answerApprovals(text, responseId, approvals) {
   if (state.session || state.apiBase === null) return;
   const body = { previous_response_id: responseId, approvals };
-  const open = async (signal) => ({ response: await postChat(state.apiBase, body, signal), omitted: 0 });
-  await showAnswer(new Progress(text), false, open, { asked: false });
+  const progress = new Progress(text);
+  const posted = (signal) => postChat(state.apiBase, body, signal, progress.traceId);
+  const open = async (signal) => ({ response: await posted(signal), omitted: 0 });
+  await showAnswer(progress, false, open, { asked: false });
 }
 
-/** Continue the answer a reload of the page cut off: its whole stream again, from the start. */
-async function continuePending({ question: text, responseId }) {
-  const progress = new Progress(text);
+/** Continue the answer a reload of the page cut off: its whole stream again, from the start, in its trace. */
+async function continuePending({ question: text, responseId, traceId }) {
+  const progress = new Progress(text, traceId);
   progress.responseId = responseId;
-  const open = async (signal) => ({ response: await resumeChat(state.apiBase, responseId, null, signal), omitted: 0 });
+  const resumed = (signal) => resumeChat(state.apiBase, responseId, null, signal, traceId);
+  const open = async (signal) => ({ response: await resumed(signal), omitted: 0 });
   await showAnswer(progress, false, open);
 }
 
@@ -150,6 +154,7 @@ async function showAnswer(progress, typing, open, { asked = true } = {}) {
   const answer = createTurn(template, "assistant");
   localize(answer.status, "thinking");
   transcript.append(...(asked ? [userTurn.article] : []), answer.article);
+  showTrace(answer, progress.traceId);
   const view = new AnswerView(answer, (approvals) => answerApprovals(text, progress.responseId, approvals));
   state.calls = view.calls;
   const started = performance.now();
@@ -162,8 +167,8 @@ async function showAnswer(progress, typing, open, { asked = true } = {}) {
       if (omitted > 0) localize(answer.note, "trimmed", { count: omitted });
       return response;
     },
-    resume: (responseId, after, signal) => resumeChat(state.apiBase, responseId, after, signal),
-    cancel: (responseId) => cancelChat(state.apiBase, responseId),
+    resume: (responseId, after, signal) => resumeChat(state.apiBase, responseId, after, signal, progress.traceId),
+    cancel: (responseId) => cancelChat(state.apiBase, responseId, progress.traceId),
     onEvent: (event) => {
       if (event.type === "response.created" && state.resumable) savePending(sessionStorage, progress);
       if (view.show(event)) firstAt = performance.now();
