@@ -76,13 +76,21 @@ def traceparent(trace_id: str) -> str:
     return f"00-{trace_id}-{secrets.token_hex(8)}-01"
 
 
+@pytest.fixture(params=["in-process", "worker"])
+def back_end(request: pytest.FixtureRequest) -> str:
+    """Where the app runs: in the local host's process, or on the real Functions worker (where the
+    server's request span is FastAPI's, and the function runs in another task than the response)."""
+    return str(request.param)
+
+
 @asynccontextmanager
 async def relay_host(
-    ingestion: Ingestion, upstream: FaultyUpstream, **environ: str
+    ingestion: Ingestion, upstream: FaultyUpstream, back_end: str, **environ: str
 ) -> AsyncIterator[httpx2.AsyncClient]:
-    """The local host (in-process back end) exporting to `ingestion`, and a client with its function key."""
+    """The local host on `back_end` exporting to `ingestion`, and a client with its function key."""
     settings = {"OPENAI_ENDPOINT": upstream.base_url, "OPENAI_API_KEY": FAKE_KEY, "LOCAL_FUNCTION_KEY": KEY}
-    host = HostProcess(environ={**settings, **ingestion.environ, **EXPORT_AT_ONCE, **environ})
+    arguments = ["--worker"] if back_end == "worker" else []
+    host = HostProcess(*arguments, environ={**settings, **ingestion.environ, **EXPORT_AT_ONCE, **environ})
     await asyncio.to_thread(host.start)
     try:
         async with httpx2.AsyncClient(base_url=host.url, timeout=30, headers={"x-functions-key": KEY}) as client:
@@ -114,6 +122,11 @@ def records(items: list[Envelope]) -> list[Envelope]:
 def model_calls(items: list[Envelope]) -> list[Envelope]:
     """The `chat` dependencies among `items`, in the order they started."""
     return sorted(of_type(items, "RemoteDependencyData", "chat gpt-4o-mini"), key=lambda item: str(item.item["time"]))
+
+
+def answered(items: list[Envelope]) -> bool:
+    """The request and its model calls have arrived."""
+    return bool(of_type(items, "RequestData") and model_calls(items))
 
 
 def with_response(ingestion: Ingestion, response_id: str) -> list[Envelope]:
@@ -153,12 +166,12 @@ async def test_stream_records_reach_application_insights(ingestion: Ingestion) -
 
 
 async def test_a_question_is_one_trace_with_its_model_call_and_its_metrics(
-    ingestion: Ingestion, upstream: FaultyUpstream
+    ingestion: Ingestion, upstream: FaultyUpstream, back_end: str
 ) -> None:
     trace_id = secrets.token_hex(16)
     caller = traceparent(trace_id)
     upstream.set_scenario(Scenario(text="琵琶湖は日本最大の湖です。", delta_seconds=0.001))
-    async with relay_host(ingestion, upstream) as client:
+    async with relay_host(ingestion, upstream, back_end) as client:
         received = await chat(client, {"input": "滋賀"}, headers={"traceparent": caller})
 
         def whole(items: list[Envelope]) -> bool:
@@ -213,14 +226,17 @@ async def test_a_question_is_one_trace_with_its_model_call_and_its_metrics(
     assert points(ingestion, "relay.stream.active", relay__route="chat")
 
 
-async def test_a_tool_call_is_a_span_between_its_model_calls(ingestion: Ingestion, upstream: FaultyUpstream) -> None:
+async def test_a_tool_call_is_a_span_between_its_model_calls(
+    ingestion: Ingestion, upstream: FaultyUpstream, back_end: str
+) -> None:
     trace_id = secrets.token_hex(16)
     upstream.set_scenario(Scenario(delta_seconds=0.001))
-    async with relay_host(ingestion, upstream) as client:
+    async with relay_host(ingestion, upstream, back_end) as client:
         received = await chat(client, {"input": "京都は今何時？"}, headers={"traceparent": traceparent(trace_id)})
 
         def whole(items: list[Envelope]) -> bool:
-            return len(of_type(items, "RemoteDependencyData")) == 3 and bool(of_type(items, "RequestData"))
+            tools = of_type(items, "RemoteDependencyData", "execute_tool local_time")
+            return len(model_calls(items)) == 2 and bool(tools and of_type(items, "RequestData"))
 
         items = await operation(ingestion, trace_id, whole)
         await ingestion.wait_until(lambda: bool(ingestion.metric_points("relay.tool_rounds")), 10)
@@ -249,13 +265,15 @@ FAILURES = [
 ]
 
 
-async def test_a_failed_model_call_says_its_error_type(ingestion: Ingestion, upstream: FaultyUpstream) -> None:
-    async with relay_host(ingestion, upstream, UPSTREAM_MAX_RETRIES="0") as client:
+async def test_a_failed_model_call_says_its_error_type(
+    ingestion: Ingestion, upstream: FaultyUpstream, back_end: str
+) -> None:
+    async with relay_host(ingestion, upstream, back_end, UPSTREAM_MAX_RETRIES="0") as client:
         for scenario, code, status in FAILURES:
             trace_id = secrets.token_hex(16)
             upstream.set_scenario(scenario)
             received = await chat(client, {"input": "滋賀"}, headers={"traceparent": traceparent(trace_id)})
-            items = await operation(ingestion, trace_id, lambda items: bool(of_type(items, "RequestData")))
+            items = await operation(ingestion, trace_id, answered)
             failed = partial(points, ingestion, "gen_ai.client.operation.duration", error__type=code)
             await ingestion.wait_until(failed, 10)
             assert received.status == status
@@ -273,12 +291,13 @@ async def test_a_failed_model_call_says_its_error_type(ingestion: Ingestion, ups
 
 @pytest.mark.parametrize("capture", [None, "SPAN_ONLY"])
 async def test_no_question_or_answer_text_unless_the_content_switch_asks(
-    ingestion: Ingestion, upstream: FaultyUpstream, capture: str | None
+    ingestion: Ingestion, upstream: FaultyUpstream, back_end: str, capture: str | None
 ) -> None:
     trace_id, question, answer = secrets.token_hex(16), "琵琶湖の秘密を教えて", "湖底には古い遺跡が眠っています。"
     upstream.set_scenario(Scenario(text=answer, delta_seconds=0.001))
     switch = {CAPTURE: capture} if capture is not None else {}
-    async with relay_host(ingestion, upstream, MODEL_INSTRUCTIONS="観光ガイドとして答える", **switch) as client:
+    instructions = {"MODEL_INSTRUCTIONS": "観光ガイドとして答える", **switch}
+    async with relay_host(ingestion, upstream, back_end, **instructions) as client:
         received = await chat(client, {"input": question}, headers={"traceparent": traceparent(trace_id)})
 
         def whole(items: list[Envelope]) -> bool:
@@ -309,7 +328,10 @@ async def test_a_question_and_its_resume_on_another_instance_are_one_trace(
     # The resume's own stream is cut after 8 frames: healed by the instance it resumed on.
     upstream.set_scenario(Scenario(text=answer, delta_seconds=0.005, chunk_chars=4, stream_cuts=(None, 8)))
     resumable = {**RESUMABLE, "AzureWebJobsStorage": azurite.connection_string}  # the instances' shared storage
-    async with relay_host(ingestion, upstream, **resumable) as a, relay_host(ingestion, upstream, **resumable) as b:
+    async with (
+        relay_host(ingestion, upstream, "in-process", **resumable) as a,
+        relay_host(ingestion, upstream, "worker", **resumable) as b,
+    ):
         first = await chat(a, {"input": "滋賀"}, stop_after=3, headers={"traceparent": traceparent(trace_id)})
         response_id = first.payloads("response.created")[0]["response_id"]
         last_id = [event.id for event in first.events if event.id is not None][-1]
@@ -352,9 +374,11 @@ MALFORMED = [
 ]
 
 
-async def test_a_malformed_traceparent_starts_a_new_trace(ingestion: Ingestion, upstream: FaultyUpstream) -> None:
+async def test_a_malformed_traceparent_starts_a_new_trace(
+    ingestion: Ingestion, upstream: FaultyUpstream, back_end: str
+) -> None:
     upstream.set_scenario(Scenario(text="はい。", delta_seconds=0.001))
-    async with relay_host(ingestion, upstream) as client:
+    async with relay_host(ingestion, upstream, back_end) as client:
         for value in MALFORMED:
             received = await chat(client, {"input": "滋賀"}, headers={"traceparent": value})
             response_id = received.payloads("response.created")[0]["response_id"]
