@@ -180,6 +180,7 @@ async def test_relay_answers_health(relay: RelayServer) -> None:
         "python": platform.python_version(),
         "worker": "in-process",
         "stores_responses": False,  # an OpenAI-compatible server may keep no responses: send the history
+        "budget": None,
         "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }
 
