@@ -438,3 +438,15 @@ def test_message_content_is_off_unless_the_deployment_asks() -> None:
     setting = bicep_app_settings()["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"]["operator"]["operands"]
     assert setting == {"condition": "captureMessageContent", "true_value": "true", "false_value": "false"}
     assert not load_settings({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"}).telemetry.capture_content
+
+
+def test_the_readme_lists_every_metric_and_the_workbooks_queries() -> None:
+    readme = (ROOT / "README.md").read_text()
+    operating = readme.split("## Operating it")[1].split("\n## ")[0]
+    for metric in names.METRICS:
+        row = f"| `{metric.name}` | {metric.instrument.replace('_', ' ')} | `{metric.unit}` | "
+        row += ", ".join(f"`{dimension}`" for dimension in metric.dimensions) + " |"
+        assert row in operating, row
+    for query in workbook_queries().values():
+        assert f"```kusto\n{query}\n```" in operating
+    assert names.SEMANTIC_CONVENTIONS in operating
