@@ -214,11 +214,18 @@ def test_routes_are_anonymous_to_the_host_in_entra_mode_and_keyed_otherwise(
             for function in http_functions(function_app.create_app(ChatService(settings)))
         }
 
-    assert levels(entra) == {"chat": "anonymous", "resume": "anonymous", "cancel": "anonymous", "health": "anonymous"}
+    assert levels(entra) == {
+        "chat": "anonymous",
+        "resume": "anonymous",
+        "cancel": "anonymous",
+        "feedback": "anonymous",
+        "health": "anonymous",
+    }
     assert levels(make_settings()) == {
         "chat": "function",
         "resume": "function",
         "cancel": "function",
+        "feedback": "function",
         "health": "anonymous",
     }
 

@@ -68,5 +68,6 @@ def test_the_app_indexes_and_starts_from_the_deployed_files_alone(tmp_path: Path
         "chat": "chat",
         "resume": "chat/{response_id}",
         "cancel": "chat/{response_id}/cancel",
+        "feedback": "feedback",
         "health": "health",
     }

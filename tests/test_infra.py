@@ -450,3 +450,17 @@ def test_the_readme_lists_every_metric_and_the_workbooks_queries() -> None:
     for query in workbook_queries().values():
         assert f"```kusto\n{query}\n```" in operating
     assert names.SEMANTIC_CONVENTIONS in operating
+
+
+def test_the_values_the_template_and_the_local_example_write_out_are_valid_settings() -> None:
+    # Settings given as literals (not parameters): each is a value the code takes at start-up.
+    example = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
+    parameters = set(parse(INFRA / "app" / "function.bicep")["parameters"])  # a reference to one parses as its name
+    literals = {
+        name: value
+        for name, value in bicep_app_settings().items()
+        if isinstance(value, str) and value not in parameters
+    }
+    assert literals["UPSTREAM_TRANSPORT"]  # the literals are found
+    for values in (example, literals):
+        load_settings({name: value for name, value in values.items() if isinstance(value, str)})

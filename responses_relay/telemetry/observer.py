@@ -37,10 +37,10 @@ class ModelCallObserver:
 
 
 class RequestObserver:
-    """One request to chat, resume or cancel, and the stream it answers with."""
+    """One request to chat, resume, cancel or give feedback, and the stream it answers with."""
 
     def __init__(self, route: str, caller: TraceParent | None = None) -> None:
-        self.route = route  # chat, resume or cancel
+        self.route = route  # chat, resume, cancel or feedback
         self.caller = caller  # the trace context the caller sent, if valid
 
     @property

@@ -69,12 +69,24 @@ export async function cancelChat(apiBase, responseId, traceId) {
   }
 }
 
+/** POST /api/feedback {response_id, rating, comment}; resolves to {ok, code} (code: why not, or null). */
+export async function postFeedback(apiBase, body) {
+  try {
+    const headers = await authorized({ "Content-Type": "application/json" });
+    const response = await fetch(`${apiBase}/feedback`, { method: "POST", headers, body: JSON.stringify(body), cache: "no-store" });
+    return response.ok ? { ok: true, code: null } : { ok: false, code: (await errorOf(response)).code };
+  } catch {
+    return { ok: false, code: "network" };
+  }
+}
+
 /**
- * `headers` with the question's trace context and the caller's credential: the signed-in user's access
- * token, or else the function key when one is saved; a header, never the URL (URLs end up in logs).
+ * `headers` with the question's trace context (a request about an answer: in trace `traceId`) and the
+ * caller's credential: the signed-in user's access token, or else the function key when one is saved;
+ * a header, never the URL (URLs end up in logs).
  */
-async function authorized(headers, traceId) {
-  const traced = { ...headers, traceparent: traceparent(traceId) };
+async function authorized(headers, traceId = null) {
+  const traced = traceId ? { ...headers, traceparent: traceparent(traceId) } : headers;
   const token = await accessToken();
   if (token) return { ...traced, Authorization: `Bearer ${token}` };
   const key = functionKey();

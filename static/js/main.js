@@ -1,8 +1,20 @@
 // The chat page: wires the form, the stream reader and the transcript together.
 import { showAccount } from "./account.js";
 import { AnswerView } from "./answer.js";
-import { cancelChat, errorOf, functionKey, health, loadConfig, postChat, resumeChat, saveFunctionKey } from "./api.js";
+import { AnswerActions } from "./answer_actions.js";
+import {
+  cancelChat,
+  errorOf,
+  functionKey,
+  health,
+  loadConfig,
+  postChat,
+  postFeedback,
+  resumeChat,
+  saveFunctionKey,
+} from "./api.js";
 import { signIn, signsIn, startSignIn } from "./auth.js";
+import { Composer, thumbnails } from "./composer.js";
 import { Conversation, DEFAULT_LIMITS } from "./conversation.js";
 import { FollowScroll } from "./follow.js";
 import { chooseLanguage, localize, setLanguage, t, translatePage } from "./i18n.js";
@@ -34,8 +46,14 @@ const state = {
   calls: null, // the last answer's tool calls (a ToolCalls), whose approval prompts a new question expires
   leaving: false, // the page is being unloaded: an unfinished answer stays for the reload to continue
   conversation: new Conversation(),
+  feedback: false, // the server keeps votes on answers (POST /api/feedback)
+  actions: null, // the last answer's actions (an AnswerActions), the only one that can be regenerated
 };
 const follow = new FollowScroll(transcript);
+const composer = new Composer(
+  { form, question, attach: $("#attach"), input: $("#file-input"), list: $("#attachments") },
+  (key, values, { alert = false } = {}) => say(alert ? alertRegion : announcer, t(key, values)),
+);
 
 function applyLanguage(language) {
   languageSelect.value = setLanguage(language);
@@ -99,10 +117,10 @@ function askForKey() {
 }
 
 /** POST the question in trace `traceId`, continuing the conversation as the server allows; resolves to {response, omitted}. */
-async function post(text, traceId, signal) {
+async function post(asked, traceId, signal) {
   let keep = Infinity;
   for (;;) {
-    const { body, omitted, sent } = state.conversation.request(text, { chain: state.chain, limits: state.limits, keep });
+    const { body, omitted, sent } = state.conversation.request(asked, { chain: state.chain, limits: state.limits, keep });
     const response = await postChat(state.apiBase, body, signal, traceId);
     const code = response.status === 400 ? (await errorOf(response.clone())).code : null;
     if (code === "previous_response_not_found" && body.previous_response_id) {
@@ -115,12 +133,29 @@ async function post(text, traceId, signal) {
   }
 }
 
-/** Ask `text`; `typing`: it was sent from the text box (so focus goes back there). */
-async function ask(text, typing) {
+/** Ask `asked` ({text, attachments}); `typing`: it was sent from the text box (so focus goes back there). */
+async function ask(asked, typing) {
   if (state.session || state.apiBase === null) return;
   state.calls?.expire();
-  const progress = new Progress(text); // a new trace
-  await showAnswer(progress, typing, (signal) => post(text, progress.traceId, signal));
+  state.actions?.dropRegenerate();
+  const progress = new Progress(asked.text); // a new trace
+  await showAnswer(progress, typing, (signal) => post(asked, progress.traceId, signal), { question: asked });
+}
+
+/** Ask the last question again from the same context; the new answer replaces `answer` on the page. */
+async function regenerate(asked, answer) {
+  if (state.session || state.apiBase === null) return;
+  state.conversation.forgetLast();
+  state.actions = null;
+  answer.article.remove();
+  await askOver(asked);
+}
+
+/** Ask `asked` again, its question already on the page. */
+async function askOver(asked) {
+  const progress = new Progress(asked.text); // a new answer, a new trace
+  const open = (signal) => post(asked, progress.traceId, signal);
+  await showAnswer(progress, false, open, { asked: false, question: asked, again: askOver });
 }
 
 /** Go on with the answer to `text` whose response `responseId` asked for approvals, as the user decided. */
@@ -144,13 +179,17 @@ async function continuePending({ question: text, responseId, traceId }) {
 
 /**
  * Show the answer to `progress.question` that `open(signal)` starts ({response, omitted});
- * `asked`: show the question as the user's turn (not for an answer that goes on after approvals).
+ * `asked`: show the question as the user's turn (not for an answer that goes on after approvals,
+ * or is asked again); `question`: the question with its attachments, when there is one to ask
+ * again (Retry, Regenerate); `again(question)`: how to ask it again after a key was given.
  */
-async function showAnswer(progress, typing, open, { asked = true } = {}) {
+async function showAnswer(progress, typing, open, { asked = true, question: full = null, again = null } = {}) {
   const text = progress.question;
+  const question = full ?? { text, attachments: [] };
   alertRegion.replaceChildren();
   const userTurn = createTurn(template, "user");
   userTurn.body.textContent = text;
+  if (question.attachments.length) userTurn.body.after(thumbnails(question.attachments));
   const answer = createTurn(template, "assistant");
   localize(answer.status, "thinking");
   transcript.append(...(asked ? [userTurn.article] : []), answer.article);
@@ -185,7 +224,7 @@ async function showAnswer(progress, typing, open, { asked = true } = {}) {
   try {
     const outcome = await session.run();
     view.render();
-    askAgain = await showOutcome(outcome, { answer, view, text, started, firstAt, session });
+    askAgain = await showOutcome(outcome, { answer, view, question, started, firstAt, session, asked, full });
   } finally {
     if (state.session === session) state.session = null;
     if (!state.leaving) clearPending(sessionStorage);
@@ -194,7 +233,7 @@ async function showAnswer(progress, typing, open, { asked = true } = {}) {
     if (askAgain) {
       userTurn.article.remove();
       answer.article.remove();
-      ask(text, typing);
+      (again ?? ((question) => ask(question, typing)))(question);
     } else if (answer.article.isConnected && !answer.status.classList.contains("error")) {
       say(announcer, answerText(answer));
     }
@@ -207,42 +246,59 @@ async function showAnswer(progress, typing, open, { asked = true } = {}) {
 }
 
 /** Show how an answer ended (see AnswerSession); true when it should be asked again (a key was given). */
-async function showOutcome(outcome, { answer, view, text, started, firstAt, session }) {
+async function showOutcome(outcome, { answer, view, question, started, firstAt, session, asked, full }) {
   const { kind } = outcome;
   if (kind === "stopped") {
     localize(answer.status, "stopped");
   } else if (kind === "badData") {
-    showProblem(answer, "badData", {}, text);
+    showProblem(answer, "badData", {}, question);
   } else if (kind === "refused" && outcome.response.status === 401 && signsIn()) {
     await signIn(); // leaves for the sign-in page, which brings the user back signed in
   } else if (kind === "refused" && outcome.response.status === 401) {
     if (functionKey()) saveFunctionKey(null); // the saved key was refused
     if (await askForKey()) return true;
     const { code, message } = await errorOf(outcome.response);
-    showProblem(answer, "failed", { code, message }, text);
+    showProblem(answer, "failed", { code, message }, question);
   } else if (kind === "refused" || kind === "resumeRefused") {
     const { code, message, retryAfter } = await errorOf(outcome.response);
     // The issuer's keys could not be fetched (503): the user is signed in, so no sign-in page, a Retry.
     const key = code === "auth_keys_unavailable" ? "signInUnavailable" : "failed";
-    showProblem(answer, key, { code, message }, text, kind === "refused" ? retryAfter : null);
+    showProblem(answer, key, { code, message }, question, kind === "refused" ? retryAfter : null);
   } else if (kind === "stalled") {
     session.abandon();
-    showProblem(answer, "stalled", {}, text);
+    showProblem(answer, "stalled", {}, question);
   } else if (kind === "cut") {
     session.abandon();
     const never = firstAt === null && session.progress.responseId === null;
-    showProblem(answer, never ? "network" : "cut", {}, text);
+    showProblem(answer, never ? "network" : "cut", {}, question);
   } else if (outcome.terminal.type === "error") {
     const { code, message } = outcome.terminal.data;
-    showProblem(answer, "failed", { code, message }, text);
+    showProblem(answer, "failed", { code, message }, question);
   } else {
     const { status, incomplete_reason: reason, response_id: responseId, usage } = outcome.terminal.data;
     const key = { incomplete: "incomplete", cancelled: "stopped", requires_approval: "needsApproval" }[status];
     localize(answer.status, key ?? null, { reason });
-    state.conversation.remember(text, view.text, responseId);
+    state.conversation.remember(question, view.text, responseId);
     showMetrics(answer, { started, firstAt, ended: performance.now(), usage });
+    if (["completed", "incomplete"].includes(status) && view.text.trim()) {
+      offerActions(answer, view, responseId, full && asked !== false ? question : null);
+    }
   }
   return false;
+}
+
+/** Regenerate (when `question` can be asked again), Copy and the ratings under a finished answer. */
+function offerActions(answer, view, responseId, question) {
+  state.actions?.dropRegenerate();
+  state.actions = new AnswerActions(answer, {
+    text: () => view.text,
+    regenerate: question ? () => regenerate(question, answer) : null,
+    sendFeedback:
+      state.feedback && responseId
+        ? (rating, comment) => postFeedback(state.apiBase, { response_id: responseId, rating, comment })
+        : null,
+    say: (key, values, { alert = false } = {}) => say(alert ? alertRegion : announcer, t(key, values)),
+  });
 }
 
 /** What a screen reader hears of a finished answer: all of it, once (with any approval it asks for). */
@@ -260,12 +316,15 @@ question.addEventListener("keydown", (event) => {
   }
 });
 
-form.addEventListener("submit", (event) => {
+form.addEventListener("submit", async (event) => {
   event.preventDefault();
+  if (state.session || state.apiBase === null) return;
+  const typing = event.submitter !== send;
+  await composer.pending; // files still being prepared go with this question
   const text = question.value.trim();
-  if (!text || state.session || state.apiBase === null) return;
+  if ((!text && composer.attachments.length === 0) || state.session) return;
   question.value = "";
-  ask(text, event.submitter !== send);
+  ask({ text, attachments: composer.take() }, typing);
 });
 
 /** Stop the answer being read, whatever it is doing (see AnswerSession.stop). */
@@ -285,8 +344,10 @@ addEventListener("pageshow", () => {
 $("#new-chat").addEventListener("click", () => {
   stopAnswer();
   state.calls = null;
+  state.actions = null;
   state.session = null; // ready for the next question now; the stopped one finishes on its own
   state.conversation.clear();
+  composer.clear();
   transcript.replaceChildren();
   alertRegion.replaceChildren();
   question.focus();
@@ -315,6 +376,8 @@ const status = await health(state.apiBase);
 state.resumable = status?.resumable === true;
 state.chain = status?.stores_responses !== false;
 state.limits = limitsFrom(status?.limits);
+state.feedback = status?.feedback === true;
+composer.setLimits(status?.limits);
 question.maxLength = state.limits.max_message_chars;
 banner.hidden = status?.upstream !== "demo";
 document.body.dataset.ready = "true";
