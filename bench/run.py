@@ -279,7 +279,7 @@ READY = "Functions app on"
 WORKER_STARTED = re.compile(r"Functions worker started \(pid (\d+)\)")
 
 
-def run(scenarios: list[Scenario], targets: list[str], telemetry_rounds: int = TELEMETRY_ROUNDS) -> dict[str, Any]:
+def run(scenarios: list[Scenario], targets: list[str], smoke: bool = False) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {name: {} for name in targets}
     cold = [scenario for scenario in scenarios if scenario.cold]
     warm = [scenario for scenario in scenarios if not scenario.cold]
@@ -298,7 +298,8 @@ def run(scenarios: list[Scenario], targets: list[str], telemetry_rounds: int = T
         for name in targets if warm else []:
             if name == "telemetry":
                 compared = [scenario for scenario in warm if scenario.name == TELEMETRY_SCENARIO]
-                results[name].update(compare_telemetry(compared, relay_env, upstream_port, telemetry_rounds))
+                rounds, settle = (1, 0.3) if smoke else (TELEMETRY_ROUNDS, TELEMETRY_SETTLE_SECONDS)
+                results[name].update(compare_telemetry(compared, relay_env, upstream_port, rounds, settle))
                 continue
             if name == "direct":
                 target = Target("direct", "127.0.0.1", upstream_port, "/openai/v1/responses", direct=True)
@@ -314,10 +315,11 @@ def run(scenarios: list[Scenario], targets: list[str], telemetry_rounds: int = T
 
 
 def compare_telemetry(
-    scenarios: list[Scenario], env: dict[str, str], upstream_port: int, rounds: int
+    scenarios: list[Scenario], env: dict[str, str], upstream_port: int, rounds: int, settle: float
 ) -> dict[str, Any]:
-    """Each scenario on the project with telemetry off and on, both relays alive, in turn, `rounds` times;
-    the sum of each one's CPU over its deltas, and what the stand-in ingestion endpoint received."""
+    """Each scenario on the project with telemetry off and on, both relays alive, in turn, `rounds` times,
+    each run's CPU counted until `settle` seconds after its last stream; the sum of each one's CPU over
+    its deltas, and what the stand-in ingestion endpoint received."""
     if not scenarios:
         return {}
     with process([sys.executable, "-m", "bench.ingestion", "--port", "0"], "PORT", {}, OUT / "ingestion.log") as sink:
@@ -333,12 +335,17 @@ def compare_telemetry(
                 "off": (Target("telemetry-off", "127.0.0.1", off_port, "/api/chat"), off.pid),
                 "on": (Target("telemetry-on", "127.0.0.1", on_port, "/api/chat"), on.pid),
             }
-            return asyncio.run(_compare(scenarios, targets, rounds, upstream_port, sink_port))
+            return asyncio.run(_compare(scenarios, targets, (rounds, settle), upstream_port, sink_port))
 
 
 async def _compare(
-    scenarios: list[Scenario], targets: dict[str, tuple[Target, int]], rounds: int, upstream_port: int, sink_port: int
+    scenarios: list[Scenario],
+    targets: dict[str, tuple[Target, int]],
+    runs: tuple[int, float],
+    upstream_port: int,
+    sink_port: int,
 ) -> dict[str, Any]:
+    rounds, settle = runs
     for target, _ in targets.values():
         await run_streams(target, streams=3, deltas=5, interval=0.001, prefix=f"{target.name}-warmup")
     compared: dict[str, Any] = {}
@@ -346,10 +353,10 @@ async def _compare(
         measured: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
         for _ in range(rounds):
             for name, (target, pid) in targets.items():
-                figures = await measure(target, scenario, pid, upstream_port, settle=TELEMETRY_SETTLE_SECONDS)
+                figures = await measure(target, scenario, pid, upstream_port, settle=settle)
                 measured[name].append(figures)
         compared[scenario.name] = {name: _summed(figures) for name, figures in measured.items()}
-    compared["rounds"] = rounds
+    compared["rounds"], compared["settle"] = rounds, settle
     compared["ingested"] = await _ingested(sink_port)
     return compared
 
@@ -720,7 +727,7 @@ def _telemetry_table(compared: dict[str, Any], scenarios: list[Scenario]) -> lis
         f" on 127.0.0.1, spans and records exported {EXPORT_SOON['OTEL_BSP_SCHEDULE_DELAY']} ms after they end, metrics"
         " at the default 60 s), both relays alive, each scenario"
         f" run on one then the other, {compared['rounds']} times; each run's CPU counted until"
-        f" {TELEMETRY_SETTLE_SECONDS:g} s after its last stream, so its telemetry's export is in it. The stand-in"
+        f" {compared['settle']:g} s after its last stream, so its telemetry's export is in it. The stand-in"
         f" ingestion endpoint took {ingested['items']:,} items in {ingested['requests']:,} requests.",
         "",
         "| scenario | relay CPU per delta: off / on | each run: off | each run: on | errors: off / on |",
@@ -755,7 +762,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
     scenarios = [item for item in (SMOKE if args.smoke else FULL) if not args.scenarios or item.name in args.scenarios]
-    results = run(scenarios, args.targets, 1 if args.smoke else TELEMETRY_ROUNDS)
+    results = run(scenarios, args.targets, args.smoke)
     text = report(results, scenarios, args.smoke)
     args.out.write_text(text)
     if args.json:
