@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(240)  # six relays start one after the other, and two more for telemetry: a minute when idle
+@pytest.mark.timeout(300)  # the whole benchmark in small: its own run is bounded at 240 s
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
     out = tmp_path / "RESULTS.md"
     result = subprocess.run(
@@ -22,7 +22,7 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=230,
+        timeout=240,
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
