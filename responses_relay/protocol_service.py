@@ -25,6 +25,7 @@ from .protocols.ag_ui import AgUiEncoder, check_run_id, decode_run, parse_cursor
 from .protocols.ai_sdk import CHAT_ID, AiSdkEncoder, decode_chat
 from .round_views import AnswerStart, SplitAt
 from .service import ChatService
+from .telemetry.observer import RequestObserver
 
 if TYPE_CHECKING:
     from .storage.chats import ChatRecords
@@ -78,29 +79,29 @@ class ProtocolService:
 
     async def ai_sdk_chat(self, request: Request) -> Response:
         """POST /api/ai-sdk/chat: the answer as a UI message stream."""
-        return await self._service.respond("ai-sdk chat", self._ai_sdk_chat(request))
+        return await self._service.respond("chat", request, partial(self._ai_sdk_chat, request))
 
     async def ai_sdk_resume(self, request: Request, chat_id: str) -> Response:
         """GET /api/ai-sdk/chat/{id}/stream: the chat's active answer, replayed from its start; 204
         when it has none (or answers cannot be resumed here)."""
-        return await self._service.respond("ai-sdk resume", self._ai_sdk_resume(request, chat_id))
+        return await self._service.respond("resume", request, partial(self._ai_sdk_resume, request, chat_id))
 
     async def ag_ui_run(self, request: Request) -> Response:
         """POST /api/ag-ui: the run's AG-UI events."""
-        return await self._service.respond("ag-ui run", self._ag_ui_run(request))
+        return await self._service.respond("chat", request, partial(self._ag_ui_run, request))
 
     async def ag_ui_resume(self, request: Request, thread_id: str, run_id: str) -> Response:
         """GET /api/ag-ui/{threadId}/runs/{runId}: the run after its event `Last-Event-ID`."""
-        return await self._service.respond("ag-ui resume", self._ag_ui_resume(request, thread_id, run_id))
+        return await self._service.respond("resume", request, partial(self._ag_ui_resume, request, thread_id, run_id))
 
-    async def _ag_ui_run(self, request: Request) -> Response:
+    async def _ag_ui_run(self, request: Request, observed: RequestObserver) -> Response:
         owner = await self._service.owner(request)
         document = await read_json(request, self.settings.max_body_bytes)
         run = decode_run(document, self.settings, self._service.tool_names)
         encoder = AgUiEncoder(run.thread_id, run.run_id)
-        return await self._service.answer(request, run.request, owner, encoder=encoder)
+        return await self._service.answer(request, run.request, owner, observed, encoder=encoder)
 
-    async def _ag_ui_resume(self, request: Request, thread_id: str, run_id: str) -> Response:
+    async def _ag_ui_resume(self, request: Request, thread_id: str, run_id: str, observed: RequestObserver) -> Response:
         owner = await self._service.owner(request)
         check_run_id(thread_id, "threadId")
         check_run_id(run_id, "runId")
@@ -112,21 +113,23 @@ class ProtocolService:
         # state), its batches cut at the cursor so that no merged delta spans it.
         around = partial(SplitAt, sequence=after.position) if after.position >= 0 else None
         encoder = AgUiEncoder(thread_id, run_id, after=after)
-        return await self._service.resume_answer(request, after.round, None, owner, encoder=encoder, around=around)
+        return await self._service.resume_answer(
+            request, after.round, None, owner, observed, encoder=encoder, around=around
+        )
 
-    async def _ai_sdk_chat(self, request: Request) -> Response:
+    async def _ai_sdk_chat(self, request: Request, observed: RequestObserver) -> Response:
         owner = await self._service.owner(request)
         chat = decode_chat(await read_json(request, self.settings.max_body_bytes), self.settings)
         encoder = AiSdkEncoder(chat.message_id, chat.approvals)
         if self._chats is None or owner is None:
-            return await self._service.answer(request, chat.request, owner, encoder=encoder)
+            return await self._service.answer(request, chat.request, owner, observed, encoder=encoder)
         active = ActiveAnswer(self._chats, owner, chat.chat_id, chat.message_id)
         around = partial(AnswerStart, started=active.started)
         return await self._service.answer(
-            request, chat.request, owner, encoder=encoder, around=around, ended=active.ended
+            request, chat.request, owner, observed, encoder=encoder, around=around, ended=active.ended
         )
 
-    async def _ai_sdk_resume(self, request: Request, chat_id: str) -> Response:
+    async def _ai_sdk_resume(self, request: Request, chat_id: str, observed: RequestObserver) -> Response:
         owner = await self._service.owner(request)
         if not CHAT_ID.fullmatch(chat_id):
             raise invalid("The chat id must be 1 to 128 letters, digits, '_' or '-'", "id")
@@ -141,7 +144,7 @@ class ProtocolService:
         active.response_id = response_id
         try:
             return await self._service.resume_answer(
-                request, response_id, None, owner, encoder=AiSdkEncoder(message_id), ended=active.ended
+                request, response_id, None, owner, observed, encoder=AiSdkEncoder(message_id), ended=active.ended
             )
         except HttpError as error:
             if error.code != RESPONSE_NOT_FOUND.code:

@@ -1,8 +1,10 @@
 """The benchmark still runs end to end (tiny counts): emulator, the relays (the real worker and the
-other protocols included), cold starts, load client, report."""
+other protocols included), cold starts, load client, telemetry off and on (with its stand-in
+ingestion endpoint), report."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +50,7 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
         assert all(line.split("|")[-3].strip() == "0" for line in rows), f"{target} had errors:\n" + report
     assert "| AI SDK |" in protocols
     assert "| AG-UI |" in protocols
+    telemetry = report.split("## Telemetry on and off")[1]
+    assert int(re.search(r"took ([\d,]+) items", telemetry)[1].replace(",", "")) > 0  # type: ignore[index]
+    [row] = [line for line in telemetry.splitlines() if line.startswith("| S3: ")]
+    assert row.split("|")[-2].strip() == "0 / 0", "telemetry on or off had errors:\n" + report
