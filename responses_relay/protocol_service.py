@@ -4,14 +4,17 @@ relay's chat request and answers through the one core (`ChatService.answer`,
 `ChatService.resume_answer`) with its protocol's encoder.
 
 A chat's active answer (the AI SDK's resume) is kept in the Function App's storage account
-(`storage/chats.py`): recorded before the caller learns the answer started, cleared once a stream
-of it has ended it; only with resumable streams, which any instance can continue.
+(`storage/chats.py`): recorded before the caller learns the answer started, and replayed to a
+resume until ENDED_GRACE_SECONDS after a stream of it ended it (a caller cut near the end may
+not have it all, though the stream sent it); only with resumable streams, which any instance
+can continue.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("responses_relay.protocols")
 
 RECORD_SECONDS = 5.0  # the longest a chat's record may hold up its answer's first event
+ENDED_GRACE_SECONDS = 60.0  # how long an answer that ended is still replayed to a resume
 
 
 def no_content() -> Response:
@@ -40,8 +44,8 @@ def no_content() -> Response:
 
 
 class ActiveAnswer:
-    """One chat's answer as its record sees it: set when its first response is known, cleared
-    when a stream of it ends it (not when the caller left or was handed off: it goes on)."""
+    """One chat's answer as its record sees it: set when its first response is known, its end
+    noted when a stream of it ends it (not when the caller left or was handed off: it goes on)."""
 
     def __init__(self, chats: ChatRecords, owner: str, chat_id: str, message_id: str | None) -> None:
         self._chats = chats
@@ -62,9 +66,9 @@ class ActiveAnswer:
         if self.response_id is None or not translator.finished or translator.outcome == "handed_off":
             return
         try:
-            await self._chats.clear_active(self._owner, self._chat_id, self.response_id)
+            await self._chats.end_active(self._owner, self._chat_id, self.response_id)
         except Exception as error:
-            logger.warning("chat record not cleared: %s", type(error).__name__)
+            logger.warning("chat record not updated: %s", type(error).__name__)
 
 
 class ProtocolService:
@@ -138,6 +142,10 @@ class ProtocolService:
         row = await self._chats.get(owner, chat_id) or {}
         response_id, message_id = row.get("active_response_id"), row.get("active_message_id")
         if not isinstance(response_id, str) or not response_id:
+            return no_content()
+        ended_at = row.get("active_ended_at")
+        if isinstance(ended_at, float) and ended_at and time.time() - ended_at > ENDED_GRACE_SECONDS:
+            await self._chats.clear_active(owner, chat_id, response_id)
             return no_content()
         message_id = message_id if isinstance(message_id, str) and message_id else None
         active = ActiveAnswer(self._chats, owner, chat_id, message_id)

@@ -14,6 +14,7 @@ import orjson
 import pytest
 from starlette.types import ASGIApp
 
+from responses_relay import protocol_service
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
@@ -201,8 +202,9 @@ async def test_stop_aborts_the_fetch_and_the_relay_closes_the_upstream_call(
 
 
 async def test_the_stop_of_a_resumable_answer_cancels_it_upstream_and_a_reload_shows_it_stopped(
-    make_settings: Callable[..., Settings], upstream: FaultyUpstream
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(protocol_service, "ENDED_GRACE_SECONDS", 0.0)  # an answer that ended is not replayed
     upstream.set_scenario(Scenario(text="滋賀" * 300, chunk_chars=2, delta_seconds=0.01))
     chat_id = "chat-" + uuid.uuid4().hex
     async with relay_with(make_settings(**RESUMABLE)) as relay:
@@ -217,7 +219,7 @@ async def test_the_stop_of_a_resumable_answer_cancels_it_upstream_and_a_reload_s
     [message] = reloaded["messages"]
     assert message["id"] == response_id
     assert 0 < len(text_of(message)) < 600
-    assert again["responses"] == [], "the replay that ended the answer cleared the chat's record"
+    assert again["responses"] == [], "the replay ended the answer: past the grace, the chat has none active"
 
 
 async def test_a_chat_with_no_active_answer_resumes_to_nothing(relay: RelayServer) -> None:
@@ -235,8 +237,9 @@ async def two_instances(settings: Settings) -> AsyncIterator[list[RelayServer]]:
 
 
 async def test_a_stream_cut_mid_answer_resumes_on_the_other_instance_with_the_whole_text_once(
-    make_settings: Callable[..., Settings], upstream: FaultyUpstream
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(protocol_service, "ENDED_GRACE_SECONDS", 0.0)
     upstream.set_scenario(Scenario(text="びわ湖" * 60, chunk_chars=3, delta_seconds=0.005))
     chat_id = "chat-" + uuid.uuid4().hex
     async with two_instances(make_settings(**RESUMABLE)) as [a, b]:
@@ -250,7 +253,7 @@ async def test_a_stream_cut_mid_answer_resumes_on_the_other_instance_with_the_wh
     assert cut["url"].startswith(a.base_url)
     assert replayed["url"] == f"{b.base_url}/api/ai-sdk/chat/{chat_id}/stream"
     assert replayed["chunks"][0]["messageId"] == message["id"]  # the replay rebuilds the same message
-    assert again["responses"] == [], "once it ended, the chat has no active answer"
+    assert again["responses"] == [], "once it ended (and the grace passed), the chat has no active answer"
 
 
 async def test_at_its_time_limit_the_stream_ends_without_finish_and_the_client_resumes_the_whole_answer(
@@ -303,3 +306,20 @@ async def test_someone_elses_chat_has_no_answer_to_resume(
     assert mine.status_code == 200
     assert b'"type":"finish"' in mine.content
     assert (malformed.status_code, malformed.json()["error"]["param"]) == (400, "id")
+
+
+async def test_an_answer_that_ended_is_replayed_for_a_while_to_a_caller_that_may_not_have_it_all(
+    make_settings: Callable[..., Settings], upstream: FaultyUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream.set_scenario(FAST)
+    chat_id = "chat-" + uuid.uuid4().hex
+    async with relay_with(make_settings(**RESUMABLE)) as relay:
+        whole = await ai_sdk(relay, "ask", "滋賀", CHAT_ID=chat_id)  # the stream sent it all
+        soon = await ai_sdk(relay, "resume", CHAT_ID=chat_id)
+        monkeypatch.setattr(protocol_service, "ENDED_GRACE_SECONDS", 0.0)  # the grace has passed
+        later = await ai_sdk(relay, "resume", CHAT_ID=chat_id)
+        after = await ai_sdk(relay, "resume", CHAT_ID=chat_id)
+    assert whole["finishes"][-1]["finishReason"] == "stop"
+    [replayed] = soon["messages"]
+    assert (replayed["id"], text_of(replayed)) == (assembled(whole)["id"], text_of(assembled(whole)))
+    assert later["responses"] == after["responses"] == []

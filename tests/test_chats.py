@@ -48,3 +48,20 @@ async def test_fields_of_the_row_beside_the_record_are_kept(chats: ChatRecords) 
     row = await chats.get(owner, chat)
     assert row is not None
     assert row["title"] == "滋賀"
+
+
+async def test_an_answers_end_is_noted_once_and_only_while_it_is_active(chats: ChatRecords) -> None:
+    owner, chat = uuid.uuid4().hex, "chat-" + uuid.uuid4().hex
+    await chats.set_active(owner, chat, "resp_one", message_id="msg_1")
+    await chats.end_active(owner, chat, "resp_one")
+    first = await chats.get(owner, chat)
+    await chats.end_active(owner, chat, "resp_one")
+    assert first is not None
+    assert first["active_ended_at"] > 0
+    assert (await chats.get(owner, chat) or {})["active_ended_at"] == first["active_ended_at"]
+    assert first["active_message_id"] == "msg_1"
+    await chats.set_active(owner, chat, "resp_two")
+    await chats.end_active(owner, chat, "resp_one")  # an older answer's end changes nothing
+    row = await chats.get(owner, chat)
+    assert row is not None
+    assert (row["active_response_id"], row["active_ended_at"]) == ("resp_two", 0.0)

@@ -3,13 +3,15 @@
 
 A chat's `active_response_id` is set when an answer starts and cleared when it ends (only
 if it still names that answer: a newer one may have started meanwhile), so that another
-device or instance finds the answer to resume. Conditional writes (ETags) keep two
-instances from undoing each other. A conversation's index row is this same row, with
+device or instance finds the answer to resume. Its end may be noted first (`active_ended_at`):
+a caller cut near the end of an answer may not have it all, though the stream sent it.
+Conditional writes (ETags) keep two instances from undoing each other. A conversation's index row is this same row, with
 fields of its own beside these (merged, never replaced).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from azure.core import MatchConditions
@@ -21,6 +23,7 @@ from .tables import Tables
 TABLE = "relaychats"
 ACTIVE = "active_response_id"
 ACTIVE_MESSAGE = "active_message_id"  # the front end's message the answer is written into, where it has one
+ENDED = "active_ended_at"  # when a stream ended the active answer (time.time()); 0: it has not
 
 
 class ChatRecords:
@@ -31,7 +34,8 @@ class ChatRecords:
         """The chat's answer being generated is now `response_id` (its first response), written into
         the front end's message `message_id` (None: one named after the response)."""
         table = await self._tables.ensure(TABLE)
-        entity = {"PartitionKey": owner, "RowKey": chat_id, ACTIVE: response_id, ACTIVE_MESSAGE: message_id or ""}
+        entity = {"PartitionKey": owner, "RowKey": chat_id, ACTIVE: response_id, ACTIVE_MESSAGE: message_id or "",
+                  ENDED: 0.0}  # fmt: skip
         await table.upsert_entity(entity, mode=UpdateMode.MERGE)
 
     async def active(self, owner: str, chat_id: str) -> str | None:
@@ -42,17 +46,28 @@ class ChatRecords:
 
     async def clear_active(self, owner: str, chat_id: str, response_id: str) -> None:
         """The answer `response_id` ended: the chat has no active answer, unless a newer one started."""
+        await self._update_if_active(owner, chat_id, response_id, {ACTIVE: ""})
+
+    async def end_active(self, owner: str, chat_id: str, response_id: str) -> None:
+        """A stream ended the answer `response_id`: noted once (when it ended first), if it is still active."""
+        await self._update_if_active(owner, chat_id, response_id, {ENDED: time.time()}, unless=ENDED)
+
+    async def _update_if_active(
+        self, owner: str, chat_id: str, response_id: str, fields: dict[str, Any], *, unless: str | None = None
+    ) -> None:
+        """Merge `fields` into the chat's row while it names `response_id` as active (and has no
+        `unless` field set yet)."""
         table = await self._tables.ensure(TABLE)
         while True:
             try:
                 entity = await table.get_entity(owner, chat_id)
             except ResourceNotFoundError:
                 return
-            if entity.get(ACTIVE) != response_id:
+            if entity.get(ACTIVE) != response_id or (unless is not None and entity.get(unless)):
                 return
             try:
                 await table.update_entity(
-                    {"PartitionKey": owner, "RowKey": chat_id, ACTIVE: ""},
+                    {"PartitionKey": owner, "RowKey": chat_id, **fields},
                     mode=UpdateMode.MERGE,
                     etag=entity.metadata["etag"],
                     match_condition=MatchConditions.IfNotModified,
