@@ -16,7 +16,9 @@ MANIFESTS = {
     folder: json.loads((ROOT / folder / "VENDOR.json").read_text())
     for folder in ("static/vendor", "tests/browser/vendor")
 }
-TOOLS = {"azurite"}  # run by the tests (the storage emulator), never vendored
+# Run by the tests, never vendored: the storage emulator, and the front ends' client libraries the
+# protocol tests run (tests/clients/).
+TOOLS = {"azurite", "ai", "@ag-ui/client", "@ag-ui/core", "rxjs", "zod"}
 PINS = {
     name: version
     for name, version in json.loads((ROOT / "package.json").read_text())["devDependencies"].items()
