@@ -10,6 +10,7 @@ fields of its own beside these (merged, never replaced).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from azure.core import MatchConditions
@@ -40,24 +41,35 @@ class ChatRecords:
 
     async def clear_active(self, owner: str, chat_id: str, response_id: str) -> None:
         """The answer `response_id` ended: the chat has no active answer, unless a newer one started."""
+        await self.update(owner, chat_id, lambda row: {ACTIVE: ""} if row.get(ACTIVE) == response_id else None)
+
+    async def update(
+        self, owner: str, chat_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Merge into the chat's row the fields `change` makes of it (None: no change), read and
+        written again if another writer changed the row meanwhile; the row as written, or None when
+        there is no row (an update never makes one)."""
         table = await self._tables.ensure(TABLE)
         while True:
             try:
                 entity = await table.get_entity(owner, chat_id)
             except ResourceNotFoundError:
-                return
-            if entity.get(ACTIVE) != response_id:
-                return
+                return None
+            fields = change(dict(entity))
+            if fields is None:
+                return dict(entity)
             try:
                 await table.update_entity(
-                    {"PartitionKey": owner, "RowKey": chat_id, ACTIVE: ""},
+                    {"PartitionKey": owner, "RowKey": chat_id, **fields},
                     mode=UpdateMode.MERGE,
                     etag=entity.metadata["etag"],
                     match_condition=MatchConditions.IfNotModified,
                 )
-                return
             except ResourceModifiedError:  # changed meanwhile: look again
                 continue
+            except ResourceNotFoundError:  # deleted meanwhile
+                return None
+            return {**entity, **fields}
 
     async def get(self, owner: str, chat_id: str) -> dict[str, Any] | None:
         """The chat's row, or None."""
