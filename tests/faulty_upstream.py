@@ -210,6 +210,7 @@ class FaultyUpstream(DemoUpstream):
     async def _respond(self, scenario: Scenario, request: dict[str, Any], send: Send) -> None:
         if scenario.burst:
             send = _Burst(send)
+        send = self.conversations.generation(request, send)
         answer = scenario.answer or (Answer(scenario.text) if scenario.text is not None else None)
         script = Script(request, answer, scenario.chunk_chars)
         await send({"type": "http.response.start", "status": 200, "headers": self._stream_headers()})
