@@ -27,10 +27,11 @@ from .errors import (
 from .settings import Settings
 
 ROLES = ("user", "assistant")
-_FIELDS = {"input", "previous_response_id", "approvals"}
+_FIELDS = {"input", "previous_response_id", "conversation_id", "approvals"}
 _MESSAGE_FIELDS = {"role", "content", "type"}
 _APPROVAL_FIELDS = {"approval_request_id", "approve"}
 _RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9_-]{1,200}")
+_CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]{1,200}")
 _ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _CURSOR = re.compile(r"[0-9]{1,15}")
 
@@ -57,12 +58,20 @@ class ChatRequest:
     input: str | list[dict[str, Any]]
     previous_response_id: str | None = None
     approvals: tuple[Approval, ...] = ()
+    conversation_id: str | None = None  # the answer continues this conversation (never with previous_response_id)
 
     def upstream_input(self) -> str | list[dict[str, Any]]:
         """The upstream request's `input`: the answers to approval requests first, then the messages."""
         if not self.approvals:
             return self.input
         return [*(approval.input_item() for approval in self.approvals), *input_items(self.input)]
+
+
+def question_of(request: ChatRequest) -> str | None:
+    """The caller's question: the input's last user message (None: the request has none, as approvals may not)."""
+    messages = input_items(request.input)
+    asked = [message["content"] for message in messages if message.get("role") == "user"]
+    return asked[-1] if asked and isinstance(asked[-1], str) else None
 
 
 def input_items(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,7 +108,8 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     for name in document:
         if name not in _FIELDS:
             raise _invalid(
-                f"Unknown field {_quote(name)}: only 'input', 'previous_response_id' and 'approvals' are accepted"
+                f"Unknown field {_quote(name)}: only 'input', 'previous_response_id', 'conversation_id' and"
+                " 'approvals' are accepted"
                 " (model, instructions and limits are set by the server)",
                 name,
             )
@@ -107,13 +117,21 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     if "input" not in document and not approvals:
         raise _invalid("'input' is required: a string, or a list of {role, content} messages", "input")
     previous_response_id = _parse_response_id(document.get("previous_response_id"))
-    if approvals and previous_response_id is None:
-        message = "'approvals' answer a response's approval requests: 'previous_response_id' must name that response"
+    conversation_id = _parse_conversation_id(document.get("conversation_id"))
+    if conversation_id is not None and previous_response_id is not None:
+        message = "'conversation_id' and 'previous_response_id' cannot go together: a conversation continues itself"
+        raise _invalid(message, "conversation_id")
+    if approvals and previous_response_id is None and conversation_id is None:
+        message = (
+            "'approvals' answer a response's approval requests: 'previous_response_id' must name that response"
+            " (or 'conversation_id' its conversation)"
+        )
         raise _invalid(message, "previous_response_id")
     return ChatRequest(
         input=_parse_input(document["input"], settings) if "input" in document else [],
         previous_response_id=previous_response_id,
         approvals=approvals,
+        conversation_id=conversation_id,
     )
 
 
@@ -203,6 +221,14 @@ def _parse_response_id(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or not _RESPONSE_ID.fullmatch(value):
         raise _invalid("'previous_response_id' must be a response id such as 'resp_abc123'", "previous_response_id")
+    return value
+
+
+def _parse_conversation_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CONVERSATION_ID.fullmatch(value):
+        raise _invalid("'conversation_id' must be a conversation id such as 'conv_abc123'", "conversation_id")
     return value
 
 

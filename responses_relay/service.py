@@ -1,5 +1,5 @@
 """What the routes call: request handling for /api/chat (and resuming and cancelling a
-response) and /api/health."""
+response), /api/conversations and /api/health."""
 
 from __future__ import annotations
 
@@ -22,9 +22,18 @@ from .chat_request import (
     check_response_id,
     cursor,
     parse_chat_request,
+    question_of,
     read_body,
 )
-from .errors import INTERNAL_ERROR, NOT_RESUMABLE, RESPONSE_NOT_FOUND, UPSTREAM_REJECTED, HttpError, error_response
+from .errors import (
+    CONVERSATIONS_DISABLED,
+    INTERNAL_ERROR,
+    NOT_RESUMABLE,
+    RESPONSE_NOT_FOUND,
+    UPSTREAM_REJECTED,
+    HttpError,
+    error_response,
+)
 from .events import Translator
 from .guide_tools import TOOLS
 from .invocation import invocation_id
@@ -41,6 +50,8 @@ if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never 
     from azure.core.credentials_async import AsyncTokenCredential
 
     from .access.budget import Budget
+    from .conversations.answer import ConversationAnswer, ConversationChat
+    from .conversations.routes import Conversations
     from .demo import DemoUpstream
     from .storage.tables import Tables
 
@@ -72,6 +83,7 @@ class ChatService:
         self._owners = Owners(secret) if secret is not None else None
         self._tables = _tables(settings)
         self._budget = _budget(settings, self._tables)
+        self._conversations = _conversations(settings, self._tables)
         check_proxy_environment(settings)
         transport = TRANSPORT_NAMES[settings.transport]
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
@@ -92,31 +104,69 @@ class ChatService:
         response's live stream on this instance is ended, which closes its upstream call."""
         return await self._answer("cancel", self._cancel(request, response_id))
 
+    async def conversations(self, request: Request) -> Response:
+        """POST /api/conversations (create) and GET (the caller's, newest first)."""
+        return await self._answer("conversations", self._conversation_call(request, None))
+
+    async def conversation(self, request: Request, conversation_id: str) -> Response:
+        """GET, PATCH (rename) and DELETE /api/conversations/{conversation_id}."""
+        return await self._answer("conversation", self._conversation_call(request, conversation_id))
+
+    async def _conversation_call(self, request: Request, conversation_id: str | None) -> Response:
+        owner = await self._owner(request)
+        conversations = self._kept_conversations()
+        assert owner is not None, "conversations are kept only with owners"
+        if conversation_id is None:
+            return await conversations.collection(request, owner, await self.upstream())
+        return await conversations.item(request, owner, conversation_id, await self.upstream())
+
+    def _kept_conversations(self) -> Conversations:
+        if self._conversations is None or not self._conversations.available:
+            raise HttpError(CONVERSATIONS_DISABLED, "Conversations are off here (see /api/health)")
+        return self._conversations
+
     async def _owner(self, request: Request) -> str | None:
         """The caller's owner hash (None when owners are not kept); 401 for a missing or bad token."""
         identity = await self._auth.identity(request)
         return self._owners.of(identity) if self._owners is not None else None
 
-    async def _check_owner(self, upstream: Upstream, response_id: str, owner: str | None) -> None:
+    async def _check_owner(self, upstream: Upstream, response_id: str, owner: str | None) -> dict[str, Any] | None:
+        """The stored response, when owners are kept and the caller owns it (else 404)."""
         if self._owners is not None and owner is not None:
-            await self._owners.check(upstream, response_id, owner)
+            return await self._owners.check(upstream, response_id, owner)
+        return None
 
     async def _chat(self, request: Request) -> Response:
         owner = await self._owner(request)
         check_content_type(request)
         body = await read_body(request, self.settings.max_body_bytes)
         chat_request = parse_chat_request(body, self.settings)
+        conversation = await self._conversation_chat(chat_request, owner)
         if self._budget is not None and owner is not None:
             await self._budget.check(owner)
         upstream = await self.upstream()
-        previous = await self._previous(upstream, chat_request, owner)
+        if conversation is not None:  # approvals answer the conversation's last response
+            last = conversation.last_response_id
+            previous = await upstream.retrieve(last) if chat_request.approvals and last is not None else None
+        else:
+            previous = await self._previous(upstream, chat_request, owner)
         if chat_request.approvals:
             check_approvals(chat_request.approvals, previous or {})
         response = await upstream.open(chat_request, owner=owner)
         first = UpstreamEvents(response, **self._healing(upstream))
-        rounds = self._rounds(upstream, first, chat_request, owner, stored=self.settings.stores_responses)
+        stored = self.settings.stores_responses or conversation is not None
+        rounds = self._rounds(upstream, first, chat_request, owner, stored=stored)
+        read = rounds if conversation is None else conversation.answer(rounds, question_of(chat_request))
         translator = Translator(redact=upstream.redact)
-        return self._relay(request, upstream, rounds, translator, owner, deployment=upstream.answered_by(response))
+        return self._relay(request, upstream, read, translator, owner, deployment=upstream.answered_by(response))
+
+    async def _conversation_chat(self, chat_request: ChatRequest, owner: str | None) -> ConversationChat | None:
+        """The conversation the chat goes on with, if it names one: 404 when it is not the caller's."""
+        if chat_request.conversation_id is None:
+            return None
+        conversations = self._kept_conversations()
+        assert owner is not None, "conversations are kept only with owners"
+        return await conversations.chat(owner, chat_request.conversation_id)
 
     async def _previous(
         self, upstream: Upstream, chat_request: ChatRequest, owner: str | None
@@ -143,14 +193,25 @@ class ChatService:
         after = cursor(request)
         self._check_resumable()
         upstream = await self.upstream()
-        await self._check_owner(upstream, response_id, owner)
+        stored = await self._check_owner(upstream, response_id, owner)
+        conversation = await self._resumed_conversation(stored, owner)
         response = await upstream.resume(response_id, after)
         events = UpstreamEvents(response, response_id=response_id, after=after, **self._healing(upstream))
         translator = Translator(redact=upstream.redact, response_id=response_id)
         # A round that ends asking for tools is continued here too: this stream has the caller now.
-        continuation = ChatRequest([], previous_response_id=response_id)
+        if conversation is None:
+            continuation = ChatRequest([], previous_response_id=response_id)
+        else:
+            continuation = ChatRequest([], conversation_id=conversation.conversation_id)
         rounds = self._rounds(upstream, events, continuation, owner, stored=True)
-        return self._relay(request, upstream, rounds, translator, owner)
+        read = rounds if conversation is None else conversation.answer(rounds, None)
+        return self._relay(request, upstream, read, translator, owner)
+
+    async def _resumed_conversation(self, stored: dict[str, Any] | None, owner: str | None) -> ConversationChat | None:
+        """The conversation of the owner's that a resumed response is part of, if any."""
+        if self._conversations is None or stored is None or owner is None:
+            return None
+        return await self._conversations.of_response(owner, stored)
 
     async def _cancel(self, request: Request, response_id: str) -> Response:
         owner = await self._owner(request)
@@ -224,7 +285,7 @@ class ChatService:
         self,
         request: Request,
         upstream: Upstream,
-        rounds: ToolRounds,
+        rounds: ToolRounds | ConversationAnswer,
         translator: Translator,
         owner: str | None,
         *,
@@ -272,6 +333,7 @@ class ChatService:
                 "python": runtime_info.python_version(),
                 "worker": runtime_info.worker(),
                 "stores_responses": settings.stores_responses,
+                "conversations": self._conversations is not None and self._conversations.available,
                 "limits": {
                     "max_body_bytes": settings.max_body_bytes,
                     "max_messages": settings.max_messages,
@@ -318,7 +380,7 @@ class ChatService:
 def _tables(settings: Settings) -> Tables | None:
     """The storage account's tables, when a feature that keeps state there is on; azure-data-tables
     is imported only then."""
-    if settings.storage is None or settings.access.daily_tokens is None:
+    if settings.storage is None or (settings.access.daily_tokens is None and settings.conversations is None):
         return None
     from .storage.tables import Tables
 
@@ -332,6 +394,16 @@ def _budget(settings: Settings, tables: Tables | None) -> Budget | None:
     from .access.budget import Budget
 
     return Budget(settings.access.daily_tokens, tables)
+
+
+def _conversations(settings: Settings, tables: Tables | None) -> Conversations | None:
+    """CONVERSATIONS' keeper; or None, logged, when they are off."""
+    if settings.conversations is None or tables is None:
+        logger.info("conversations: off (CONVERSATIONS=off, or OWNER_HASH_SECRET or the storage account is not set)")
+        return None
+    from .conversations.routes import Conversations
+
+    return Conversations(settings.conversations, tables, resumable=settings.resumable)
 
 
 def _text(mapping: dict[str, Any], key: str) -> str | None:

@@ -5,8 +5,9 @@ them and continues the answer with another response, all inside the caller's one
 It passes each round's events on as they come, except the terminal event of a round that
 asked for calls: that one it holds back, runs the calls (each yields a `ToolResult` as it
 finishes), and opens the next round, whose `response.created` comes next. The next request
-names the ended response (`previous_response_id`) and carries one `function_call_output`
-per call; where the upstream stores no responses it carries the whole input so far instead.
+names the ended response (`previous_response_id`), or within a conversation the conversation,
+and carries one `function_call_output` per call; where the upstream stores no responses it
+carries the whole input so far instead.
 The final round's terminal event (or stored response) carries the usage summed over the
 rounds. After `max_rounds` continuations, a response that still asks for calls ends the
 stream with `tool_rounds_exceeded`.
@@ -127,7 +128,9 @@ class ToolRounds:
         by_call = {result.call_id: result for result in results}
         outputs = [by_call[call.call_id].input_item() for call in calls]
         if self._history is None:
-            previous = ended.get("id") or self._round.response_id
+            # Within a conversation the next round continues the conversation, never a response.
+            in_conversation = self._request.conversation_id is not None
+            previous = None if in_conversation else ended.get("id") or self._round.response_id
             request = replace(self._request, input=outputs, previous_response_id=previous, approvals=())
         else:
             self._history += [*items, *outputs]

@@ -254,6 +254,8 @@ class Upstream:
             parameters["tools"] = tools
         if request.previous_response_id is not None:
             parameters["previous_response_id"] = request.previous_response_id
+        if request.conversation_id is not None:  # the response's items join the conversation
+            parameters["conversation"] = {"id": request.conversation_id}
         if owner is not None:  # the caller's keyed hash: resume, cancel and chaining check it
             parameters["metadata"] = {"owner": owner}
         if settings.resumable:  # background mode: stored upstream, resumable from any instance

@@ -80,9 +80,22 @@ def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host:
         "chat": ("POST", "/api/chat", "function"),
         "resume": ("GET", "/api/chat/{response_id}", "function"),
         "cancel": ("POST", "/api/chat/{response_id}/cancel", "function"),
+        "conversations": ("GET,POST", "/api/conversations", "function"),
+        "conversation": ("DELETE,GET,PATCH", "/api/conversations/{conversation_id}", "function"),
         "health": ("GET", "/api/health", "anonymous"),
     }
     assert f"back end: {BACK_END})" in worker_host.output
+
+
+async def test_patch_and_delete_reach_the_function(client: httpx2.AsyncClient) -> None:
+    # Without an owner secret or storage account conversations are off: the function itself says so.
+    answers = [
+        await client.request(method, "/api/conversations/conv_abc", headers=KEYED, json={"title": "x"})
+        for method in ("PATCH", "DELETE")
+    ]
+    assert [(answer.status_code, answer.json()["error"]["code"]) for answer in answers] == [
+        (404, "conversations_disabled")
+    ] * 2
 
 
 async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
@@ -97,6 +110,7 @@ async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
         "python": platform.python_version(),
         "worker": WORKER,
         "stores_responses": False,
+        "conversations": False,
         "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }
     unkeyed = await client.post("/api/chat", json={"input": "hi"})

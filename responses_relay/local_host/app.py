@@ -77,7 +77,7 @@ def build_asgi_app(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(cors_origins),
-                allow_methods=["GET", "POST"],
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=["content-type", "x-functions-key", "authorization", "last-event-id"],
                 expose_headers=["retry-after", "www-authenticate"],
                 max_age=600,
