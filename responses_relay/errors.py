@@ -51,6 +51,9 @@ RESPONSE_NOT_FOUND = _entry(
     "response_not_found", 404, "resume or cancel: no such stored response (or, without background mode, none live here)"
 )
 NOT_RESUMABLE = _entry("not_resumable", 409, "resume with `RESUMABLE_STREAMS` off")
+AMBIGUOUS_KEY = _entry(
+    "ambiguous_key", 400, "two different function keys in one request (`x-functions-key` and `code`, or two `code`)"
+)
 # Conversations (`CONVERSATIONS`).
 INVALID_CONVERSATION_ID = _entry(
     "invalid_conversation_id", 400, "a conversation route: the conversation id is malformed"
@@ -70,11 +73,18 @@ CONVERSATIONS_UNAVAILABLE = _entry(
 UNAUTHENTICATED = _entry(
     "unauthenticated", 401, "`AUTH_MODE=entra`: no bearer token, or not a valid one; `WWW-Authenticate: Bearer`"
 )
+INSUFFICIENT_SCOPE = _entry(
+    "insufficient_scope",
+    403,
+    "`AUTH_MODE=entra`: the token lacks the scope `AUTH_SCOPE` in `scp` (app-only: `AUTH_APP_ROLE` in `roles`)",
+)
 BUDGET_EXCEEDED = _entry(
     "budget_exceeded", 429, "the caller used `USER_DAILY_TOKENS` today; `Retry-After`: the next UTC midnight"
 )
 AUTH_KEYS_UNAVAILABLE = _entry(
-    "auth_keys_unavailable", 502, "`AUTH_MODE=entra`: the token issuer's keys could not be fetched"
+    "auth_keys_unavailable",
+    503,
+    "`AUTH_MODE=entra`: the token issuer's keys could not be fetched; `Retry-After`: a few seconds",
 )
 BUDGET_UNAVAILABLE = _entry("budget_unavailable", 503, "`USER_DAILY_TOKENS`: the budget table could not be reached")
 # The upstream refused the caller's input: its own code, passed on as a 400.

@@ -1,5 +1,5 @@
-"""The relay streams an instance is sending, by the response they carry: what a cancel on
-that instance ends."""
+"""The relay streams an instance is sending, by the responses they carry (each round's of
+their answer, once seen): what a cancel on that instance ends."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ class Cancellable(Protocol):
 
     @property
     def between_rounds(self) -> bool:
-        """Its response ended, but the answer was to go on with another (tool calls)."""
+        """Its response ended, but the answer goes on with another (tool calls run)."""
+
+    @property
+    def reading(self) -> str | None:
+        """The response it reads now (None while a round is being opened)."""
 
 
 class LiveStreams:

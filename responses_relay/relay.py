@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing, suppress
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import shutdown
@@ -60,14 +59,6 @@ class Upstream(Protocol):
     async def aclose(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class TimeLimit:
-    """How long a stream may last before it ends itself, short of the platform's own cut."""
-
-    seconds: float
-    resumable: bool  # a stored response: hand the caller off to a resume stream instead of failing
-
-
 logger = logging.getLogger("responses_relay.relay")
 
 
@@ -82,10 +73,13 @@ class RelayStream:
         invocation_id: str | None = None,
         cancel_orphan: CancelOrphan | None = None,
         live: LiveStreams | None = None,
-        time_limit: TimeLimit | None = None,
+        time_limit_seconds: float | None = None,
+        hands_off: bool = False,
         deployment: str | None = None,
         owner: str | None = None,
     ) -> None:
+        """`hands_off`: the responses are stored (background mode), so at its time limit or at a
+        shutdown the stream hands its caller off to a resume stream (`stream.resume`) instead of failing."""
         self.owner = owner  # who may cancel it
         self._upstream = upstream
         self._invocation_id = invocation_id
@@ -96,10 +90,12 @@ class RelayStream:
         self._delivered_id = translator.response_id  # the last response id sent (a resume stream's: the caller's)
         self._pushed_id = translator.response_id  # the last response id in the buffer
         self._orphan_watch = False  # the caller's stream is over without the id: read on for it, then cancel
-        self._time_limit = time_limit
+        self._time_limit = time_limit_seconds  # how long it may last, short of the platform's own cut
         self._time_limit_timer: asyncio.TimerHandle | None = None
+        self._hands_off = hands_off
+        self._hand_off_due = False  # the time is up, but the round in flight is finished first
         self._live = live
-        self._listed_as: str | None = None  # the response id this stream is listed under in live_streams
+        self._listed_as: set[str] = set()  # the response ids this stream is listed under in live_streams
         self._translator = translator
         self._heartbeat = heartbeat_seconds
         self._limit = buffer_bytes
@@ -127,7 +123,7 @@ class RelayStream:
         self._last_sent = loop.time()
         self._heartbeat_timer = loop.call_later(self._heartbeat, self._check_heartbeat)
         if self._time_limit is not None:
-            self._time_limit_timer = loop.call_later(self._time_limit.seconds, self._time_up)
+            self._time_limit_timer = loop.call_later(self._time_limit, self._time_up)
         shutdown.started(self)
         try:
             while not self._left:
@@ -184,6 +180,9 @@ class RelayStream:
                     self._list()
                     self._push(translator.take())
                     self._pushed_id = translator.response_id
+                    if self._hand_off_due and self._moves_forward():
+                        translator.hand_off(self._upstream.cursor)
+                        return
                     if self._orphan_watch:
                         if self._upstream.response_id is not None:
                             return  # the orphan's id is known: aclose cancels it
@@ -212,18 +211,18 @@ class RelayStream:
             await self._upstream.aclose()
 
     def _list(self) -> None:
-        """List the stream under its response id, once known, so a cancel on this instance finds it;
-        with tool rounds, under the round's."""
+        """List the stream under each response id of its answer once known (each round's), so that a
+        cancel of any of them on this instance finds it."""
         response_id = self._translator.response_id
-        if response_id != self._listed_as and response_id is not None and self._live is not None:
-            self._unlist()
-            self._listed_as = response_id
+        if response_id is not None and response_id not in self._listed_as and self._live is not None:
+            self._listed_as.add(response_id)
             self._live.add(response_id, self)
 
     def _unlist(self) -> None:
-        if self._listed_as is not None and self._live is not None:
-            self._live.remove(self._listed_as, self)
-            self._listed_as = None
+        if self._live is not None:
+            for response_id in self._listed_as:
+                self._live.remove(response_id, self)
+        self._listed_as.clear()
 
     def _push(self, frames: bytes) -> None:
         if frames:
@@ -247,6 +246,11 @@ class RelayStream:
         """The response this stream was reading has ended, but the answer goes on (tool calls run)."""
         return self._upstream.between_rounds
 
+    @property
+    def reading(self) -> str | None:
+        """The response being read (None while a round is being opened)."""
+        return self._upstream.response_id
+
     def cancel(self) -> None:
         """End the stream now as cancelled; closing the upstream connection stops the model
         (a background response is cancelled upstream by the caller of this)."""
@@ -254,14 +258,35 @@ class RelayStream:
 
     def _time_up(self) -> None:
         """The stream reached its time limit, short of the platform's cut. A stored response's
-        caller is handed off to a resume stream (`stream.resume`); any other stream ends with
-        an error. Either way the upstream call is closed."""
-        response_id = self._translator.response_id
-        if self._time_limit is not None and self._time_limit.resumable and response_id is not None:
-            self._end_now(lambda: self._translator.hand_off(self._upstream.cursor))
-        else:
+        caller is handed off to a resume stream (`stream.resume`), where that stream can continue
+        with a later event: a tool call or a round being opened is finished first (the settings
+        keep that within the limit's margin). Any other stream ends with an error. Either way the
+        upstream call is closed."""
+        if not self._hands_off:
             message = "The answer took longer than this service's time limit; ask again for a shorter answer"
             self.interrupt(STREAM_TIME_LIMIT, message)
+        elif self._moves_forward():
+            self._end_now(lambda: self._translator.hand_off(self._upstream.cursor))
+        else:
+            self._hand_off_due = True  # after the next batch that moves forward
+
+    def _moves_forward(self) -> bool:
+        """A resume after the cursor would continue the round the caller has, with a later event:
+        not while calls run or a round opens (the resume would read the round's end again)."""
+        return self._can_hand_off() and not self._upstream.between_rounds
+
+    def _can_hand_off(self) -> bool:
+        """The caller has the response being read, so a resume of it after the cursor loses nothing."""
+        reading = self._upstream.response_id
+        return reading is not None and reading == self._translator.response_id
+
+    def shut_down(self, error: ErrorCode, message: str) -> None:
+        """The instance is stopping: a stored response's caller is handed off to a resume stream
+        on another instance; any other stream ends with the `error`."""
+        if self._hands_off and self._can_hand_off():
+            self._end_now(lambda: self._translator.hand_off(self._upstream.cursor))
+        else:
+            self.interrupt(error, message)
 
     def _end_now(self, end: Callable[[], None]) -> None:
         if self._done or self._left:

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from . import runtime_info
 from .access.auth import Authenticator
 from .access.owner import Owners, previous_not_found
+from .answer import Answer, answer_of, new_answer_id
 from .chat_request import (
     ChatRequest,
     check_approvals,
@@ -37,8 +38,8 @@ from .errors import (
 from .events import Translator
 from .guide_tools import TOOLS
 from .invocation import invocation_id
-from .live_streams import LiveStreams
-from .relay import RelayStream, TimeLimit
+from .live_streams import Cancellable, LiveStreams
+from .relay import RelayStream
 from .settings import Settings
 from .sse_response import SSEResponse
 from .tool_rounds import ToolRounds
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never 
     from .conversations.answer import ConversationAnswer, ConversationChat
     from .conversations.routes import Conversations
     from .demo import DemoUpstream
+    from .storage.answers import AnswerRecords
     from .storage.tables import Tables
 
 logger = logging.getLogger("responses_relay")
@@ -83,6 +85,7 @@ class ChatService:
         self._owners = Owners(secret) if secret is not None else None
         self._tables = _tables(settings)
         self._budget = _budget(settings, self._tables)
+        self._answers = _answers(settings, self._tables)
         self._conversations = _conversations(settings, self._tables)
         check_proxy_environment(settings)
         transport = TRANSPORT_NAMES[settings.transport]
@@ -92,25 +95,25 @@ class ChatService:
 
     async def chat(self, request: Request) -> Response:
         """POST /api/chat: the answer's stream."""
-        return await self._answer("chat", self._chat(request))
+        return await self._respond("chat", self._chat(request))
 
     async def resume(self, request: Request, response_id: str) -> Response:
         """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
-        return await self._answer("resume", self._resume(request, response_id))
+        return await self._respond("resume", self._resume(request, response_id))
 
     async def cancel(self, request: Request, response_id: str) -> Response:
         """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
         cancelled upstream (streams of it on other instances then end too); otherwise the
         response's live stream on this instance is ended, which closes its upstream call."""
-        return await self._answer("cancel", self._cancel(request, response_id))
+        return await self._respond("cancel", self._cancel(request, response_id))
 
     async def conversations(self, request: Request) -> Response:
         """POST /api/conversations (create) and GET (the caller's, newest first)."""
-        return await self._answer("conversations", self._conversation_call(request, None))
+        return await self._respond("conversations", self._conversation_call(request, None))
 
     async def conversation(self, request: Request, conversation_id: str) -> Response:
         """GET, PATCH (rename) and DELETE /api/conversations/{conversation_id}."""
-        return await self._answer("conversation", self._conversation_call(request, conversation_id))
+        return await self._respond("conversation", self._conversation_call(request, conversation_id))
 
     async def _conversation_call(self, request: Request, conversation_id: str | None) -> Response:
         owner = await self._owner(request)
@@ -131,10 +134,14 @@ class ChatService:
         return self._owners.of(identity) if self._owners is not None else None
 
     async def _check_owner(self, upstream: Upstream, response_id: str, owner: str | None) -> dict[str, Any] | None:
-        """The stored response, when owners are kept and the caller owns it (else 404)."""
+        """The stored response, when owners are kept and `owner` owns it (404 otherwise)."""
         if self._owners is not None and owner is not None:
             return await self._owners.check(upstream, response_id, owner)
         return None
+
+    def _answer_of(self, answer_id: str | None, owner: str | None) -> Answer:
+        # A reader waits for another to continue a round as long as that can take.
+        return Answer(answer_id, owner, self._answers, follow_seconds=self.settings.continuation_seconds + 5)
 
     async def _chat(self, request: Request) -> Response:
         owner = await self._owner(request)
@@ -152,10 +159,11 @@ class ChatService:
             previous = await self._previous(upstream, chat_request, owner)
         if chat_request.approvals:
             check_approvals(chat_request.approvals, previous or {})
-        response = await upstream.open(chat_request, owner=owner)
+        answer = self._answer_of(new_answer_id() if owner is not None else None, owner)
+        response = await upstream.open(chat_request, owner=owner, answer=answer.answer_id)
         first = UpstreamEvents(response, **self._healing(upstream))
         stored = self.settings.stores_responses or conversation is not None
-        rounds = self._rounds(upstream, first, chat_request, owner, stored=stored)
+        rounds = self._rounds(upstream, first, chat_request, answer, stored=stored)
         read = rounds if conversation is None else conversation.answer(rounds, question_of(chat_request))
         translator = Translator(redact=upstream.redact)
         return self._relay(request, upstream, read, translator, owner, deployment=upstream.answered_by(response))
@@ -194,6 +202,7 @@ class ChatService:
         self._check_resumable()
         upstream = await self.upstream()
         stored = await self._check_owner(upstream, response_id, owner)
+        answer = self._answer_of(answer_of(stored) if stored is not None else None, owner)
         conversation = await self._resumed_conversation(stored, owner)
         response = await upstream.resume(response_id, after)
         events = UpstreamEvents(response, response_id=response_id, after=after, **self._healing(upstream))
@@ -203,7 +212,7 @@ class ChatService:
             continuation = ChatRequest([], previous_response_id=response_id)
         else:
             continuation = ChatRequest([], conversation_id=conversation.conversation_id)
-        rounds = self._rounds(upstream, events, continuation, owner, stored=True)
+        rounds = self._rounds(upstream, events, continuation, answer, stored=True)
         read = rounds if conversation is None else conversation.answer(rounds, None)
         return self._relay(request, upstream, read, translator, owner)
 
@@ -216,24 +225,41 @@ class ChatService:
     async def _cancel(self, request: Request, response_id: str) -> Response:
         owner = await self._owner(request)
         check_response_id(response_id)
-        if self.settings.resumable:
-            await self._check_owner(await self.upstream(), response_id, owner)
+        stored = await self._stored_for_cancel(response_id, owner)
         live = [stream for stream in self._live.of_response(response_id) if stream.owner == owner]
-        if not self.settings.resumable and not live:
+        answer_id = answer_of(stored) if stored is not None else None
+        row = None
+        if self._answers is not None and owner is not None and answer_id is not None:
+            row = await self._answers.cancel(owner, answer_id)  # no later round starts, on any instance
+        if not self.settings.resumable and not live and row is None:
             raise HttpError(RESPONSE_NOT_FOUND, "No stream of that response is live on this instance")
+        latest = row.rounds[-1] if row is not None and row.rounds else response_id  # the answer's last round
         status = "cancelled"
         try:
             if self.settings.resumable:
-                status = await self._cancel_upstream(response_id)
+                status = await self._cancel_upstream(latest)
         finally:
-            # The caller asked to stop: this instance's streams of it end even if the upstream failed to
-            # say so; but a response that finished first ends its streams with its own terminal event,
-            # unless the answer was to go on after it (tool calls): then no further round starts.
-            stopping = [stream for stream in live if status == "cancelled" or stream.between_rounds]
+            # The caller asked to stop: this instance's streams of the answer end even if the upstream
+            # failed to say so; but one reading the answer's last round, which finished first, ends with
+            # that round's own terminal event.
+            stopping = [stream for stream in live if status == "cancelled" or _goes_on_after(stream, latest)]
             for stream in stopping:
                 stream.cancel()
-            status = "cancelled" if stopping else status
+        between_rounds = row is not None and row.claimed == latest  # its calls ran; no round follows now
+        status = "cancelled" if stopping or between_rounds else status
         return JSONResponse({"id": response_id, "status": status}, headers={"Cache-Control": "no-store"})
+
+    async def _stored_for_cancel(self, response_id: str, owner: str | None) -> dict[str, Any] | None:
+        """The response a cancel names, as stored, checked against its owner: in background mode
+        always (someone else's is 404); otherwise only to find its answer across instances."""
+        if self.settings.resumable:
+            return await self._check_owner(await self.upstream(), response_id, owner)
+        if self._answers is None or owner is None:
+            return None
+        try:
+            return await self._check_owner(await self.upstream(), response_id, owner)
+        except HttpError:
+            return None  # not stored, or not the caller's: only this instance's live streams can be stopped
 
     async def _cancel_upstream(self, response_id: str) -> str:
         """Cancel a background response upstream; its status after that."""
@@ -246,7 +272,7 @@ class ChatService:
             response = await upstream.retrieve(response_id)  # refused: it had finished already, probably
         return _text(response, "status") or "cancelled"
 
-    async def _answer(self, action: str, answering: Awaitable[Response]) -> Response:
+    async def _respond(self, action: str, answering: Awaitable[Response]) -> Response:
         """The response, or the error known before any byte of it went out, as plain HTTP."""
         try:
             return await answering
@@ -265,20 +291,29 @@ class ChatService:
             "budget": HealBudget(settings.heal_attempts, settings.heal_seconds),
         }
 
-    async def _open_round(self, upstream: Upstream, request: ChatRequest, owner: str | None) -> UpstreamEvents:
-        return UpstreamEvents(await upstream.open(request, owner=owner), **self._healing(upstream))
+    async def _open_round(self, upstream: Upstream, request: ChatRequest, answer: Answer) -> UpstreamEvents:
+        response = await upstream.open(request, owner=answer.owner, answer=answer.answer_id)
+        return UpstreamEvents(response, **self._healing(upstream))
+
+    async def _follow_round(self, upstream: Upstream, response_id: str) -> UpstreamEvents:
+        """A round another reader opened, from its start."""
+        response = await upstream.resume(response_id, None)
+        return UpstreamEvents(response, response_id=response_id, **self._healing(upstream))
 
     def _rounds(
-        self, upstream: Upstream, first: UpstreamEvents, request: ChatRequest, owner: str | None, *, stored: bool
+        self, upstream: Upstream, first: UpstreamEvents, request: ChatRequest, answer: Answer, *, stored: bool
     ) -> ToolRounds:
         """The answer's rounds from its first stream; `request` is what continuations are made from."""
         return ToolRounds(
             first,
             request=request,
-            open_round=lambda next_request: self._open_round(upstream, next_request, owner),
+            open_round=lambda next_request: self._open_round(upstream, next_request, answer),
             toolbox=self._toolbox,
             max_rounds=self.settings.max_tool_rounds,
             stored=stored,
+            answer=answer,
+            follow_round=lambda response_id: self._follow_round(upstream, response_id),
+            cancel_round=upstream.cancel if self.settings.resumable else None,
         )
 
     def _relay(
@@ -302,7 +337,8 @@ class ChatService:
             invocation_id=invocation_id(request),
             cancel_orphan=upstream.cancel if self.settings.resumable else None,
             live=self._live,
-            time_limit=self._time_limit(),
+            time_limit_seconds=self.settings.stream_time_limit_seconds,
+            hands_off=self.settings.resumable,
             deployment=deployment,
             owner=owner,
         )
@@ -310,10 +346,6 @@ class ChatService:
         if self._budget is not None and owner is not None:  # the stream's final usage, once it has ended
             answer.background = BackgroundTask(self._budget.spend, owner, translator)
         return answer
-
-    def _time_limit(self) -> TimeLimit | None:
-        seconds = self.settings.stream_time_limit_seconds
-        return None if seconds is None else TimeLimit(seconds, resumable=self.settings.resumable)
 
     def _check_resumable(self) -> None:
         if not self.settings.resumable:
@@ -378,13 +410,22 @@ class ChatService:
 
 
 def _tables(settings: Settings) -> Tables | None:
-    """The storage account's tables, when a feature that keeps state there is on; azure-data-tables
-    is imported only then."""
-    if settings.storage is None or (settings.access.daily_tokens is None and settings.conversations is None):
+    """The storage account's tables, where there is one and what it keeps has owners (answers,
+    budgets); azure-data-tables is imported only then."""
+    if settings.storage is None or settings.access.owner_secret is None:
         return None
     from .storage.tables import Tables
 
     return Tables(settings.storage)
+
+
+def _answers(settings: Settings, tables: Tables | None) -> AnswerRecords | None:
+    """Answers recorded across instances: who continues each round, stops, each round's usage."""
+    if tables is None:
+        return None
+    from .storage.answers import AnswerRecords
+
+    return AnswerRecords(tables, claim_seconds=settings.continuation_seconds + 5)
 
 
 def _budget(settings: Settings, tables: Tables | None) -> Budget | None:
@@ -394,6 +435,11 @@ def _budget(settings: Settings, tables: Tables | None) -> Budget | None:
     from .access.budget import Budget
 
     return Budget(settings.access.daily_tokens, tables)
+
+
+def _goes_on_after(stream: Cancellable, response_id: str) -> bool:
+    """The stream will read more than `response_id`: it runs its calls, opens or reads another round."""
+    return stream.between_rounds or stream.reading != response_id
 
 
 def _conversations(settings: Settings, tables: Tables | None) -> Conversations | None:

@@ -81,6 +81,12 @@ class Settings:
         return "azure-openai" if host.endswith(azure_hosts) else "openai-compatible"
 
     @property
+    def continuation_seconds(self) -> float:
+        """The longest a round's continuation takes: its tool calls, then the next round's opening
+        (connecting, then waiting for the response's headers)."""
+        return self.tool_timeout_seconds + self.connect_timeout_seconds + self.read_timeout_seconds
+
+    @property
     def stores_responses(self) -> bool:
         """Whether a response can be continued with `previous_response_id`. Azure OpenAI keeps
         responses by default (the relay never sends `store: false`; in background mode it sends
@@ -100,16 +106,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = _Reader(environ)
     access = _access_settings(env, resumable=env.flag("RESUMABLE_STREAMS", default=False))
     storage = _storage_settings(env)
-    if storage is None and access.daily_tokens is not None:
+    needing_storage = {"USER_DAILY_TOKENS": access.daily_tokens is not None}
+    needing_storage["RESUMABLE_STREAMS"] = env.flag("RESUMABLE_STREAMS", default=False)
+    needing = [name for name, needs in needing_storage.items() if needs]
+    if storage is None and needing:
         raise SettingsError(
-            "USER_DAILY_TOKENS needs the Function App's storage: AzureWebJobsStorage__accountName"
+            f"{' and '.join(needing)} {'need' if len(needing) > 1 else 'needs'} the Function App's storage:"
+            " AzureWebJobsStorage__accountName"
             " (reached with the managed identity) or AzureWebJobsStorage (a connection string; locally Azurite's)"
         )
     conversations = _conversation_settings(env, storage, access)
     reasoning_effort = env.choice("REASONING_EFFORT", REASONING_EFFORTS)
     # Reasoning models reject sampling parameters: with an effort set, they are sent only when set.
     sampling = reasoning_effort in (None, "none")
-    return Settings(
+    settings = Settings(
         endpoint=env.url("OPENAI_ENDPOINT"),
         api_key=env.text("OPENAI_API_KEY"),
         azure_client_id=env.text("AZURE_CLIENT_ID"),
@@ -151,6 +161,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         storage=storage,
         conversations=conversations,
     )
+    _check_hand_offs(settings)
+    return settings
+
+
+def _check_hand_offs(settings: Settings) -> None:
+    """With resumable streams a stream at its time limit hands its caller off only where the
+    resume can go on with a later event, so a round's continuation (its calls, then the next
+    round's opening) must fit within one stream's time."""
+    limit = settings.stream_time_limit_seconds
+    if settings.resumable and limit is not None and settings.continuation_seconds >= limit:
+        raise SettingsError(
+            f"STREAM_TIME_LIMIT_SECONDS ({limit:g}) must be longer than TOOL_TIMEOUT_SECONDS"
+            " + UPSTREAM_CONNECT_TIMEOUT_SECONDS + UPSTREAM_READ_TIMEOUT_SECONDS"
+            f" ({settings.continuation_seconds:g}): a tool call and the next round's opening must fit in one stream"
+        )
 
 
 @dataclass(frozen=True)
@@ -162,6 +187,8 @@ class AccessSettings:
     client_id: str | None  # the API's application id, bare: tokens for it or for api://<it> are accepted
     issuer: str | None
     jwks_url: str | None
+    scope: str | None  # entra: the scope a user's (delegated) token must carry in `scp`
+    app_role: str | None  # entra: the app role an app-only token must carry in `roles`; None: none is let in
     owner_secret: bytes | None = field(repr=False)
     daily_tokens: int | None
 
@@ -174,6 +201,7 @@ def _access_settings(env: _Reader, *, resumable: bool) -> AccessSettings:
     mode = env.choice("AUTH_MODE", AUTH_MODES) or "key"
     daily_tokens = env.optional_integer("USER_DAILY_TOKENS", low=1, high=10**12)
     client_id, issuer, jwks_url = _token_issuer(env) if mode == "entra" else (None, None, None)
+    scope, app_role = _token_permissions(env) if mode == "entra" else (None, None)
     secret = env.text("OWNER_HASH_SECRET")
     owners_needed_by = {"AUTH_MODE=entra": mode == "entra", "RESUMABLE_STREAMS": resumable}
     owners_needed_by["USER_DAILY_TOKENS"] = daily_tokens is not None
@@ -190,6 +218,8 @@ def _access_settings(env: _Reader, *, resumable: bool) -> AccessSettings:
         client_id=client_id,
         issuer=issuer,
         jwks_url=jwks_url,
+        scope=scope,
+        app_role=app_role,
         owner_secret=None if secret is None else secret.encode(),
         daily_tokens=daily_tokens,
     )
@@ -267,6 +297,24 @@ def _token_issuer(env: _Reader) -> tuple[str, str, str]:
     )
 
 
+def _token_permissions(env: _Reader) -> tuple[str, str | None]:
+    """AUTH_MODE=entra: the scope a user's token must carry (default `chat`, the one the README's
+    registration creates) and the app role an app-only token must carry (default: none let in)."""
+    scope = env.text("AUTH_SCOPE") or "chat"
+    if not _CLAIM_VALUE.fullmatch(scope) or "/" in scope:
+        raise SettingsError(
+            f"AUTH_SCOPE must be one scope's value as tokens carry it in scp, such as chat (not api://<id>/chat),"
+            f" got {scope!r}"
+        )
+    role = env.text("AUTH_APP_ROLE")
+    if role is not None and not _CLAIM_VALUE.fullmatch(role):
+        raise SettingsError(
+            f"AUTH_APP_ROLE must be one app role's value as tokens carry it in roles, such as Chat.Use, got {role!r}"
+        )
+    return scope, role
+
+
+_CLAIM_VALUE = re.compile(r"[!-~]+")  # printable ASCII without spaces, as scope and app role values are
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 

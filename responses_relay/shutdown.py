@@ -1,8 +1,9 @@
 """Graceful shutdown of the streams this process is sending.
 
 The relay registers each stream while its body is being sent; on shutdown, `drain`
-lets them finish for a grace period and ends the rest with an `error` event
-(`server_shutting_down`), so no client is left guessing.
+lets them finish for a grace period and ends the rest: a stored response's stream hands its
+caller off to another instance (`stream.resume`), any other ends with an `error` event
+(`server_shutting_down`), so no client is left guessing and nothing is generated unread.
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ from typing import Protocol
 from .errors import SERVER_SHUTTING_DOWN, ErrorCode
 
 
-class Interruptible(Protocol):
-    def interrupt(self, error: ErrorCode, message: str) -> None: ...
+class Stoppable(Protocol):
+    def shut_down(self, error: ErrorCode, message: str) -> None: ...
 
 
-_live: set[Interruptible] = set()
+_live: set[Stoppable] = set()
 _drained: asyncio.Future[None] | None = None  # resolved when _live empties during a drain
 
 
-def started(stream: Interruptible) -> None:
+def started(stream: Stoppable) -> None:
     _live.add(stream)
 
 
-def ended(stream: Interruptible) -> None:
+def ended(stream: Stoppable) -> None:
     _live.discard(stream)
     if not _live and _drained is not None and not _drained.done():
         _drained.set_result(None)
@@ -37,7 +38,7 @@ def open_count() -> int:
 
 
 async def drain(grace_seconds: float) -> None:
-    """Let running streams finish for `grace_seconds`, then interrupt the rest."""
+    """Let running streams finish for `grace_seconds`, then stop the rest."""
     global _drained
     if not _live:
         return
@@ -46,6 +47,6 @@ async def drain(grace_seconds: float) -> None:
         await asyncio.wait_for(asyncio.shield(_drained), grace_seconds)
     except TimeoutError:
         for stream in list(_live):
-            stream.interrupt(SERVER_SHUTTING_DOWN, "The server is restarting; please ask again")
+            stream.shut_down(SERVER_SHUTTING_DOWN, "The server is restarting; please ask again")
     finally:
         _drained = None

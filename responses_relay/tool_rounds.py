@@ -14,16 +14,24 @@ stream with `tool_rounds_exceeded`.
 
 A round that ends with MCP approval requests is final: the caller answers them with a new
 chat request. A relay whose caller left is cancelled by the relay, so it starts no round.
+
+Across instances (`Answer`, where the Function App's storage keeps answers): a round's
+continuation is claimed before its calls run. A reader that finds it claimed by another
+follows instead: it passes on the recorded results and reads the next round from its start,
+so each call runs once. A stopped answer opens no round (checked before the next round is
+opened, and again when it is recorded: a round opened meanwhile is cancelled). The final usage
+adds the recorded usage of the rounds this stream did not read.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import replace
 from typing import Any
 
+from .answer import Answer, Cancelled, Follow, Owned
 from .chat_request import ChatRequest, input_items
 from .errors import TOOL_ROUNDS_EXCEEDED, HttpError
 from .events import TERMINAL_EVENTS
@@ -32,8 +40,13 @@ from .upstream_events import Payload, StreamBroken, UpstreamEvents
 
 # Opens the next round's stream from its request.
 OpenRound = Callable[[ChatRequest], Awaitable[UpstreamEvents]]
+# The stream of a round another reader opened, from its start.
+FollowRound = Callable[[str], Awaitable[UpstreamEvents]]
+# Cancels a round upstream (background mode), by its id.
+CancelRound = Callable[[str], Awaitable[object]]
 
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
+_RELEASE_SECONDS = 2.0
 
 
 class ToolRounds:
@@ -46,8 +59,17 @@ class ToolRounds:
         toolbox: Toolbox,
         max_rounds: int,
         stored: bool,
+        answer: Answer | None = None,
+        follow_round: FollowRound | None = None,
+        cancel_round: CancelRound | None = None,
     ) -> None:
         self._round = first
+        self._answer = answer or Answer(None, None)
+        self._follow_round = follow_round
+        self._cancel_round = cancel_round
+        self._claim: Owned | None = None  # held from the claim of a round's continuation until it is recorded
+        self._recording: tuple[dict[str, int] | None, list[ToolResult]] | None = None  # an opened round's
+        self._counted: set[str] = set()  # the rounds whose usage this stream added up
         # What each continuation shares with the first request; not its input, which may be large
         # and would otherwise be held for the whole stream.
         self._request = replace(request, input=[], approvals=())
@@ -79,6 +101,8 @@ class ToolRounds:
             ending: dict[str, Any] | None = None
             async with aclosing(self._round.batches()) as batches:
                 async for batch in batches:
+                    if self._recording is not None and not await self._record_opened():
+                        return  # stopped while the round opened: the caller never sees it
                     passed: list[Payload | ToolResult] = []
                     for payload in batch:
                         kind = payload.get("type")
@@ -89,26 +113,44 @@ class ToolRounds:
                             continue
                         ending = payload
                         if not _calls(_response(payload), output):
-                            passed.append(self._summed(payload))
+                            passed.append(await self._summed(payload))
                     if passed:
                         yield passed
             response = _response(ending) if ending is not None else self._round.final_response or {}
             calls = _calls(response, output)
             if not calls:
                 if ending is None and self._round.final_response is not None:
-                    self.final_response = self._summed({"response": response})["response"]
+                    self.final_response = (await self._summed({"response": response}))["response"]
                 return
-            self._count_usage(response)
+            ended = str(response.get("id") or self._round.response_id)
+            self._count_usage(ended, response)
             self.between_rounds = True
             if self.continuations >= self._max_rounds:
                 message = f"The model still asked for tools after {self._max_rounds} rounds"
                 raise StreamBroken(TOOL_ROUNDS_EXCEEDED, message)
+            claim = await self._answer.continuation(ended)
+            if isinstance(claim, Follow):
+                for result in _recorded_results(claim, calls):
+                    yield [result]
+                await self._follow(claim.next_round)
+                continue
+            if isinstance(claim, Cancelled):
+                await self._stopped()
+                return
+            self._claim = claim
+            if await self._answer.cancelled():
+                await self._stopped()
+                return
             results: list[ToolResult] = []
             async with aclosing(self._run(calls)) as finished:
                 async for result in finished:
                     results.append(result)
                     yield [result]
+            if await self._answer.cancelled():
+                await self._stopped()
+                return
             await self._next_round(response, _output(response) or output, calls, results)
+            self._recording = (_usage(response), results)
 
     async def _run(self, calls: list[FunctionCall]) -> AsyncGenerator[ToolResult]:
         """The calls' results, run side by side, each as soon as it is there."""
@@ -135,39 +177,99 @@ class ToolRounds:
         else:
             self._history += [*items, *outputs]
             request = replace(self._request, input=list(self._history), approvals=())
+        await self._switch(lambda: self._open_round(request))
+
+    async def _follow(self, next_round: str) -> None:
+        """Read the round another reader opened, from its start."""
+        assert self._follow_round is not None, "an answer that is recorded can be followed"
+        follow_round = self._follow_round
+        await self._switch(lambda: follow_round(next_round))
+
+    async def _switch(self, opening: Callable[[], Awaitable[UpstreamEvents]]) -> None:
         await self._round.aclose()
         self.continuations += 1
         self._opening = True
         try:
-            self._round = await self._open_round(request)
+            self._round = await opening()
         except HttpError as error:
             raise StreamBroken(error.error, error.message) from None
         finally:
             self._opening = False
         self.between_rounds = False
 
-    def _count_usage(self, response: dict[str, Any]) -> None:
-        usage = response.get("usage")
-        for key in _USAGE_KEYS:
-            if isinstance(usage, dict) and type(usage.get(key)) is int:
-                self._usage[key] = self._usage.get(key, 0) + usage[key]
+    async def _record_opened(self) -> bool:
+        """Record the round this stream opened, once its id is known; False when the answer was
+        stopped meanwhile: the round is then cancelled and the answer ends as cancelled."""
+        opened = self._round.response_id
+        if self._recording is None or self._claim is None or opened is None:
+            return True
+        (usage, results), claim = self._recording, self._claim
+        self._recording = self._claim = None
+        if await self._answer.opened(claim, opened, usage, results):
+            return True
+        if self._cancel_round is not None:
+            await self._cancel_round(opened)
+        await self._stopped()
+        return False
 
-    def _summed(self, terminal: dict[str, Any]) -> dict[str, Any]:
-        """The terminal event with its usage added to the rounds' before it."""
+    async def _stopped(self) -> None:
+        """The answer was stopped between rounds: it ends as cancelled, with the usage so far."""
+        self.between_rounds = False
+        await self._count_unread_rounds()
+        self.final_response = {"status": "cancelled", "usage": dict(self._usage)}
+
+    async def _count_unread_rounds(self) -> None:
+        """Add the recorded usage of the answer's rounds that this stream did not read."""
+        for round_id, recorded in (await self._answer.usage_of_rounds()).items():
+            if round_id not in self._counted:
+                self._count_usage(round_id, {"usage": recorded})
+
+    def _count_usage(self, round_id: str, response: dict[str, Any]) -> None:
+        usage = _usage(response)
+        for key, value in (usage or {}).items():
+            self._usage[key] = self._usage.get(key, 0) + value
+        self._counted.add(round_id)
+
+    async def _summed(self, terminal: dict[str, Any]) -> dict[str, Any]:
+        """The terminal event with its usage added to the rounds' before it, those this stream
+        did not read (before a hand-off, or on another instance) included."""
         response = _response(terminal)
         usage = response.get("usage")
         if not isinstance(usage, dict):
             return terminal
+        await self._count_unread_rounds()
         total = {key: self._usage.get(key, 0) + usage[key] for key in _USAGE_KEYS if type(usage.get(key)) is int}
         return {**terminal, "response": {**response, "usage": {**usage, **total}}}
 
     async def aclose(self) -> None:
         await self._round.aclose()
+        claim, self._claim = self._claim, None
+        if claim is not None:  # ended before the round it claimed was opened (and recorded)
+            with suppress(Exception):  # another reader then waits for the claim to expire instead
+                async with asyncio.timeout(_RELEASE_SECONDS):
+                    await self._answer.release(claim)
 
 
 def _response(terminal: dict[str, Any] | None) -> dict[str, Any]:
     response = terminal.get("response") if terminal is not None else None
     return response if isinstance(response, dict) else {}
+
+
+def _usage(response: dict[str, Any]) -> dict[str, int] | None:
+    usage = response.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return {key: usage[key] for key in _USAGE_KEYS if type(usage.get(key)) is int} or None
+
+
+def _recorded_results(claim: Follow, calls: list[FunctionCall]) -> list[ToolResult]:
+    """The results another reader recorded for `calls`, in the calls' order."""
+    by_call = {result.call_id: result for result in claim.results}
+    return [
+        ToolResult(recorded.call_id, recorded.name, recorded.output)
+        for call in calls
+        if (recorded := by_call.get(call.call_id)) is not None
+    ]
 
 
 def _output(response: dict[str, Any]) -> list[dict[str, Any]]:

@@ -104,9 +104,12 @@ class Upstream:
             http_client=http_client(settings, timeout),
         )
 
-    async def open(self, request: ChatRequest, *, owner: str | None = None) -> httpx2.Response:
-        """The upstream's streaming HTTP response, its headers received and status 2xx."""
-        body = json_body(self._parameters(request, owner))
+    async def open(
+        self, request: ChatRequest, *, owner: str | None = None, answer: str | None = None
+    ) -> httpx2.Response:
+        """The upstream's streaming HTTP response, its headers received and status 2xx. `owner` and
+        `answer` go in the response's metadata (the caller's keyed hash, and the answer it is a round of)."""
+        body = json_body(self._parameters(request, owner, answer))
         headers = {"Content-Type": "application/json"}
         spillover = self.settings.spillover_deployment
         if spillover is not None:  # Azure OpenAI: where a provisioned deployment's overflow goes
@@ -231,7 +234,7 @@ class Upstream:
             return result
         raise AssertionError("unreachable")
 
-    def _parameters(self, request: ChatRequest, owner: str | None = None) -> dict[str, Any]:
+    def _parameters(self, request: ChatRequest, owner: str | None = None, answer: str | None = None) -> dict[str, Any]:
         settings = self.settings
         parameters: dict[str, Any] = {
             "model": settings.model,
@@ -257,7 +260,7 @@ class Upstream:
         if request.conversation_id is not None:  # the response's items join the conversation
             parameters["conversation"] = {"id": request.conversation_id}
         if owner is not None:  # the caller's keyed hash: resume, cancel and chaining check it
-            parameters["metadata"] = {"owner": owner}
+            parameters["metadata"] = {"owner": owner} if answer is None else {"owner": owner, "answer": answer}
         if settings.resumable:  # background mode: stored upstream, resumable from any instance
             parameters["background"] = True
             parameters["store"] = True

@@ -59,9 +59,14 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 
 
 @pytest.fixture
-def make_settings(upstream_server: FaultyUpstream) -> Callable[..., Settings]:
+def make_settings(upstream_server: FaultyUpstream, request: pytest.FixtureRequest) -> Callable[..., Settings]:
+    """Settings for the relay in front of the test upstream; with resumable streams, and no storage
+    account named, the storage emulator's (started then, once for the session)."""
+
     def make(**overrides: str) -> Settings:
         environ = {"OPENAI_ENDPOINT": upstream_server.base_url, "OPENAI_API_KEY": FAKE_KEY, **overrides}
+        if environ.get("RESUMABLE_STREAMS") == "true" and "AzureWebJobsStorage" not in environ:
+            environ["AzureWebJobsStorage"] = request.getfixturevalue("azurite").connection_string
         return load_settings({key: value for key, value in environ.items() if value is not None})
 
     return make

@@ -28,7 +28,7 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
 API_CLIENT_ID = "6f1c2f4e-3b1a-4c55-9d1e-2a7b8c9d0e1f"
@@ -60,12 +60,20 @@ class SigningKey:
 
 
 class OidcIssuer:
-    """The issuer. `base_url` is its issuer URL (`iss`) once it serves; `keys_fetched` counts JWKS fetches."""
+    """The issuer. `base_url` is its issuer URL (`iss`) once it serves; `keys_fetched` counts JWKS
+    fetches (those it failed too). Its keys endpoint can fail (`keys_failures`: the next that many
+    fetches fail as `keys_failure` says) or send a huge document (`keys_padding` bytes of white space before the
+    keys, streamed: `keys_bytes_sent` says how much of it went out, `keys_stream_ended` when it stopped)."""
 
     def __init__(self) -> None:
         self.key = SigningKey()
         self.base_url = ""
         self.keys_fetched = 0
+        self.keys_failures = 0
+        self.keys_failure = "503"  # how they fail: "503", or "not a key set" (200 with an error in JSON)
+        self.keys_padding = 0
+        self.keys_bytes_sent = 0
+        self.keys_stream_ended = asyncio.Event()
         self.authorized = 0  # sign-ins through the authorization endpoint
         self.signed_in: User = ALICE  # who the authorization endpoint signs in
         self._codes: dict[str, dict[str, str]] = {}
@@ -146,7 +154,27 @@ class OidcIssuer:
 
     async def _keys(self, request: Request) -> Response:
         self.keys_fetched += 1
+        if self.keys_failures > 0:
+            self.keys_failures -= 1
+            status = 503 if self.keys_failure == "503" else 200
+            return JSONResponse({"error": "temporarily_unavailable"}, status, headers=_CORS)
+        if self.keys_padding > 0:
+            document = json.dumps({"keys": [self.key.jwk()]}).encode()
+            return StreamingResponse(self._padded(document), media_type="application/json", headers=_CORS)
         return JSONResponse({"keys": [self.key.jwk()]}, headers=_CORS)
+
+    async def _padded(self, document: bytes) -> AsyncIterator[bytes]:
+        """`keys_padding` bytes of white space, then the document: valid JSON, as large as asked."""
+        piece = b" " * 65536
+        try:
+            while self.keys_bytes_sent < self.keys_padding:
+                yield piece
+                self.keys_bytes_sent += len(piece)
+                # uvicorn's send returns at once for a client that left: let the response see it leave.
+                await asyncio.sleep(0)
+            yield document
+        finally:
+            self.keys_stream_ended.set()
 
     async def _authorize(self, request: Request) -> Response:
         """Signs `signed_in` in without a form and sends the code back as the request asks."""

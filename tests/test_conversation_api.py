@@ -50,7 +50,8 @@ async def answer(base_url: str, conversation_id: str, question: str) -> None:
         await upstream.aclose()
 
 
-async def check_a_conversation_read_whole_and_deleted(base_url: str, script: Callable[[int], None]) -> None:
+async def check_a_conversation_read_whole_and_deleted(base_url: str, script: Callable[[int], None]) -> str:
+    """Its id."""
     async with client_of(base_url) as conversations:
         conversation_id = await conversations.create("owner-hash")
         assert conversation_id.startswith("conv_")
@@ -68,6 +69,7 @@ async def check_a_conversation_read_whole_and_deleted(base_url: str, script: Cal
     assert [item.get("role") for item in items] == ["user", "assistant"] * 7
     assert later == items[4:]
     assert (gone.value.status, gone.value.code) == (404, "conversation_not_found")
+    return conversation_id
 
 
 async def test_the_demos_conversation_is_read_across_pages_then_deleted(
@@ -75,9 +77,8 @@ async def test_the_demos_conversation_is_read_across_pages_then_deleted(
 ) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0, text="はい。"))
     monkeypatch.setattr(api, "PAGE_ITEMS", 3)
-    await check_a_conversation_read_whole_and_deleted(upstream.base_url, lambda number: None)
-    created = next(iter(upstream.conversations._conversations.values()), None)
-    assert created is None  # deleted
+    conversation_id = await check_a_conversation_read_whole_and_deleted(upstream.base_url, lambda number: None)
+    assert conversation_id not in upstream.conversations._conversations
 
 
 async def test_the_scripted_conversation_is_read_across_pages_then_deleted(

@@ -164,6 +164,11 @@ def test_bad_settings_name_the_variable(name: str, value: str, says: str) -> Non
     assert "\n" not in str(caught.value)
 
 
+RESUMABLE_HERE = {
+    "RESUMABLE_STREAMS": "true",
+    "OWNER_HASH_SECRET": "s" * 32,
+    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+}
 ENTRA = {"AUTH_MODE": "entra", "AUTH_CLIENT_ID": "api://6f1c2f4e", "OWNER_HASH_SECRET": "s" * 32}
 TENANT = "0b9d7a55-1c2e-4f3a-8b6c-5d4e3f2a1b0c"
 
@@ -183,10 +188,31 @@ TENANT = "0b9d7a55-1c2e-4f3a-8b6c-5d4e3f2a1b0c"
             "OWNER_HASH_SECRET is required with AUTH_MODE=entra:",
         ),
         ({**ENTRA, "AUTH_TENANT_ID": TENANT, "OWNER_HASH_SECRET": "short"}, "OWNER_HASH_SECRET must be 32 characters"),
+        (
+            {**ENTRA, "AUTH_TENANT_ID": TENANT, "AUTH_SCOPE": "api://6f1c2f4e/chat"},
+            "AUTH_SCOPE must be one scope's value as tokens carry it in scp, such as chat",
+        ),
+        (
+            {**ENTRA, "AUTH_TENANT_ID": TENANT, "AUTH_SCOPE": "chat read"},
+            "AUTH_SCOPE must be one scope's value as tokens carry it in scp, such as chat",
+        ),
+        (
+            {**ENTRA, "AUTH_TENANT_ID": TENANT, "AUTH_APP_ROLE": "Chat Use"},
+            "AUTH_APP_ROLE must be one app role's value as tokens carry it in roles, such as Chat.Use",
+        ),
         ({"USER_DAILY_TOKENS": "1000"}, "OWNER_HASH_SECRET is required with USER_DAILY_TOKENS:"),
         (
             {"USER_DAILY_TOKENS": "1000", "OWNER_HASH_SECRET": "s" * 32},
             "USER_DAILY_TOKENS needs the Function App's storage",
+        ),
+        (
+            {"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": "s" * 32},
+            "RESUMABLE_STREAMS needs the Function App's storage",
+        ),
+        (
+            {**RESUMABLE_HERE, "STREAM_TIME_LIMIT_SECONDS": "3", "TOOL_TIMEOUT_SECONDS": "4"},
+            "STREAM_TIME_LIMIT_SECONDS (3) must be longer than TOOL_TIMEOUT_SECONDS + UPSTREAM_CONNECT_TIMEOUT_SECONDS"
+            " + UPSTREAM_READ_TIMEOUT_SECONDS (134)",
         ),
     ],
 )
@@ -197,12 +223,23 @@ def test_bad_access_settings_are_one_line(environ: dict[str, str], says: str) ->
     assert "\n" not in str(caught.value)
 
 
+def test_the_default_time_limit_fits_a_round_continuation_and_a_fitting_short_one_is_taken() -> None:
+    assert load_settings(RESUMABLE_HERE).stream_time_limit_seconds == 220
+    short = {"STREAM_TIME_LIMIT_SECONDS": "1", "TOOL_TIMEOUT_SECONDS": "0.2", "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.2",
+             "UPSTREAM_READ_TIMEOUT_SECONDS": "0.5"}  # fmt: skip
+    assert load_settings({**RESUMABLE_HERE, **short}).stream_time_limit_seconds == 1
+    assert load_settings({"STREAM_TIME_LIMIT_SECONDS": "1"}).stream_time_limit_seconds == 1  # no hand-offs: no limit
+
+
 def test_entra_defaults_are_entra_ids_endpoints_for_the_tenant() -> None:
     access = load_settings({**ENTRA, "AUTH_TENANT_ID": TENANT}).access
     assert access.mode == "entra"
     assert access.audiences == ("6f1c2f4e", "api://6f1c2f4e")
     assert access.issuer == f"https://login.microsoftonline.com/{TENANT}/v2.0"
     assert access.jwks_url == f"https://login.microsoftonline.com/{TENANT}/discovery/v2.0/keys"
+    assert (access.scope, access.app_role) == ("chat", None)  # the README's registration; no app-only callers
+    named = load_settings({**ENTRA, "AUTH_TENANT_ID": TENANT, "AUTH_SCOPE": "Tour.Ask", "AUTH_APP_ROLE": "Chat.Use"})
+    assert (named.access.scope, named.access.app_role) == ("Tour.Ask", "Chat.Use")
     assert load_settings({}).access.mode == "key"
 
 

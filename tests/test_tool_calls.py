@@ -21,6 +21,7 @@ from responses_relay.settings import Settings, load_settings
 from responses_relay.sse import Decoder, Event
 from responses_relay.tools import Tool, function_tool
 
+from .azurite import Azurite
 from .conftest import FAKE_KEY, RESUMABLE, RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario, StreamRecord
 from .scripted_upstream import ApprovalRequest, FunctionCall, McpCall, ScriptedUpstream, Text, refusal, reply
@@ -206,9 +207,12 @@ async def test_with_no_tools_none_are_sent(scripted: ScriptedUpstream) -> None:
     assert received.text == "I cannot check the time."
 
 
-async def test_where_responses_are_stored_the_next_round_names_the_last_one(scripted: ScriptedUpstream) -> None:
+async def test_where_responses_are_stored_the_next_round_names_the_last_one(
+    scripted: ScriptedUpstream, azurite: Azurite
+) -> None:
     scripted.script(reply(TOKYO), reply(Text("Nine.")))
-    received = await ask(scripted, **RESUMABLE)  # background mode stores responses
+    storage = {"AzureWebJobsStorage": azurite.connection_string}
+    received = await ask(scripted, **RESUMABLE, **storage)  # background mode stores responses
     assert received.text == "Nine."
     second = scripted.requests[1]
     assert second["previous_response_id"] == "resp_scripted1"
@@ -498,12 +502,19 @@ async def test_a_caller_who_leaves_while_a_round_is_created_leaves_no_orphan_rou
     upstream.set_scenario(Scenario(delta_seconds=0.001))
     tools = [function_tool(local_time)]
     async for server in serve(ChatService(make_settings(**RESUMABLE), tools=tools)):
-        first = await chat(server.client, {"input": "京都は今何時？"}, stop_at="tool.result")  # then it leaves
+        created: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        body, headers = orjson.dumps({"input": "京都は今何時？"}), {"content-type": "application/json"}
+        reading = asyncio.ensure_future(
+            read_sse(server.client, "POST", "/api/chat", content=body, headers=headers, created=created)
+        )
         await asyncio.to_thread(upstream.wait_for_requests, 2)  # the next round is being created
+        reading.cancel()  # the caller leaves meanwhile
+        with pytest.raises(asyncio.CancelledError):
+            await reading
         upstream.release()
         records = await asyncio.to_thread(upstream.wait_for_requests, 3)
     _, continuation, cancel = records[:3]
-    assert continuation.request["previous_response_id"] == response_id(first)
+    assert continuation.request["previous_response_id"] == await created
     assert cancel.path.endswith("/cancel")  # the round whose id never reached its caller
     assert await asyncio.to_thread(cancel.ended.wait, 5)
     stored = upstream.stored(cancel.path.split("/")[-2])

@@ -28,6 +28,7 @@ import pytest
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
+from .azurite import Azurite
 from .conftest import FAKE_KEY, RESUMABLE, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .host_process import ROOT, HostProcess
@@ -275,8 +276,9 @@ def _running(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def resumable_worker_host(upstream_server: FaultyUpstream) -> Iterator[HostProcess]:
-    host = HostProcess("--worker", environ=worker_environ(upstream_server, **RESUMABLE))
+def resumable_worker_host(upstream_server: FaultyUpstream, azurite: Azurite) -> Iterator[HostProcess]:
+    storage = {"AzureWebJobsStorage": azurite.connection_string}
+    host = HostProcess("--worker", environ=worker_environ(upstream_server, **RESUMABLE, **storage))
     host.start()
     yield host
     assert host.stop() == -signal.SIGTERM, host.output

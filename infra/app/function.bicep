@@ -192,6 +192,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       AUTH_TENANT_ID: authTenantId
       AUTH_ISSUER: ''
       AUTH_JWKS_URL: ''
+      AUTH_SCOPE: 'chat' // the scope the README's registration creates and the page's config.json asks for
+      AUTH_APP_ROLE: ''
       OWNER_HASH_SECRET: ownerHashSecret
       USER_DAILY_TOKENS: userDailyTokens > 0 ? string(userDailyTokens) : ''
       HEARTBEAT_SECONDS: '5'
@@ -211,6 +213,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       TOOLS: 'local_time'
       MAX_TOOL_ROUNDS: '5'
       TOOL_TIMEOUT_SECONDS: '10'
+      TOOL_THREADS: '4'
       MCP_SERVERS: ''
     })
     dependsOn: [storageAccess, telemetryAccess]

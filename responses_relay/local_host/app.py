@@ -26,7 +26,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import shutdown
-from ..errors import METHOD_NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED, error_response
+from ..access.auth import function_key
+from ..errors import METHOD_NOT_ALLOWED, NOT_FOUND, UNAUTHORIZED, HttpError, error_response
 from .request_limit import RequestLimit
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -99,11 +100,22 @@ def _guarded(endpoint: Endpoint, methods: frozenset[str], key: str | None) -> En
         if request.method not in methods:
             allow = {"Allow": ", ".join(sorted(methods))}
             return error_response(METHOD_NOT_ALLOWED, f"Use {' or '.join(sorted(methods))}", headers=allow)
-        if key is not None and not _has_key(request, key):
-            return error_response(UNAUTHORIZED, "A function key is required (x-functions-key header or ?code=)")
-        return await endpoint(request)
+        refused = _key_refused(request, key) if key is not None else None
+        return refused or await endpoint(request)
 
     return guarded
+
+
+def _key_refused(request: Request, key: str) -> Response | None:
+    """The answer to a request without the function key, as Azure's host reads the key (and the
+    relay after it); None when it has the key."""
+    try:
+        given = function_key(request) or ""
+    except HttpError as error:
+        return error.to_response()
+    if hmac.compare_digest(given.encode(), key.encode()):
+        return None
+    return error_response(UNAUTHORIZED, "A function key is required (x-functions-key header or ?code=)")
 
 
 async def _diagnostics(request: Request) -> Response:
@@ -115,11 +127,6 @@ async def _diagnostics(request: Request) -> Response:
 
 def _open_fds() -> int | None:
     return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
-
-
-def _has_key(request: Request, key: str) -> bool:
-    given = request.headers.get("x-functions-key") or request.query_params.get("code") or ""
-    return hmac.compare_digest(given.encode(), key.encode())
 
 
 async def _http_error(request: Request, error: Exception) -> Response:

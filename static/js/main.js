@@ -217,7 +217,9 @@ async function showOutcome(outcome, { answer, view, text, started, firstAt, sess
     showProblem(answer, "failed", { code, message }, text);
   } else if (kind === "refused" || kind === "resumeRefused") {
     const { code, message, retryAfter } = await errorOf(outcome.response);
-    showProblem(answer, "failed", { code, message }, text, kind === "refused" ? retryAfter : null);
+    // The issuer's keys could not be fetched (503): the user is signed in, so no sign-in page, a Retry.
+    const key = code === "auth_keys_unavailable" ? "signInUnavailable" : "failed";
+    showProblem(answer, key, { code, message }, text, kind === "refused" ? retryAfter : null);
   } else if (kind === "cut") {
     session.abandon();
     const never = firstAt === null && session.progress.responseId === null;

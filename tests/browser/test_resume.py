@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
+from ..azurite import Azurite
 from ..conftest import RESUMABLE, serve
 from ..faulty_upstream import FaultyUpstream, Scenario
 from .conftest import DONE, ROOT, send, watch_statuses
@@ -71,14 +72,14 @@ def cutter() -> list[CutFirstChat]:
 
 
 @pytest.fixture
-async def site_url(upstream: FaultyUpstream, cutter: list[CutFirstChat]) -> AsyncIterator[str]:
+async def site_url(upstream: FaultyUpstream, cutter: list[CutFirstChat], azurite: Azurite) -> AsyncIterator[str]:
     def wrap(app: ASGIApp) -> ASGIApp:
         cutter.append(CutFirstChat(app, after=6))
         return cutter[0]
 
     quiet = _QuietDrop()
     logging.getLogger("uvicorn.error").addFilter(quiet)
-    service = ChatService(load_settings(RESUMABLE), demo=upstream)
+    service = ChatService(load_settings({**RESUMABLE, "AzureWebJobsStorage": azurite.connection_string}), demo=upstream)
     try:
         async for server in serve(service, wrap=wrap, static_dir=ROOT / "static"):
             yield server.base_url

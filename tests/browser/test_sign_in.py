@@ -75,3 +75,30 @@ async def test_a_question_before_signing_in_leads_to_the_sign_in_page(
     await expect(page.locator("#account")).to_have_text("サインアウト（Alice）")
     assert issuer.authorized == 1
     assert upstream.records == []  # the unsigned question never reached the model
+
+
+async def test_a_hiccup_of_the_sign_in_service_says_so_and_retry_answers_without_signing_in_again(
+    page: Page, upstream: FaultyUpstream, issuer: OidcIssuer, site_url: str
+) -> None:
+    upstream.set_scenario(Scenario(text="琵琶湖は日本一大きな湖です。", delta_seconds=0.001))
+    async with page.expect_navigation(url=f"{site_url}/**"):
+        await page.locator("#account").click()
+    await page.wait_for_selector("body[data-ready=true]")
+    await expect(page.locator("#account")).to_have_text("サインアウト（Alice）")
+
+    issuer.keys_failures = 1  # the relay's first fetch of the issuer's keys fails: 503, Retry-After 2
+    await send(page, "滋賀県について教えてください。")
+    status = page.locator(".turn.assistant .status")
+    await expect(status).to_have_text("サインインサービスを利用できません。少し待ってから再試行してください。")
+    retry = page.locator(".turn.assistant .retry")
+    await expect(retry).to_have_text("再試行（あと 2 秒）")
+    await expect(retry).to_be_disabled()
+    await page.select_option("#language", "en")  # the message in English too
+    await expect(status).to_have_text("The sign-in service is unavailable; try again in a moment.")
+    assert upstream.records == []
+
+    await expect(retry).to_be_enabled()  # the relay's backoff (2 s) has passed: it fetches the keys again
+    await retry.click()
+    await answered(page, 1)
+    await expect(page.locator(".turn.assistant .body")).to_have_text("琵琶湖は日本一大きな湖です。")
+    assert (issuer.authorized, issuer.keys_fetched) == (1, 2)  # never sent back to the sign-in page

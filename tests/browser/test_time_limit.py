@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
+from ..azurite import Azurite
 from ..conftest import RESUMABLE, serve
 from ..faulty_upstream import FaultyUpstream, Scenario
 from .conftest import DONE, ROOT, send, watch_statuses
@@ -27,7 +28,7 @@ def requests() -> list[str]:
 
 
 @pytest.fixture
-async def site_url(upstream: FaultyUpstream, requests: list[str]) -> AsyncIterator[str]:
+async def site_url(upstream: FaultyUpstream, requests: list[str], azurite: Azurite) -> AsyncIterator[str]:
     def wrap(app: ASGIApp) -> ASGIApp:
         async def recording(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] == "http" and scope["path"].startswith("/api/chat"):
@@ -36,7 +37,13 @@ async def site_url(upstream: FaultyUpstream, requests: list[str]) -> AsyncIterat
 
         return recording
 
-    settings = load_settings({**RESUMABLE, "STREAM_TIME_LIMIT_SECONDS": "1"})
+    storage = {"AzureWebJobsStorage": azurite.connection_string}
+    fits = {
+        "TOOL_TIMEOUT_SECONDS": "0.2",
+        "UPSTREAM_CONNECT_TIMEOUT_SECONDS": "0.2",
+        "UPSTREAM_READ_TIMEOUT_SECONDS": "0.5",
+    }
+    settings = load_settings({**RESUMABLE, **storage, **fits, "STREAM_TIME_LIMIT_SECONDS": "1"})
     service = ChatService(settings, demo=upstream)
     async for server in serve(service, wrap=wrap, static_dir=ROOT / "static", request_limit_seconds=1.5):
         yield server.base_url

@@ -146,8 +146,8 @@ class ProxiedResponse(Response):
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def interrupt(self, error: ErrorCode, message: str) -> None:
-        """Shutdown: the Functions host ends the connections still open, as a recycled instance does."""
+    def shut_down(self, error: ErrorCode, message: str) -> None:
+        """The Functions host ends the connections still open, as a recycled instance does."""
         if self._forwarding is not None:
             self._forwarding.cancel()
 

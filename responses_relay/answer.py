@@ -1,0 +1,135 @@
+"""One answer as a stream of it sees it: the answer's id (in every round's `metadata.answer`),
+its owner, and, where the Function App's storage keeps it, its record across instances
+(`storage/answers.py`): who continues each round, whether it was stopped, each round's usage.
+
+Without that record (no storage, or no owners) an answer lives only in the stream reading it:
+each round is continued by that stream, a stop reaches it only on its own instance, and the
+usage is what it read itself.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .tools import ToolResult
+
+if TYPE_CHECKING:  # azure-data-tables is imported only where answers are recorded
+    from .storage.answers import AnswerRecords
+
+
+@dataclass(frozen=True)
+class RecordedResult:
+    """A tool call's result as the reader that ran it recorded it, for the others."""
+
+    call_id: str
+    name: str
+    output: str
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    rounds: tuple[str, ...] = ()  # the answer's response ids, in order, from its first continued round
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)  # by the id of each continued round
+    results: dict[str, list[RecordedResult]] = field(default_factory=dict)  # by the id of each continued round
+    claimed: str | None = None  # the round whose continuation is claimed
+    claimed_at: float = 0.0  # time.time() of the claim
+    cancelled: bool = False
+    etag: str | None = None  # None: no row yet
+
+    def next_after(self, round_id: str) -> str | None:
+        """The round that continues `round_id`, once recorded."""
+        if round_id in self.rounds[:-1]:
+            return self.rounds[self.rounds.index(round_id) + 1]
+        return None
+
+
+@dataclass(frozen=True)
+class Owned:
+    """This stream continues the round: it runs the calls and opens the next round."""
+
+    row: AnswerRow  # as the claim left it
+
+
+@dataclass(frozen=True)
+class Follow:
+    """Another reader continued the round: the round that follows it, and the calls' results."""
+
+    next_round: str
+    results: list[RecordedResult]
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """The answer was stopped: no round starts."""
+
+
+Claim = Owned | Follow | Cancelled
+
+
+def new_answer_id() -> str:
+    return "ans_" + secrets.token_hex(12)
+
+
+class Answer:
+    def __init__(
+        self,
+        answer_id: str | None,
+        owner: str | None,
+        records: AnswerRecords | None = None,
+        *,
+        follow_seconds: float = 0.0,
+    ) -> None:
+        """`answer_id` None: a response made before answers were recorded. `follow_seconds`: how
+        long a reader waits for another to continue a round before it takes the round over."""
+        self.answer_id = answer_id
+        self.owner = owner
+        self._follow_seconds = follow_seconds
+        self._record: tuple[AnswerRecords, str, str] | None = None
+        if records is not None and owner is not None and answer_id is not None:
+            self._record = (records, owner, answer_id)
+
+    async def continuation(self, round_id: str) -> Claim:
+        """Who continues `round_id`: this stream (Owned), another reader (Follow), or nobody (Cancelled)."""
+        if self._record is None:
+            return Owned(AnswerRow())
+        records, owner, answer_id = self._record
+        return await records.claim(owner, answer_id, round_id, wait_seconds=self._follow_seconds)
+
+    async def cancelled(self) -> bool:
+        """Whether the answer was stopped (checked before a round is opened)."""
+        if self._record is None:
+            return False
+        records, owner, answer_id = self._record
+        return (await records.get(owner, answer_id)).cancelled
+
+    async def opened(
+        self, claim: Owned, next_round: str, usage: dict[str, int] | None, results: list[ToolResult]
+    ) -> bool:
+        """Record the round that continues the claimed one; False when the answer was stopped meanwhile."""
+        if self._record is None:
+            return True
+        records, owner, answer_id = self._record
+        recorded = [RecordedResult(result.call_id, result.name, result.output) for result in results]
+        return await records.opened(owner, answer_id, claim, next_round=next_round, usage=usage, results=recorded)
+
+    async def release(self, claim: Owned) -> None:
+        """The stream ends holding a claim whose round it never opened: another reader may continue it."""
+        if self._record is not None:
+            records, owner, answer_id = self._record
+            await records.release(owner, answer_id, claim)
+
+    async def usage_of_rounds(self) -> dict[str, dict[str, int]]:
+        """The recorded usage of each continued round, by its id."""
+        if self._record is None:
+            return {}
+        records, owner, answer_id = self._record
+        return (await records.get(owner, answer_id)).usage
+
+
+def answer_of(response: dict[str, Any]) -> str | None:
+    """The answer a stored response belongs to (its `metadata.answer`); None for one made before."""
+    metadata = response.get("metadata")
+    value = metadata.get("answer") if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) and value.startswith("ans_") else None
