@@ -1,10 +1,23 @@
 // The chat page: wires the form, the stream reader and the transcript together.
 import { showAccount } from "./account.js";
+import { addressOf, conversationIn } from "./address.js";
 import { AnswerView } from "./answer.js";
-import { cancelChat, errorOf, functionKey, health, loadConfig, postChat, resumeChat, saveFunctionKey } from "./api.js";
+import {
+  cancelChat,
+  createConversation,
+  errorOf,
+  functionKey,
+  getConversation,
+  health,
+  loadConfig,
+  postChat,
+  resumeChat,
+  saveFunctionKey,
+} from "./api.js";
 import { signIn, signsIn, startSignIn } from "./auth.js";
 import { Conversation, DEFAULT_LIMITS } from "./conversation.js";
 import { FollowScroll } from "./follow.js";
+import { History } from "./history.js";
 import { chooseLanguage, localize, setLanguage, t, translatePage } from "./i18n.js";
 import { isSendKey, watchComposition } from "./keyboard.js";
 import { clearPending, Progress, savePending, takePending } from "./resume.js";
@@ -24,6 +37,7 @@ const banner = $("#demo-banner");
 const languageSelect = $("#language");
 const keyDialog = $("#key-dialog");
 const narrow = matchMedia("(max-width: 32rem)"); // app.css's phone layout
+const drawer = matchMedia("(max-width: 48rem)"); // app.css: the conversations' list is a drawer
 
 const state = {
   apiBase: null, // from config.json; nothing is sent before it is read
@@ -34,6 +48,7 @@ const state = {
   calls: null, // the last answer's tool calls (a ToolCalls), whose approval prompts a new question expires
   leaving: false, // the page is being unloaded: an unfinished answer stays for the reload to continue
   conversation: new Conversation(),
+  history: null, // the user's conversations (a History), when the server keeps them
 };
 const follow = new FollowScroll(transcript);
 
@@ -100,6 +115,11 @@ function askForKey() {
 
 /** POST the question, continuing the conversation as the server allows; resolves to {response, omitted}. */
 async function post(text, signal) {
+  if (state.history && state.conversation.conversationId === null) {
+    const created = await createConversation(state.apiBase, signal); // the first question starts one
+    if (!created.ok) return { response: created, omitted: 0 };
+    enter((await created.json()).id);
+  }
   let keep = Infinity;
   for (;;) {
     const { body, omitted, sent } = state.conversation.request(text, { chain: state.chain, limits: state.limits, keep });
@@ -125,7 +145,7 @@ async function ask(text, typing) {
 /** Go on with the answer to `text` whose response `responseId` asked for approvals, as the user decided. */
 async function answerApprovals(text, responseId, approvals) {
   if (state.session || state.apiBase === null) return;
-  const body = { previous_response_id: responseId, approvals };
+  const body = state.conversation.approvals(responseId, approvals);
   const open = async (signal) => ({ response: await postChat(state.apiBase, body, signal), omitted: 0 });
   await showAnswer(new Progress(text), false, open, { asked: false });
 }
@@ -140,17 +160,19 @@ async function continuePending({ question: text, responseId }) {
 
 /**
  * Show the answer to `progress.question` that `open(signal)` starts ({response, omitted});
- * `asked`: show the question as the user's turn (not for an answer that goes on after approvals).
+ * `asked`: show the question as the user's turn (not for an answer that goes on after approvals,
+ * nor for one a conversation showed already); `drawn`: the answer's turn and view, when a
+ * conversation drew its start already ({answer, view}).
  */
-async function showAnswer(progress, typing, open, { asked = true } = {}) {
+async function showAnswer(progress, typing, open, { asked = true, drawn = null } = {}) {
   const text = progress.question;
   alertRegion.replaceChildren();
   const userTurn = createTurn(template, "user");
   userTurn.body.textContent = text;
-  const answer = createTurn(template, "assistant");
+  const answer = drawn?.answer ?? createTurn(template, "assistant");
   localize(answer.status, "thinking");
-  transcript.append(...(asked ? [userTurn.article] : []), answer.article);
-  const view = new AnswerView(answer, (approvals) => answerApprovals(text, progress.responseId, approvals));
+  if (drawn === null) transcript.append(...(asked ? [userTurn.article] : []), answer.article);
+  const view = drawn?.view ?? new AnswerView(answer, (approvals) => answerApprovals(text, progress.responseId, approvals));
   state.calls = view.calls;
   const started = performance.now();
   let firstAt = null;
@@ -184,6 +206,7 @@ async function showAnswer(progress, typing, open, { asked = true } = {}) {
   } finally {
     if (state.session === session) state.session = null;
     if (!state.leaving) clearPending(sessionStorage);
+    state.history?.load(); // a title, or the order, may have changed
     follow.stop();
     setBusy(answer, false, typing);
     if (askAgain) {
@@ -274,14 +297,99 @@ addEventListener("pageshow", () => {
   state.leaving = false; // back from the back/forward cache: still this page's answer
 });
 
-$("#new-chat").addEventListener("click", () => {
+/** Leave the transcript empty for another conversation: the answer being read stops. */
+function clearTranscript() {
   stopAnswer();
   state.calls = null;
   state.session = null; // ready for the next question now; the stopped one finishes on its own
   state.conversation.clear();
   transcript.replaceChildren();
   alertRegion.replaceChildren();
+}
+
+/** A new conversation (kept by the server from its first question on). */
+function startNew() {
+  clearTranscript();
+  state.history?.show(null);
+  if (state.history && conversationIn(location.hash) !== null) location.hash = addressOf(null);
+}
+
+$("#new-chat").addEventListener("click", () => {
+  startNew();
   question.focus();
+});
+
+/** The conversation the page is in now is `id` (its address, and its entry in the list). */
+function enter(id) {
+  state.conversation.conversationId = id;
+  state.history?.show(id);
+  if (conversationIn(location.hash) !== id) location.hash = addressOf(id);
+}
+
+/** Open a kept conversation: its messages drawn as they were, and an answer still being written followed. */
+async function openConversation(id) {
+  clearTranscript();
+  enter(id);
+  const notice = createTurn(template, "assistant");
+  let response;
+  try {
+    response = await getConversation(state.apiBase, id);
+  } catch {
+    response = null;
+  }
+  if (state.conversation.conversationId !== id) return; // another was opened meanwhile
+  if (response === null || !response.ok) {
+    const { code, message } = response ? await errorOf(response) : { code: "network", message: "" };
+    const key = response?.status === 404 ? "conversationGone" : "conversationFailed";
+    localize(notice.status, key, { code, message });
+    notice.status.classList.add("error");
+    transcript.append(notice.article);
+    say(alertRegion, t(key, { code, message }));
+    return;
+  }
+  const { messages, active_response_id: active } = await response.json();
+  const { last, asked } = drawMessages(messages);
+  follow.toEnd();
+  if (active && state.resumable) {
+    const progress = new Progress(asked);
+    progress.responseId = active;
+    const resume = async (signal) => ({ response: await resumeChat(state.apiBase, active, null, signal), omitted: 0 });
+    showAnswer(progress, false, resume, { asked: false, drawn: last });
+  } else if (last) {
+    state.calls = last.view.calls;
+    last.view.calls.open(); // an approval it still waits for can be given here
+  }
+}
+
+/** Draw a conversation's messages (GET /api/conversations/{id}); the last answer's {answer, view} and question. */
+function drawMessages(messages) {
+  let last = null;
+  let asked = "";
+  for (const message of messages) {
+    if (message.role === "user") {
+      const turn = createTurn(template, "user");
+      turn.body.textContent = message.text;
+      transcript.append(turn.article);
+      asked = message.text;
+      last = null;
+      continue;
+    }
+    const answer = createTurn(template, "assistant");
+    transcript.append(answer.article);
+    const text = asked;
+    const view = new AnswerView(answer, (approvals) => answerApprovals(text, message.response_id, approvals));
+    view.replay(message);
+    last = { answer, view };
+  }
+  return { last, asked };
+}
+
+addEventListener("hashchange", () => {
+  if (!state.history) return;
+  const id = conversationIn(location.hash);
+  if (id === state.conversation.conversationId) return; // the page put it there itself
+  if (id === null) startNew();
+  else openConversation(id);
 });
 
 languageSelect.addEventListener("change", () => {
@@ -311,4 +419,14 @@ question.maxLength = state.limits.max_message_chars;
 banner.hidden = status?.upstream !== "demo";
 document.body.dataset.ready = "true";
 const pending = takePending(sessionStorage);
-if (pending && state.resumable) continuePending(pending);
+const shown = conversationIn(location.hash);
+if (status?.conversations === true) {
+  const speak = (region, text) => say(region === "alert" ? alertRegion : announcer, text);
+  const onDeleted = (id) => {
+    if (id === state.conversation.conversationId) startNew();
+  };
+  state.history = new History({ document, apiBase: state.apiBase, say: speak, onDeleted, drawer });
+  state.history.start();
+  if (shown !== null) openConversation(shown); // an answer still being written goes on there
+}
+if (pending && state.resumable && !(state.history && shown !== null)) continuePending(pending);
