@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from .errors import (
     BODY_TOO_LARGE,
+    INVALID_CONVERSATION_ID,
     INVALID_CURSOR,
     INVALID_JSON,
     INVALID_REQUEST,
@@ -31,7 +32,7 @@ _FIELDS = {"input", "previous_response_id", "conversation_id", "approvals"}
 _MESSAGE_FIELDS = {"role", "content", "type"}
 _APPROVAL_FIELDS = {"approval_request_id", "approve"}
 _RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9_-]{1,200}")
-_CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]{1,200}")
+CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]{1,200}")  # the model service's conv_... ids
 _ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _CURSOR = re.compile(r"[0-9]{1,15}")
 
@@ -116,8 +117,10 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     approvals = _parse_approvals(document.get("approvals"), settings)
     if "input" not in document and not approvals:
         raise _invalid("'input' is required: a string, or a list of {role, content} messages", "input")
-    previous_response_id = _parse_response_id(document.get("previous_response_id"))
-    conversation_id = _parse_conversation_id(document.get("conversation_id"))
+    previous_response_id = _parse_id(
+        document.get("previous_response_id"), _RESPONSE_ID, "previous_response_id", "resp_abc123"
+    )
+    conversation_id = _parse_id(document.get("conversation_id"), CONVERSATION_ID, "conversation_id", "conv_abc123")
     if conversation_id is not None and previous_response_id is not None:
         message = "'conversation_id' and 'previous_response_id' cannot go together: a conversation continues itself"
         raise _invalid(message, "conversation_id")
@@ -216,20 +219,19 @@ def check_approvals(approvals: tuple[Approval, ...], answered: dict[str, Any]) -
             raise HttpError(UNKNOWN_APPROVAL, message, param=f"approvals[{index}]")
 
 
-def _parse_response_id(value: Any) -> str | None:
+def _parse_id(value: Any, shape: re.Pattern[str], field: str, example: str) -> str | None:
+    """An optional id field of the body: None, or an id of `shape` (`example`: one, for the message)."""
     if value is None:
         return None
-    if not isinstance(value, str) or not _RESPONSE_ID.fullmatch(value):
-        raise _invalid("'previous_response_id' must be a response id such as 'resp_abc123'", "previous_response_id")
+    if not isinstance(value, str) or not shape.fullmatch(value):
+        raise _invalid(f"'{field}' must be an id such as '{example}'", field)
     return value
 
 
-def _parse_conversation_id(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _CONVERSATION_ID.fullmatch(value):
-        raise _invalid("'conversation_id' must be a conversation id such as 'conv_abc123'", "conversation_id")
-    return value
+def check_conversation_id(conversation_id: str) -> None:
+    """A conversation id in a route: checked before anything is looked up."""
+    if not CONVERSATION_ID.fullmatch(conversation_id):
+        raise HttpError(INVALID_CONVERSATION_ID, "The conversation id must look like 'conv_abc123'")
 
 
 def check_response_id(response_id: str) -> None:

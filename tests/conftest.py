@@ -26,6 +26,7 @@ from responses_relay.settings import Settings, load_settings
 from .azurite import Azurite
 from .faulty_upstream import FaultyUpstream, Scenario
 from .ingestion import Ingestion
+from .scripted_upstream import ScriptedUpstream
 
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
 OWNER_SECRET = "test-owner-hash-secret-0123456789abcdef"  # OWNER_HASH_SECRET, where owners are kept
@@ -47,6 +48,15 @@ def upstream(upstream_server: FaultyUpstream) -> Iterator[FaultyUpstream]:
     yield upstream_server
     upstream_server.release()  # nothing stays held for the next test
     upstream_server.set_scenario(Scenario())
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[ScriptedUpstream]:
+    """The independent scripted upstream (tests/scripted_upstream.py), in the test's event loop."""
+    server = ScriptedUpstream()
+    await server.start()
+    yield server
+    await server.aclose()
 
 
 @pytest.fixture(scope="session")

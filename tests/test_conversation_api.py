@@ -21,14 +21,6 @@ from .faulty_upstream import FaultyUpstream, Scenario
 from .scripted_upstream import ScriptedUpstream, Text, reply
 
 
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedUpstream]:
-    server = ScriptedUpstream()
-    await server.start()
-    yield server
-    await server.aclose()
-
-
 @asynccontextmanager
 async def client_of(base_url: str) -> AsyncIterator[ConversationApi]:
     upstream = Upstream(load_settings({"OPENAI_ENDPOINT": base_url, "OPENAI_API_KEY": FAKE_KEY}), base_url)

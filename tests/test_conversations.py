@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -58,14 +58,6 @@ def kept(azurite: Azurite, make_settings: Callable[..., Settings]) -> Callable[.
         return make_settings(OWNER_HASH_SECRET=OWNER_SECRET, AzureWebJobsStorage=azurite.connection_string, **overrides)
 
     return make
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedUpstream]:
-    server = ScriptedUpstream()
-    await server.start()
-    yield server
-    await server.aclose()
 
 
 async def create(server: RelayServer, user: dict[str, str]) -> str:

@@ -33,14 +33,6 @@ JSON = {"content-type": "application/json"}
 QUESTION = {"input": "京都は今何時？"}
 
 
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedUpstream]:
-    server = ScriptedUpstream()
-    await server.start()
-    yield server
-    await server.aclose()
-
-
 @asynccontextmanager
 async def relay_to(
     scripted: ScriptedUpstream, tools: Sequence[Tool] | None = None, **environ: str

@@ -23,12 +23,11 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..chat_request import check_content_type, read_body
+from ..chat_request import CONVERSATION_ID, check_content_type, check_conversation_id, read_body
 from ..errors import (
     CONVERSATION_NOT_FOUND,
     CONVERSATIONS_DISABLED,
     CONVERSATIONS_UNAVAILABLE,
-    INVALID_CONVERSATION_ID,
     INVALID_CURSOR,
     INVALID_JSON,
     INVALID_REQUEST,
@@ -44,11 +43,10 @@ from .answer import ConversationChat
 from .api import ConversationApi
 from .messages import messages
 
-CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]{1,200}")
 MAX_TITLE_CHARS = 200
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
-_CURSOR = re.compile(r"([0-9]{1,15})\.(conv_[A-Za-z0-9_-]{1,200})")
+_CURSOR = re.compile(r"([0-9]{1,15})\.(" + CONVERSATION_ID.pattern + ")")  # `next`: a row's update time and id
 _RENAME_BODY_BYTES = 4096
 _CONCURRENT_CALLS = 8  # upstream calls at once for one conversation (retrieves, deletes)
 _DAY_MS = 86_400_000
@@ -251,11 +249,6 @@ class Conversations:
             raise HttpError(
                 CONVERSATIONS_UNAVAILABLE, "Conversations cannot be reached right now; retry later"
             ) from None
-
-
-def check_conversation_id(conversation_id: str) -> None:
-    if not CONVERSATION_ID.fullmatch(conversation_id):
-        raise HttpError(INVALID_CONVERSATION_ID, "The conversation id must look like 'conv_abc123'")
 
 
 async def _title(request: Request) -> str:

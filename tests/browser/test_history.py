@@ -107,15 +107,21 @@ async def test_a_conversation_survives_a_reload_and_shows_the_same_in_a_second_b
     await expect(other.locator(".history-link")).to_have_text([EVENTS])
 
 
+async def two_conversations(page: Page, first: str, second: str) -> tuple[str, str]:
+    """Ask `first`, then `second` in a new conversation; their ids."""
+    ids = []
+    for number, question in enumerate((first, second)):
+        if number:
+            await page.click("#new-chat")
+        await send(page, question)
+        await answered(page, 1)
+        ids.append(conversation_of(page))
+    return ids[0], ids[1]
+
+
 async def test_back_and_forward_go_between_conversations(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0, text="はい。"))
-    await send(page, "一つ目の質問")
-    await answered(page, 1)
-    first = conversation_of(page)
-    await page.click("#new-chat")
-    await send(page, "二つ目の質問")
-    await answered(page, 1)
-    second = conversation_of(page)
+    first, second = await two_conversations(page, "一つ目の質問", "二つ目の質問")
     await expect(page.locator(".history-link")).to_have_text(["二つ目の質問", "一つ目の質問"])  # newest first
 
     await page.go_back()  # the new conversation, before its first question
@@ -133,13 +139,7 @@ async def test_back_and_forward_go_between_conversations(page: Page, upstream: F
 
 async def test_delete_from_the_list_asks_first_and_deletes_for_good(page: Page, upstream: FaultyUpstream) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0, text="はい。"))
-    await send(page, "残す会話")
-    await answered(page, 1)
-    kept = conversation_of(page)
-    await page.click("#new-chat")
-    await send(page, "消す会話")
-    await answered(page, 1)
-    doomed = conversation_of(page)
+    kept, doomed = await two_conversations(page, "残す会話", "消す会話")
     entry = page.locator(f".history-entry[data-id={doomed}]")
     await expect(entry.locator(".delete")).to_have_attribute("aria-label", "削除: 消す会話")
 
