@@ -79,14 +79,20 @@ INSUFFICIENT_SCOPE = _entry(
     "`AUTH_MODE=entra`: the token lacks the scope `AUTH_SCOPE` in `scp` (app-only: `AUTH_APP_ROLE` in `roles`)",
 )
 BUDGET_EXCEEDED = _entry(
-    "budget_exceeded", 429, "the caller used `USER_DAILY_TOKENS` today; `Retry-After`: the next UTC midnight"
+    "budget_exceeded",
+    429,
+    "what the answer may cost does not fit in what is left of `USER_DAILY_TOKENS` today; `Retry-After`: the next"
+    " UTC midnight; in a stream: a further round's did not",
+    in_stream=True,
 )
 AUTH_KEYS_UNAVAILABLE = _entry(
     "auth_keys_unavailable",
     503,
     "`AUTH_MODE=entra`: the token issuer's keys could not be fetched; `Retry-After`: a few seconds",
 )
-BUDGET_UNAVAILABLE = _entry("budget_unavailable", 503, "`USER_DAILY_TOKENS`: the budget table could not be reached")
+BUDGET_UNAVAILABLE = _entry(
+    "budget_unavailable", 503, "`USER_DAILY_TOKENS`: the budget table could not be reached", in_stream=True
+)
 # The upstream refused the caller's input: its own code, passed on as a 400.
 CALLER_INPUT_CODES = {
     code: _entry(code, 400, f"the model service refused the input ({meaning})")

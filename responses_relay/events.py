@@ -1,12 +1,12 @@
-"""Translation of upstream Responses API events into the relay's SSE events.
+"""Translation of upstream Responses API events into the relay's events.
 
 Pure and incremental: `feed` the upstream events of one network read (parsed by
-`parse_event`) and the relay's own tool results, then `take` the bytes to send.
-Consecutive deltas of one kind (and one part) within a read become one SSE event whose
-`id:` is the sequence number of the last upstream event it carries; deltas of different
-kinds never merge, and the upstream's order is kept. A function call becomes `tool.call`
-once its arguments are complete, an MCP approval request `approval.request` (and the
-response then ends with status `requires_approval`).
+`parse_event`) and the relay's own tool results, then `take` the relay events to send, which
+an encoder of `protocols/` turns into a protocol's bytes. Consecutive deltas of one kind (and
+one part) within a read become one event whose id is the sequence number of the last upstream
+event it carries; deltas of different kinds never merge, and the upstream's order is kept. A
+function call becomes `tool.call` once its arguments are complete, an MCP approval request
+`approval.request` (and the response then ends with status `requires_approval`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from .errors import RESPONSE_FAILED, UPSTREAM_ERROR, ErrorCode
-from .sse import Event, encode_event
+from .sse import Event
 from .tools import ToolResult
 
 TEXT_DELTA = "response.output_text.delta"
@@ -53,6 +53,13 @@ _CODE_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _NO_PART: dict[str, int] = {}
 
 
+# One event of the relay's own stream, as the native format has it: (type, payload, id). The
+# payload is its JSON object, whose `type` is the same; the id is the sequence number of the last
+# upstream event it carries, None for an event the relay makes itself. A plain tuple: one is made
+# per network read, and a NamedTuple's constructor costs several times as much.
+RelayEvent = tuple[str, dict[str, Any], int | None]
+
+
 class UpstreamProtocolError(Exception):
     """The upstream sent something that is not a Responses API event."""
 
@@ -76,7 +83,7 @@ def parse_event(event: Event) -> dict[str, Any] | None:
 class Translator:
     def __init__(self, redact: Callable[[str], str] = str, *, response_id: str | None = None) -> None:
         self._redact = redact
-        self._frames: list[bytes] = []
+        self._events: list[RelayEvent] = []
         self._pending: list[str] = []  # deltas not sent yet, all of one kind and part
         self._pending_kind = TEXT_DELTA
         self._pending_part = _NO_PART
@@ -155,11 +162,12 @@ class Translator:
             self._flush_deltas()
             self._end({}, None, "cancelled", None)
 
-    def take(self) -> bytes:
+    def take(self) -> list[RelayEvent]:
+        """The events made since the last `take`, pending deltas included."""
         self._flush_deltas()
-        frames = b"".join(self._frames)
-        self._frames.clear()
-        return frames
+        events = self._events
+        self._events = []
+        return events
 
     def _delta(self, kind: str, payload: dict[str, Any], part_fields: tuple[str, ...], event_id: int | None) -> None:
         delta = payload.get("delta")
@@ -182,7 +190,7 @@ class Translator:
             self._pending.clear()
 
     def _emit(self, kind: str, payload: dict[str, Any], event_id: int | None) -> None:
-        self._frames.append(encode_event(kind, orjson.dumps(payload), event_id))
+        self._events.append((kind, payload, event_id))
 
     def _error(self, code: str, message: str, event_id: int | None) -> None:
         code = _CODE_UNSAFE.sub("_", code)[:64]

@@ -23,7 +23,10 @@ from . import shutdown
 from .errors import INTERNAL_ERROR, STREAM_TIME_LIMIT, UPSTREAM_BAD_RESPONSE, ErrorCode
 from .events import Translator, UpstreamProtocolError
 from .live_streams import LiveStreams
+from .protocols import Encoder
+from .protocols.native import NativeEncoder
 from .sse import encode_comment
+from .tool_rounds import HandOffNow
 from .tools import ToolResult
 from .upstream_events import Payload, StreamBroken
 
@@ -77,10 +80,13 @@ class RelayStream:
         hands_off: bool = False,
         deployment: str | None = None,
         owner: str | None = None,
+        encoder: Encoder | None = None,
     ) -> None:
         """`hands_off`: the responses are stored (background mode), so at its time limit or at a
         shutdown the stream hands its caller off to a resume stream (`stream.resume`) instead of failing."""
         self.owner = owner  # who may cancel it
+        self.encoder: Encoder = encoder or NativeEncoder()  # the protocol the caller speaks
+        self._closed = False  # the protocol's closing bytes are pushed
         self._upstream = upstream
         self._invocation_id = invocation_id
         self._deployment = deployment  # the one that answered, for the record
@@ -116,8 +122,8 @@ class RelayStream:
         self.outcome: str | None = None
 
     async def body(self) -> AsyncGenerator[bytes]:
-        """The response body: the opening comment, then whatever the producer pushes."""
-        yield OPENING
+        """The response body: the opening comment and the protocol's own opening, then what the producer pushes."""
+        yield OPENING + self.encoder.open()
         loop = asyncio.get_running_loop()
         self._producer = loop.create_task(self._produce())
         self._last_sent = loop.time()
@@ -178,7 +184,7 @@ class RelayStream:
                     if translator.deltas and self.first_text_at is None:
                         self.first_text_at = time.monotonic()
                     self._list()
-                    self._push(translator.take())
+                    self._push_events()
                     self._pushed_id = translator.response_id
                     if self._hand_off_due and self._moves_forward():
                         translator.hand_off(self._upstream.cursor)
@@ -187,6 +193,7 @@ class RelayStream:
                         if self._upstream.response_id is not None:
                             return  # the orphan's id is known: aclose cancels it
                     elif translator.finished:
+                        self._push_closing()
                         self._draining = True
                         self._done = True  # the body ends now; the upstream's may take a moment more
                         _resolve(self._data_ready)
@@ -194,6 +201,8 @@ class RelayStream:
                         await self._wait_for_space()
             if self._upstream.final_response is not None:
                 translator.finish_with(self._upstream.final_response)
+        except HandOffNow as early:
+            translator.hand_off(early.after)
         except StreamBroken as broken:
             translator.fail(broken.error, broken.message)
         except UpstreamProtocolError as error:
@@ -204,7 +213,8 @@ class RelayStream:
             logger.exception("relay failed mid-stream")
             translator.fail(INTERNAL_ERROR, "The relay failed")
         finally:
-            self._push(translator.take())
+            self._push_events()
+            self._push_closing()
             self._done = True
             _resolve(self._data_ready)
             self._unlist()
@@ -223,6 +233,15 @@ class RelayStream:
             for response_id in self._listed_as:
                 self._live.remove(response_id, self)
         self._listed_as.clear()
+
+    def _push_events(self) -> None:
+        self._push(self.encoder.encode(self._translator.take()))
+
+    def _push_closing(self) -> None:
+        """The protocol's closing bytes, once, when the relay ends the stream (not once the caller left)."""
+        if not self._closed and not self._left:
+            self._closed = True
+            self._push(self.encoder.close())
 
     def _push(self, frames: bytes) -> None:
         if frames:
@@ -292,7 +311,8 @@ class RelayStream:
         if self._done or self._left:
             return
         end()
-        self._push(self._translator.take())
+        self._push_events()
+        self._push_closing()
         self._pushed_id = self._translator.response_id
         self._done = True  # the body ends once the buffer is out
         _resolve(self._data_ready)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from . import runtime_info
 from .access.auth import Authenticator
+from .access.estimate import estimate_tokens
 from .access.owner import Owners, previous_not_found
 from .answer import Answer, answer_of, new_answer_id
 from .chat_request import (
@@ -50,7 +52,7 @@ from .upstream_events import HealBudget, UpstreamEvents
 if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never needs the demo upstream
     from azure.core.credentials_async import AsyncTokenCredential
 
-    from .access.budget import Budget
+    from .access.budget import Budget, Hold, StoredResponse
     from .conversations.answer import ConversationAnswer, ConversationChat
     from .conversations.routes import Conversations
     from .demo import DemoUpstream
@@ -84,7 +86,7 @@ class ChatService:
         secret = settings.access.owner_secret
         self._owners = Owners(secret) if secret is not None else None
         self._tables = _tables(settings)
-        self._budget = _budget(settings, self._tables)
+        self._budget = _budget(settings, self._tables, self._stored_response)
         self._answers = _answers(settings, self._tables)
         self._conversations = _conversations(settings, self._tables)
         check_proxy_environment(settings)
@@ -149,24 +151,32 @@ class ChatService:
         body = await read_body(request, self.settings.max_body_bytes)
         chat_request = parse_chat_request(body, self.settings)
         conversation = await self._conversation_chat(chat_request, owner)
-        if self._budget is not None and owner is not None:
-            await self._budget.check(owner)
         upstream = await self.upstream()
-        if conversation is not None:  # approvals answer the conversation's last response
+        if conversation is not None:  # its last response: what approvals answer, and its context (for a budget)
             last = conversation.last_response_id
-            previous = await upstream.retrieve(last) if chat_request.approvals and last is not None else None
+            looked_at = chat_request.approvals or self._budget is not None
+            previous = await upstream.retrieve(last) if looked_at and last is not None else None
         else:
             previous = await self._previous(upstream, chat_request, owner)
         if chat_request.approvals:
             check_approvals(chat_request.approvals, previous or {})
         answer = self._answer_of(new_answer_id() if owner is not None else None, owner)
-        response = await upstream.open(chat_request, owner=owner, answer=answer.answer_id)
+        input_estimate = self._input_estimate(upstream, chat_request, previous)
+        hold = await self._reserve(answer, input_estimate)
+        try:
+            response = await upstream.open(chat_request, owner=owner, answer=answer.answer_id)
+        except HttpError as error:
+            if hold is not None and self._budget is not None:  # nothing was generated, or at most the input read
+                await self._budget.settle(hold, 0 if error.status < 500 else input_estimate)
+            raise
         first = UpstreamEvents(response, **self._healing(upstream))
         stored = self.settings.stores_responses or conversation is not None
-        rounds = self._rounds(upstream, first, chat_request, answer, stored=stored)
+        rounds = self._rounds(upstream, first, chat_request, answer, stored=stored,
+                              input_estimate=input_estimate, hold=hold)  # fmt: skip
         read = rounds if conversation is None else conversation.answer(rounds, question_of(chat_request))
         translator = Translator(redact=upstream.redact)
-        return self._relay(request, upstream, read, translator, owner, deployment=upstream.answered_by(response))
+        deployment = upstream.answered_by(response)
+        return self._relay(request, upstream, read, translator, owner, hold=hold, deployment=deployment)
 
     async def _conversation_chat(self, chat_request: ChatRequest, owner: str | None) -> ConversationChat | None:
         """The conversation the chat goes on with, if it names one: 404 when it is not the caller's."""
@@ -175,6 +185,23 @@ class ChatService:
         conversations = self._kept_conversations()
         assert owner is not None, "conversations are kept only with owners"
         return await conversations.chat(owner, chat_request.conversation_id)
+
+    def _input_estimate(self, upstream: Upstream, request: ChatRequest, previous: dict[str, Any] | None) -> int:
+        """The first round's input, estimated in tokens: what is sent (instructions, tools, input), and
+        the context a `previous_response_id` brings (that response's input and output)."""
+        usage = previous.get("usage") if previous is not None else None
+        context = [usage.get(key) for key in ("input_tokens", "output_tokens")] if isinstance(usage, dict) else []
+        sent = estimate_tokens(self.settings.instructions, upstream.tool_definitions(), request.upstream_input())
+        return sent + sum(tokens for tokens in context if type(tokens) is int)
+
+    async def _reserve(self, answer: Answer, input_estimate: int) -> Hold | None:
+        """With a budget: reserve what the answer can cost, its input and each round's output at most
+        (429 `budget_exceeded` when it does not fit)."""
+        if self._budget is None or answer.owner is None or answer.answer_id is None:
+            return None
+        rounds = 1 + self.settings.max_tool_rounds
+        bound = input_estimate + rounds * self.settings.max_output_tokens
+        return await self._budget.reserve(answer.owner, answer.answer_id, bound)
 
     async def _previous(
         self, upstream: Upstream, chat_request: ChatRequest, owner: str | None
@@ -212,9 +239,10 @@ class ChatService:
             continuation = ChatRequest([], previous_response_id=response_id)
         else:
             continuation = ChatRequest([], conversation_id=conversation.conversation_id)
-        rounds = self._rounds(upstream, events, continuation, answer, stored=True)
+        hold = self._budget.hold(owner, answer.answer_id) if self._budget and owner and answer.answer_id else None
+        rounds = self._rounds(upstream, events, continuation, answer, stored=True, hold=hold)
         read = rounds if conversation is None else conversation.answer(rounds, None)
-        return self._relay(request, upstream, read, translator, owner)
+        return self._relay(request, upstream, read, translator, owner, hold=hold)
 
     async def _resumed_conversation(self, stored: dict[str, Any] | None, owner: str | None) -> ConversationChat | None:
         """The conversation of the owner's that a resumed response is part of, if any."""
@@ -301,9 +329,18 @@ class ChatService:
         return UpstreamEvents(response, response_id=response_id, **self._healing(upstream))
 
     def _rounds(
-        self, upstream: Upstream, first: UpstreamEvents, request: ChatRequest, answer: Answer, *, stored: bool
+        self,
+        upstream: Upstream,
+        first: UpstreamEvents,
+        request: ChatRequest,
+        answer: Answer,
+        *,
+        stored: bool,
+        input_estimate: int = 0,
+        hold: Hold | None = None,
     ) -> ToolRounds:
         """The answer's rounds from its first stream; `request` is what continuations are made from."""
+        budget = self._budget
         return ToolRounds(
             first,
             request=request,
@@ -314,7 +351,18 @@ class ChatService:
             answer=answer,
             follow_round=lambda response_id: self._follow_round(upstream, response_id),
             cancel_round=upstream.cancel if self.settings.resumable else None,
+            hand_off=self._hand_off(),
+            input_estimate=input_estimate,
+            reserve_round=None if budget is None or hold is None else lambda tokens: budget.grow(hold, tokens),
         )
+
+    def _hand_off(self) -> tuple[float, float] | None:
+        """When a stream starting now hands its caller off (resumable streams with a time limit), and
+        the longest a round's continuation takes."""
+        limit = self.settings.stream_time_limit_seconds
+        if not self.settings.resumable or limit is None:
+            return None
+        return time.monotonic() + limit, self.settings.continuation_seconds
 
     def _relay(
         self,
@@ -324,6 +372,7 @@ class ChatService:
         translator: Translator,
         owner: str | None,
         *,
+        hold: Hold | None = None,
         deployment: str | None = None,
     ) -> Response:
         """In background mode, a response the stream creates (the first, or a tool round's) goes on
@@ -343,9 +392,25 @@ class ChatService:
             owner=owner,
         )
         answer = SSEResponse(stream)
-        if self._budget is not None and owner is not None:  # the stream's final usage, once it has ended
-            answer.background = BackgroundTask(self._budget.spend, owner, translator)
+        if self._budget is not None and hold is not None:  # what the answer cost, once the stream has ended
+            tool_rounds = rounds if isinstance(rounds, ToolRounds) else rounds.rounds
+            answer.background = BackgroundTask(self._account, hold, translator, tool_rounds)
         return answer
+
+    async def _account(self, hold: Hold, translator: Translator, rounds: ToolRounds) -> None:
+        """Settle the answer's hold after one of its streams, or leave it to a round still running."""
+        assert self._budget is not None
+        usage = translator.usage if translator.finished and translator.outcome != "handed_off" else None
+        total = usage.get("total_tokens") if usage is not None else None
+        running = rounds.response_id if self.settings.resumable else None
+        await self._budget.account(hold, total=total, spent=rounds.spent, running=running, unknown=rounds.unread_cost)
+
+    async def _stored_response(self, response_id: str) -> dict[str, Any] | None:
+        """A stored response, or None when it cannot be read (for the budget's settlements)."""
+        try:
+            return await (await self.upstream()).retrieve(response_id)
+        except HttpError:
+            return None
 
     def _check_resumable(self) -> None:
         if not self.settings.resumable:
@@ -355,6 +420,7 @@ class ChatService:
 
     def health(self) -> Response:
         settings = self.settings
+        daily = settings.access.daily_tokens
         return JSONResponse(
             {
                 "status": "ok",
@@ -366,6 +432,8 @@ class ChatService:
                 "worker": runtime_info.worker(),
                 "stores_responses": settings.stores_responses,
                 "conversations": self._conversations is not None and self._conversations.available,
+                # A daily budget reserves what an answer can cost before the call and settles to what it cost.
+                "budget": None if daily is None else {"daily_tokens": daily, "mode": "reserve_then_settle"},
                 "limits": {
                     "max_body_bytes": settings.max_body_bytes,
                     "max_messages": settings.max_messages,
@@ -428,13 +496,13 @@ def _answers(settings: Settings, tables: Tables | None) -> AnswerRecords | None:
     return AnswerRecords(tables, claim_seconds=settings.continuation_seconds + 5)
 
 
-def _budget(settings: Settings, tables: Tables | None) -> Budget | None:
+def _budget(settings: Settings, tables: Tables | None, stored_response: StoredResponse) -> Budget | None:
     """USER_DAILY_TOKENS' keeper."""
     if settings.access.daily_tokens is None or tables is None:
         return None
     from .access.budget import Budget
 
-    return Budget(settings.access.daily_tokens, tables)
+    return Budget(settings.access.daily_tokens, tables, stored_response=stored_response)
 
 
 def _goes_on_after(stream: Cancellable, response_id: str) -> bool:

@@ -26,11 +26,14 @@ adds the recorded usage of the rounds this stream did not read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing, suppress
 from dataclasses import replace
 from typing import Any
 
+from .access.estimate import estimate_tokens
 from .answer import Answer, Cancelled, Follow, Owned
 from .chat_request import ChatRequest, input_items
 from .errors import TOOL_ROUNDS_EXCEEDED, HttpError
@@ -44,9 +47,32 @@ OpenRound = Callable[[ChatRequest], Awaitable[UpstreamEvents]]
 FollowRound = Callable[[str], Awaitable[UpstreamEvents]]
 # Cancels a round upstream (background mode), by its id.
 CancelRound = Callable[[str], Awaitable[object]]
+# Reserves the tokens a round's input may cost before the round is opened; HttpError when it cannot.
+ReserveRound = Callable[[int], Awaitable[None]]
+
+logger = logging.getLogger("responses_relay.tool_rounds")
 
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
+# The deltas of what the model writes (each about a token): text, refusals, reasoning, call arguments.
+OUTPUT_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.reasoning_summary_text.delta",
+        "response.function_call_arguments.delta",
+    }
+)
 _RELEASE_SECONDS = 2.0
+
+
+class HandOffNow(Exception):
+    """A round ended asking for tools too late in the stream for its continuation to fit: the
+    caller is handed off after `after`, the last event it has of the round, so that a resume
+    (with a time limit of its own) reads the round's end and continues it."""
+
+    def __init__(self, after: int | None) -> None:
+        super().__init__(after)
+        self.after = after
 
 
 class ToolRounds:
@@ -62,14 +88,26 @@ class ToolRounds:
         answer: Answer | None = None,
         follow_round: FollowRound | None = None,
         cancel_round: CancelRound | None = None,
+        hand_off: tuple[float, float] | None = None,
+        input_estimate: int = 0,
+        reserve_round: ReserveRound | None = None,
     ) -> None:
+        """`hand_off`: (the monotonic time the stream hands its caller off at, the longest a round's
+        continuation takes); a round that ends later than that allows is not continued here.
+        `input_estimate`: the first round's input, in tokens; `reserve_round`: reserves what the
+        next round's input costs before it is opened (a budget)."""
         self._round = first
+        self._delivered = first.cursor  # the last sequence number passed on of the round being read
+        self._hand_off = hand_off
         self._answer = answer or Answer(None, None)
         self._follow_round = follow_round
         self._cancel_round = cancel_round
         self._claim: Owned | None = None  # held from the claim of a round's continuation until it is recorded
         self._recording: tuple[dict[str, int] | None, list[ToolResult]] | None = None  # an opened round's
         self._counted: set[str] = set()  # the rounds whose usage this stream added up
+        self._reserve_round = reserve_round
+        self._round_input = input_estimate  # the round being read: its input, estimated
+        self._round_output = 0  # its output deltas seen
         # What each continuation shares with the first request; not its input, which may be large
         # and would otherwise be held for the whole stream.
         self._request = replace(request, input=[], approvals=())
@@ -91,8 +129,9 @@ class ToolRounds:
 
     @property
     def cursor(self) -> int | None:
-        """The last sequence number read of the round being read."""
-        return self._round.cursor
+        """The last sequence number passed on of the round being read (a round's end held back while
+        its calls run is not)."""
+        return self._delivered
 
     async def batches(self) -> AsyncGenerator[list[Payload | ToolResult]]:
         """The events of each round as each network read brings them, and the tools' results."""
@@ -106,14 +145,18 @@ class ToolRounds:
                     passed: list[Payload | ToolResult] = []
                     for payload in batch:
                         kind = payload.get("type")
+                        sequence = payload.get("sequence_number")
+                        self._round_output += kind in OUTPUT_DELTAS
                         if kind == "response.output_item.done" and isinstance(payload.get("item"), dict):
                             output.append(payload["item"])
                         if kind not in TERMINAL_EVENTS:
                             passed.append(payload)
+                            self._delivered = sequence if type(sequence) is int else self._delivered
                             continue
                         ending = payload
                         if not _calls(_response(payload), output):
                             passed.append(await self._summed(payload))
+                            self._delivered = sequence if type(sequence) is int else self._delivered
                     if passed:
                         yield passed
             response = _response(ending) if ending is not None else self._round.final_response or {}
@@ -122,6 +165,8 @@ class ToolRounds:
                 if ending is None and self._round.final_response is not None:
                     self.final_response = (await self._summed({"response": response}))["response"]
                 return
+            if self._too_late():
+                raise HandOffNow(self._delivered)
             ended = str(response.get("id") or self._round.response_id)
             self._count_usage(ended, response)
             self.between_rounds = True
@@ -130,8 +175,10 @@ class ToolRounds:
                 raise StreamBroken(TOOL_ROUNDS_EXCEEDED, message)
             claim = await self._answer.continuation(ended)
             if isinstance(claim, Follow):
-                for result in _recorded_results(claim, calls):
+                recorded = _recorded_results(claim, calls)
+                for result in recorded:
                     yield [result]
+                self._round_input = _next_input(response, recorded)
                 await self._follow(claim.next_round)
                 continue
             if isinstance(claim, Cancelled):
@@ -149,6 +196,7 @@ class ToolRounds:
             if await self._answer.cancelled():
                 await self._stopped()
                 return
+            await self._reserve(_next_input(response, results))
             await self._next_round(response, _output(response) or output, calls, results)
             self._recording = (_usage(response), results)
 
@@ -179,6 +227,15 @@ class ToolRounds:
             request = replace(self._request, input=list(self._history), approvals=())
         await self._switch(lambda: self._open_round(request))
 
+    async def _reserve(self, tokens: int) -> None:
+        """Reserve the next round's input before it is opened; the round becomes the one read."""
+        if self._reserve_round is not None:
+            try:
+                await self._reserve_round(tokens)
+            except HttpError as error:
+                raise StreamBroken(error.error, error.message) from None
+        self._round_input = tokens
+
     async def _follow(self, next_round: str) -> None:
         """Read the round another reader opened, from its start."""
         assert self._follow_round is not None, "an answer that is recorded can be followed"
@@ -195,7 +252,26 @@ class ToolRounds:
             raise StreamBroken(error.error, error.message) from None
         finally:
             self._opening = False
+        self._delivered = None
+        self._round_output = 0
         self.between_rounds = False
+
+    @property
+    def spent(self) -> int:
+        """The usage of the rounds that ended, as far as this stream knows (total tokens)."""
+        return self._usage.get("total_tokens", 0)
+
+    @property
+    def unread_cost(self) -> int:
+        """The round being read, had it to stop now: its input, estimated, and the output seen."""
+        return self._round_input + self._round_output
+
+    def _too_late(self) -> bool:
+        """The stream hands its caller off before a continuation started now could end."""
+        if self._hand_off is None:
+            return False
+        deadline, continuation_seconds = self._hand_off
+        return time.monotonic() + continuation_seconds > deadline
 
     async def _record_opened(self) -> bool:
         """Record the round this stream opened, once its id is known; False when the answer was
@@ -208,7 +284,10 @@ class ToolRounds:
         if await self._answer.opened(claim, opened, usage, results):
             return True
         if self._cancel_round is not None:
-            await self._cancel_round(opened)
+            try:
+                await self._cancel_round(opened)
+            except HttpError as error:  # it ended first, most likely; the caller is told it stopped anyway
+                logger.warning("could not cancel a round opened as its answer was stopped: %s", error.code)
         await self._stopped()
         return False
 
@@ -253,6 +332,14 @@ class ToolRounds:
 def _response(terminal: dict[str, Any] | None) -> dict[str, Any]:
     response = terminal.get("response") if terminal is not None else None
     return response if isinstance(response, dict) else {}
+
+
+def _next_input(ended: dict[str, Any], results: Sequence[ToolResult]) -> int:
+    """What the round that continues `ended` takes as input, estimated: all of `ended`'s context
+    and output (the model service sends it again), and the calls' outputs."""
+    usage = _usage(ended) or {}
+    outputs = estimate_tokens(*(result.output for result in results)) if results else 0
+    return usage.get("input_tokens", 0) + usage.get("output_tokens", 0) + outputs
 
 
 def _usage(response: dict[str, Any]) -> dict[str, int] | None:

@@ -234,6 +234,12 @@ class Upstream:
             return result
         raise AssertionError("unreachable")
 
+    def tool_definitions(self) -> list[dict[str, Any]]:
+        """The tools each request offers: web search, the relay's function tools, MCP servers."""
+        settings = self.settings
+        web_search = [{"type": "web_search"}] if settings.web_search else []
+        return [*web_search, *self._function_tools, *(server.definition() for server in settings.mcp_servers)]
+
     def _parameters(self, request: ChatRequest, owner: str | None = None, answer: str | None = None) -> dict[str, Any]:
         settings = self.settings
         parameters: dict[str, Any] = {
@@ -251,8 +257,7 @@ class Upstream:
         reasoning = {key: value for key, value in reasoning.items() if value is not None}
         if reasoning:
             parameters["reasoning"] = reasoning
-        web_search = [{"type": "web_search"}] if settings.web_search else []
-        tools = [*web_search, *self._function_tools, *(server.definition() for server in settings.mcp_servers)]
+        tools = self.tool_definitions()
         if tools:
             parameters["tools"] = tools
         if request.previous_response_id is not None:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from weakref import WeakKeyDictionary
@@ -67,6 +68,7 @@ class Scenario:
     # GET ?stream=true) is cut after this many SSE frames of its own (None, or past the tuple: whole).
     stream_cuts: tuple[int | None, ...] = ()
     queued_seconds: float = 0.0  # background mode: the response is queued this long before response.created
+    hold_queued: bool = False  # background mode: the response stays queued (no response.created) until `release()`
     headers: tuple[tuple[str, str], ...] = ()  # more response headers on a stream
 
 
@@ -126,6 +128,21 @@ class FaultyUpstream(DemoUpstream):
                 raise TimeoutError(f"{len(self.records)} requests arrived, not {count}")
             return list(self.records)
 
+    def wait_for_record(self, matches: Callable[[StreamRecord], bool], timeout: float = 10) -> StreamRecord:
+        """Block until a request that `matches` has arrived (since records were last cleared); its record."""
+        with self._recorded:
+            if not self._recorded.wait_for(lambda: any(matches(record) for record in self.records), timeout):
+                raise TimeoutError("no such request arrived")
+            return next(record for record in self.records if matches(record))
+
+    def latest_stored(self) -> StoredResponse:
+        """The response created last."""
+        return self._stored[-1]
+
+    def stored_responses(self) -> list[StoredResponse]:
+        """Every response created and kept, the latest last."""
+        return list(self._stored)
+
     def relay_cancelled_the_orphan(self) -> StoredResponse:
         """Block until the second request, the relay's cancel of the background response the first
         created (whose id never reached the caller), has been answered; the stored response."""
@@ -183,6 +200,8 @@ class FaultyUpstream(DemoUpstream):
     async def _generate(self, scenario: Scenario, request: dict[str, Any], stored: StoredResponse) -> None:
         if scenario.queued_seconds:
             await asyncio.sleep(scenario.queued_seconds)
+        if scenario.hold_queued:
+            await self._released.wait()
 
         async def storing(message: Message) -> None:
             await stored(message)

@@ -74,6 +74,7 @@ async def test_demo_mode_needs_no_settings_and_says_so() -> None:
         "python": platform.python_version(),
         "worker": "in-process",
         "stores_responses": True,
+        "budget": None,
         "conversations": False,  # they need an owner secret and a storage account
         "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }

@@ -1,4 +1,4 @@
-"""Translating upstream Responses events: every shape, one terminal event, coalescing."""
+"""Translating upstream Responses events into relay events: every shape, one terminal event, coalescing."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from responses_relay.errors import INTERNAL_ERROR, UPSTREAM_TIMEOUT
-from responses_relay.events import Translator, UpstreamProtocolError, parse_event
-from responses_relay.sse import Decoder, Event
+from responses_relay.events import RelayEvent, Translator, UpstreamProtocolError, parse_event
+from responses_relay.sse import Event
 from responses_relay.tools import ToolResult
 
 
@@ -20,9 +20,10 @@ def upstream(payload: dict[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-def relayed(data: bytes) -> list[tuple[str | None, dict[str, Any], str | None]]:
-    decoder = Decoder()
-    return [(event.event, orjson.loads(event.data), event.id) for event in decoder.feed(data)]
+def relayed(events: list[RelayEvent]) -> list[RelayEvent]:
+    """The events, once checked that each payload's type is its event's."""
+    assert all(payload["type"] == kind for kind, payload, _ in events)
+    return events
 
 
 CREATED = {"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "model": "gpt-4o-mini"}}
@@ -37,11 +38,11 @@ def test_deltas_of_one_read_become_one_event_with_the_last_id() -> None:
     for payload in (CREATED, {"type": "response.in_progress", "sequence_number": 1}, delta("滋", 4), delta("賀", 5)):
         translator.feed(upstream(payload))
     assert relayed(translator.take()) == [
-        ("response.created", {"type": "response.created", "response_id": "resp_1", "model": "gpt-4o-mini"}, "0"),
-        ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "滋賀"}, "5"),
+        ("response.created", {"type": "response.created", "response_id": "resp_1", "model": "gpt-4o-mini"}, 0),
+        ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "滋賀"}, 5),
     ]
     assert translator.deltas == 2
-    assert translator.take() == b""
+    assert translator.take() == []
 
 
 def test_completed_carries_usage_and_ends_the_stream() -> None:
@@ -63,7 +64,7 @@ def test_completed_carries_usage_and_ends_the_stream() -> None:
             "status": "completed",
             "usage": {"input_tokens": 31, "output_tokens": 96, "total_tokens": 127},
         },
-        "9",
+        9,
     )
     assert translator.outcome == "completed"
 
@@ -76,7 +77,7 @@ def test_incomplete_becomes_completed_with_the_reason() -> None:
     assert kind == "response.completed"
     assert payload["status"] == "incomplete"
     assert payload["incomplete_reason"] == "content_filter"
-    assert event_id == "3"
+    assert event_id == 3
 
 
 def test_error_shapes_and_failed_become_error_events() -> None:
@@ -103,7 +104,7 @@ def test_unknown_events_are_ignored() -> None:
     translator = Translator()
     translator.feed(upstream({"type": "response.future_feature.delta", "delta": "hm"}))
     translator.feed(upstream({"type": "response.reasoning_summary_part.added", "summary_index": 0}))
-    assert translator.take() == b""
+    assert translator.take() == []
     assert not translator.finished
 
 
@@ -114,7 +115,7 @@ def test_relay_made_error_has_no_id_and_messages_are_redacted() -> None:
     )
     [(_, payload, event_id)] = relayed(translator.take())
     assert payload == {"type": "error", "code": "bad_code_", "message": "see the model service"}
-    assert event_id == "1"
+    assert event_id == 1
     translator = Translator()
     translator.fail(UPSTREAM_TIMEOUT, "stalled")
     [(_, payload, event_id)] = relayed(translator.take())
@@ -190,11 +191,11 @@ def test_kinds_in_one_read_keep_their_order_and_merge_only_with_their_own_kind()
         "response.refusal.delta",
     )
     assert relayed(translator.take()) == [
-        (REASONING, {"type": REASONING, "delta": "Planning", "output_index": 0, "summary_index": 0}, "5"),
-        (REASONING, {"type": REASONING, "delta": "Food", "output_index": 0, "summary_index": 1}, "7"),
-        (REASONING, {"type": REASONING, "delta": "Next", "output_index": 3, "summary_index": 0}, "8"),
-        *[(payload["type"], {"type": payload["type"]}, str(payload["sequence_number"])) for payload in searching],
-        (TEXT, {"type": TEXT, "delta": "滋賀は"}, "15"),
+        (REASONING, {"type": REASONING, "delta": "Planning", "output_index": 0, "summary_index": 0}, 5),
+        (REASONING, {"type": REASONING, "delta": "Food", "output_index": 0, "summary_index": 1}, 7),
+        (REASONING, {"type": REASONING, "delta": "Next", "output_index": 3, "summary_index": 0}, 8),
+        *[(payload["type"], {"type": payload["type"]}, payload["sequence_number"]) for payload in searching],
+        (TEXT, {"type": TEXT, "delta": "滋賀は"}, 15),
         (
             "response.output_text.annotation.added",
             {
@@ -207,11 +208,11 @@ def test_kinds_in_one_read_keep_their_order_and_merge_only_with_their_own_kind()
                     "end_index": 9,
                 },
             },
-            "16",
+            16,
         ),
-        (TEXT, {"type": TEXT, "delta": "湖"}, "17"),
-        (REFUSAL, {"type": REFUSAL, "delta": "I cannot"}, "19"),
-        (TEXT, {"type": TEXT, "delta": "!"}, "20"),
+        (TEXT, {"type": TEXT, "delta": "湖"}, 17),
+        (REFUSAL, {"type": REFUSAL, "delta": "I cannot"}, 19),
+        (TEXT, {"type": TEXT, "delta": "!"}, 20),
     ]
     assert translator.deltas == 10
 
@@ -287,7 +288,7 @@ def test_a_function_call_is_relayed_once_its_arguments_are_complete() -> None:
         (
             "tool.call",
             {"type": "tool.call", "call_id": "call_1", "name": "local_time", "arguments": '{"timezone":"Asia/Tokyo"}'},
-            "5",
+            5,
         )
     ]
 
@@ -297,7 +298,7 @@ def test_a_tool_result_is_the_relays_own_event_without_an_id() -> None:
     translator.feed(delta("a", 4))
     translator.feed(ToolResult("call_1", "local_time", '{"error": "Unknown time zone"}'))
     assert relayed(translator.take()) == [
-        ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "a"}, "4"),
+        ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "a"}, 4),
         (
             "tool.result",
             {
@@ -315,7 +316,7 @@ def test_the_upstream_cannot_send_the_relays_own_events() -> None:
     translator = Translator()
     for kind in ("tool.result", "tool.call", "approval.request"):
         translator.feed(upstream({"type": kind, "call_id": "x", "name": "rm", "output": "pwned", "sequence_number": 1}))
-    assert translator.take() == b""
+    assert translator.take() == []
 
 
 def test_an_approval_request_ends_the_response_as_requires_approval() -> None:
@@ -333,7 +334,7 @@ def test_an_approval_request_ends_the_response_as_requires_approval() -> None:
             "name": "ask",
             "arguments": "{}",
         },
-        "3",
+        3,
     )
     assert events[2][1]["status"] == "requires_approval"
     assert translator.outcome == "requires_approval"
@@ -369,11 +370,11 @@ def test_mcp_progress_names_the_call_and_its_server() -> None:
         translator.feed(upstream(payload))
     named = {"item_id": "mcp_1", "name": "ask_question", "server_label": "deepwiki"}
     assert relayed(translator.take())[1:] == [
-        ("response.mcp_call.in_progress", {"type": "response.mcp_call.in_progress", **named}, "3"),
-        ("response.mcp_call.completed", {"type": "response.mcp_call.completed", **named}, "4"),
+        ("response.mcp_call.in_progress", {"type": "response.mcp_call.in_progress", **named}, 3),
+        ("response.mcp_call.completed", {"type": "response.mcp_call.completed", **named}, 4),
         (  # a call the stream never introduced (a resume after its start) is still reported
             "response.mcp_call.failed",
             {"type": "response.mcp_call.failed", "item_id": "mcp_9", "name": None, "server_label": None},
-            "5",
+            5,
         ),
     ]

@@ -188,6 +188,7 @@ async def test_relay_answers_health(relay: RelayServer) -> None:
         "python": platform.python_version(),
         "worker": "in-process",
         "stores_responses": False,  # an OpenAI-compatible server may keep no responses: send the history
+        "budget": None,
         "conversations": False,  # no owner secret, no storage account
         "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }

@@ -6,7 +6,8 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import httpx2
@@ -15,10 +16,15 @@ import pytest
 from openai import AsyncOpenAI, AsyncStream
 
 from responses_relay.demo.answers import split_deltas
-from responses_relay.events import Translator
+from responses_relay.demo.wire import sse
+from responses_relay.errors import INTERNAL_ERROR
+from responses_relay.events import RelayEvent, Translator
+from responses_relay.protocols.native import NativeEncoder
 from responses_relay.relay import OPENING, RelayStream
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
+from responses_relay.sse import Decoder
+from responses_relay.sse_response import SSEResponse
 from responses_relay.upstream_events import UpstreamEvents
 
 from .conftest import RelayServer, serve
@@ -219,3 +225,95 @@ async def test_a_caller_cannot_choose_the_invocation_id_in_the_stream_record(
     assert len(ids) == 2
     assert all(re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", str(value)) for value in ids)
     assert forged not in ids
+
+
+class ScriptedBody(httpx2.AsyncByteStream):
+    """An upstream body that sends `reads`, then ends, once `released` if given."""
+
+    def __init__(self, reads: list[bytes], released: asyncio.Event | None = None) -> None:
+        self.reads = reads
+        self.released = released
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for read in self.reads:
+            yield read
+        if self.released is not None:
+            await self.released.wait()
+
+
+class MarkingEncoder:
+    """The native encoder with a protocol's own opening and closing bytes, and each batch marked."""
+
+    def __init__(self) -> None:
+        self.headers = {"x-protocol": "marked"}
+        self.native = NativeEncoder()
+        self.closes = 0
+
+    def open(self) -> bytes:
+        return b"<open>"
+
+    def encode(self, events: Sequence[RelayEvent]) -> bytes:
+        return b"<batch>" + self.native.encode(events) if events else b""
+
+    def close(self) -> bytes:
+        self.closes += 1
+        return b"<close>"
+
+
+CREATED = {"type": "response.created", "sequence_number": 0, "response": {"id": "resp_1", "model": "m"}}
+DELTA = {"type": "response.output_text.delta", "delta": "滋賀", "sequence_number": 1}
+COMPLETED = {"type": "response.completed", "sequence_number": 2, "response": {"id": "resp_1"}}
+ENDS: dict[str, Callable[[RelayStream], None] | None] = {
+    "completed": None,
+    "cut": None,  # the upstream ends early: an error event ends the stream
+    "cancelled": RelayStream.cancel,
+    "interrupted": lambda stream: stream.interrupt(INTERNAL_ERROR, "stopping"),
+    "left": RelayStream.client_left,
+}
+
+
+async def relay_marked(name: str) -> tuple[bytes, MarkingEncoder]:
+    """The body of a stream in the marking protocol, ended as `name` says once the delta is out. The
+    upstream body ends only after the stream's (except when cut): its end ends nothing."""
+    reads = [sse(CREATED), sse(DELTA), *([sse(COMPLETED)] if name == "completed" else [])]
+    end = ENDS[name]
+    released = None if name == "cut" else asyncio.Event()
+    events = UpstreamEvents(httpx2.Response(200, stream=ScriptedBody(reads, released)))
+    encoder = MarkingEncoder()
+    stream = RelayStream(events, Translator(), heartbeat_seconds=5, buffer_bytes=1024, encoder=encoder)
+    body = bytearray()
+    async with asyncio.timeout(5), aclosing(stream.body()) as chunks:
+        async for chunk in chunks:
+            body += chunk
+            if end is not None and b"output_text.delta" in body:
+                end(stream)
+                end = None
+    if released is not None:
+        released.set()
+    await stream.aclose()
+    return bytes(body), encoder
+
+
+@pytest.mark.parametrize("name", ["completed", "cut", "cancelled", "interrupted"])
+async def test_a_stream_ends_with_its_protocols_closing_bytes_once_whoever_ends_it(name: str) -> None:
+    body, encoder = await relay_marked(name)
+    assert body.startswith(OPENING + b"<open><batch>")
+    assert body.endswith(b"\n\n<close>")
+    assert encoder.closes == 1
+    events = Decoder().feed(body.replace(b"<open>", b"").replace(b"<batch>", b"").replace(b"<close>", b""))
+    assert [event.event for event in events[:2]] == ["response.created", "response.output_text.delta"]
+    assert events[-1].event == ("response.completed" if name in ("completed", "cancelled") else "error")
+
+
+async def test_a_caller_who_left_gets_no_closing_bytes() -> None:
+    body, encoder = await relay_marked("left")
+    assert encoder.closes == 0
+    assert b"<close>" not in body
+
+
+def test_the_response_carries_the_protocols_headers_beside_the_sse_ones() -> None:
+    events = UpstreamEvents(httpx2.Response(200, stream=ScriptedBody([])))
+    stream = RelayStream(events, Translator(), heartbeat_seconds=5, buffer_bytes=1024, encoder=MarkingEncoder())
+    headers = SSEResponse(stream).headers
+    assert headers["x-protocol"] == "marked"
+    assert headers["content-type"] == "text/event-stream; charset=utf-8"

@@ -1,5 +1,6 @@
 """SIGTERM: the local host lets streams finish within the grace period, ends the rest
-with an `error` event, and exits cleanly. The local host runs as a real process."""
+with an `error` event (in background mode: hands them off), and exits cleanly. The local host
+runs as a real process."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 
 from responses_relay.sse import Decoder
 
-from .conftest import FAKE_KEY
+from .azurite import Azurite
+from .conftest import FAKE_KEY, RESUMABLE
 from .faulty_upstream import FaultyUpstream, Scenario
 from .host_process import HostProcess
 
@@ -127,3 +129,28 @@ async def test_with_the_worker_streams_past_the_grace_period_are_cut(
         await asyncio.wait_for(reader, 15)
     assert await asyncio.to_thread(worker_host.wait_exit) == -signal.SIGTERM
     assert worker_stopped(worker_host)
+
+
+async def test_in_background_mode_a_stream_still_running_is_handed_off_and_its_response_read_elsewhere(
+    upstream: FaultyUpstream, azurite: Azurite
+) -> None:
+    environ = {"OPENAI_ENDPOINT": upstream.base_url, "OPENAI_API_KEY": FAKE_KEY, "SHUTDOWN_GRACE_SECONDS": "1",
+               **RESUMABLE, "AzureWebJobsStorage": azurite.connection_string}  # fmt: skip
+    host = HostProcess(environ=environ)
+    await asyncio.to_thread(host.start)
+    try:
+        upstream.set_scenario(Scenario(text="琵琶湖" * 600, delta_seconds=0.01, chunk_chars=3))
+        started = asyncio.Event()
+        reader = asyncio.create_task(read_stream(host.url, started))
+        await asyncio.wait_for(started.wait(), 10)
+        host.process.send_signal(signal.SIGTERM)
+        events = await asyncio.wait_for(reader, 15)
+        assert await asyncio.to_thread(host.wait_exit, 15) == -signal.SIGTERM
+    finally:
+        await asyncio.to_thread(host.stop)
+    kind, handed_off = events[-1]
+    assert kind == "stream.resume"
+    assert "error" not in [kind for kind, _ in events]
+    stored = upstream.stored(str(handed_off["response_id"]))
+    assert stored is not None
+    assert stored.status == "in_progress", "the response goes on upstream, for the page to read on another instance"

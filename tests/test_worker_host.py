@@ -111,6 +111,7 @@ async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
         "python": platform.python_version(),
         "worker": WORKER,
         "stores_responses": False,
+        "budget": None,
         "conversations": False,
         "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
     }

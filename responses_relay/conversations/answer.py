@@ -59,6 +59,10 @@ class ConversationAnswer:
         self._question = question
 
     @property
+    def rounds(self) -> ToolRounds:
+        return self._rounds
+
+    @property
     def response_id(self) -> str | None:
         return self._rounds.response_id
 

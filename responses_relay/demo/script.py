@@ -32,9 +32,18 @@ class Script:
         self.answer = answer or tool_answer(request, question) or answer_for(question)
         self._reasoning = self.answer.reasoning or (reasoning_for(question) if _asks_for_summary(request) else ())
         self._chunk_chars = chunk_chars
+        limit = request.get("max_output_tokens")
+        self._max_output_tokens = limit if type(limit) is int and limit > 0 else None
+        self._cut_short = False  # the message did not fit in max_output_tokens
 
     def deltas(self) -> list[str]:
-        return split_deltas(self.answer.text, self._chunk_chars)
+        """The message's deltas (each an output token), within `max_output_tokens` with what came before."""
+        deltas = split_deltas(self.answer.text, self._chunk_chars)
+        if self._max_output_tokens is not None:
+            fit = max(0, self._max_output_tokens - self.events.reasoning_tokens - self.events.tool_tokens)
+            self._cut_short = len(deltas) > fit
+            deltas = deltas[:fit]
+        return deltas
 
     def body(self) -> Iterator[Step]:
         yield from self.head()
@@ -72,6 +81,8 @@ class Script:
             yield Step(1 if index == 0 else 0, payload)
 
     def ending(self) -> list[dict[str, Any]]:
+        if self._cut_short:
+            return [self.events.incomplete("max_output_tokens")]
         return self.events.completion()
 
 

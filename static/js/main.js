@@ -243,6 +243,9 @@ async function showOutcome(outcome, { answer, view, text, started, firstAt, sess
     // The issuer's keys could not be fetched (503): the user is signed in, so no sign-in page, a Retry.
     const key = code === "auth_keys_unavailable" ? "signInUnavailable" : "failed";
     showProblem(answer, key, { code, message }, text, kind === "refused" ? retryAfter : null);
+  } else if (kind === "stalled") {
+    session.abandon();
+    showProblem(answer, "stalled", {}, text);
   } else if (kind === "cut") {
     session.abandon();
     const never = firstAt === null && session.progress.responseId === null;

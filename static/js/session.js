@@ -11,6 +11,7 @@ import { BACKOFF_SECONDS, wait } from "./resume.js";
 import { readEvents, StreamDataError } from "./stream.js";
 
 export const STATES = ["opening", "streaming", "reconnecting", "stopping", "done"];
+export const MAX_IDLE_HAND_OFFS = 3; // hand-offs in a row that bring no new event before the page gives up
 
 /**
  * How the session ended:
@@ -19,6 +20,7 @@ export const STATES = ["opening", "streaming", "reconnecting", "stopping", "done
  * - {kind: "cut"}: the stream broke and could not be resumed (given up after the backoff);
  * - {kind: "resumeRefused", response}: a resume was answered with an HTTP error;
  * - {kind: "stopped"}: stop() was called;
+ * - {kind: "stalled"}: the server handed the stream off MAX_IDLE_HAND_OFFS times in a row without a new event;
  * - {kind: "badData"}: the server sent an event that is not JSON (the stream was cancelled).
  */
 export class AnswerSession {
@@ -52,7 +54,9 @@ export class AnswerSession {
       const response = await this.open(this.signal);
       if (!response.ok) return this.finish({ kind: "refused", response });
       this.enter("streaming");
-      return this.finish(await this.readResuming(response.body));
+      const outcome = await this.readResuming(response.body);
+      if (outcome.kind === "ended" && outcome.terminal.type === "error") this.abandon(); // it may still run upstream
+      return this.finish(outcome);
     } catch (error) {
       if (this.signal.aborted) return this.finish({ kind: "stopped" });
       if (error instanceof StreamDataError) return this.finish({ kind: "badData" });
@@ -62,13 +66,14 @@ export class AnswerSession {
 
   /**
    * Stop now, whatever the state: the request or stream is aborted at once. A response the
-   * server named is cancelled too (it may not hear of an aborted fetch, and in background mode
-   * the response goes on by design); one it has not named yet is cancelled by the server itself.
+   * server named is cancelled too, in every mode (a host may never pass an aborted fetch on, and
+   * in background mode the response goes on by design; a cancel of any of an answer's responses
+   * stops the whole answer); one it has not named yet is cancelled by the server itself.
    */
   stop() {
     if (this.state === "done" || this.state === "stopping") return;
     this.enter("stopping");
-    if (this.resumable && this.progress.responseId) this.cancelResponse(this.progress.responseId);
+    if (this.progress.responseId) this.cancelResponse(this.progress.responseId);
     this.controller.abort();
   }
 
@@ -82,18 +87,22 @@ export class AnswerSession {
    * the server ended on purpose (`stream.resume`, at its time limit) is continued at once.
    */
   async readResuming(body) {
-    let moved = false;
+    let moved = false; // the stream being read brought an event other than a hand-off
     let handedOff = false;
+    let idleHandOffs = 0; // hand-offs in a row whose stream brought nothing new
     const see = (event) => {
-      moved = true;
       handedOff = event.type === "stream.resume";
+      moved ||= !handedOff;
       this.onEvent(event);
     };
     const accept = (event) => this.progress.accept(event);
     let terminal = await this.readOrCut(body, see, accept);
     let attempt = 0;
     while (terminal === null && this.canResume()) {
-      if (!handedOff) {
+      if (handedOff) {
+        idleHandOffs = moved ? 0 : idleHandOffs + 1;
+        if (idleHandOffs >= MAX_IDLE_HAND_OFFS) return { kind: "stalled" };
+      } else {
         if (attempt >= this.backoff.length) break;
         this.enter("reconnecting");
         await this.sleep(this.backoff[attempt++], this.signal);

@@ -163,3 +163,35 @@ test("a stream the server hands off at its time limit is continued at once, with
   );
   assert.deepEqual(seen.states, ["streaming", "streaming", "streaming", "done"]);
 });
+
+test("the page gives up after three hand-offs in a row that bring no new event", async () => {
+  const handOff = `event: stream.resume\ndata: ${JSON.stringify({ type: "stream.resume", response_id: "resp_abc", after: 1 })}\n\n`;
+  const first = reply([created, delta(1, "滋"), handOff]);
+  const idle = () => reply([delta(1, "滋"), handOff]); // only what the page has already, then a hand-off
+  const { answer, seen } = session(first, [idle, idle, idle, idle]);
+  const outcome = await answer.run();
+  assert.equal(outcome.kind, "stalled");
+  assert.deepEqual(seen.resumedAfter, [1, 1, 1]);
+  assert.deepEqual(seen.sleeps, []);
+});
+
+test("Stop cancels a named response in every mode, and a final error cancels it where it may still run", async () => {
+  const opened = async (signal) => {
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(encoder.encode(created));
+        signal.addEventListener("abort", () => controller.error(signal.reason));
+      },
+    });
+    return new Response(body);
+  };
+  const stopping = session(opened, [], { resumable: false });
+  stopping.answer.onEvent = (event) => event.type === "response.created" && stopping.answer.stop();
+  assert.equal((await stopping.answer.run()).kind, "stopped");
+  assert.deepEqual(stopping.seen.cancelled, ["resp_abc"]);
+
+  const failed = frame(2, "error", { code: "server_error", message: "boom" });
+  const erring = session(reply([created, delta(1, "x"), failed]));
+  assert.equal((await erring.answer.run()).terminal.type, "error");
+  assert.deepEqual(erring.seen.cancelled, ["resp_abc"]);
+});
