@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from azure.data.tables import EdmType, EntityProperty, TableClient, UpdateMode
 
+from responses_relay.access.budget import Budget, Hold
 from responses_relay.access.owner import Owners
 from responses_relay.demo.answers import answer_for
 from responses_relay.service import ChatService
@@ -500,3 +501,26 @@ async def test_off_says_so_in_health_and_on_every_route(
 def test_on_without_what_it_needs_stops_the_app_at_start_up() -> None:
     with pytest.raises(ValueError, match="CONVERSATIONS=on needs OWNER_HASH_SECRET and AzureWebJobsStorage"):
         load_settings({"CONVERSATIONS": "on"})
+
+
+async def test_a_budget_counts_the_conversation_so_far_as_the_next_questions_context(
+    kept: Callable[..., Settings], upstream: FaultyUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A budget reserves the upper bound of what an answer costs before it is asked for: within a
+    # conversation that includes the conversation so far, which the last response's usage counts.
+    upstream.set_scenario(Scenario(delta_seconds=0, text="はい、そうです。"))
+    reserved: list[int] = []
+    real_reserve = Budget.reserve
+
+    async def reserve(budget: Budget, owner: str, answer_id: str, tokens: int) -> Hold:
+        reserved.append(tokens)
+        return await real_reserve(budget, owner, answer_id, tokens)
+
+    monkeypatch.setattr(Budget, "reserve", reserve)
+    user = a_user()
+    async with instances(kept(USER_DAILY_TOKENS="1000000"), 1) as [server]:
+        conversation_id = await create(server, user)
+        first = await ask(server, user, {"input": "同じ質問", "conversation_id": conversation_id})
+        await ask(server, user, {"input": "同じ質問", "conversation_id": conversation_id})
+    usage = first.payloads("response.completed")[0]["usage"]
+    assert reserved[1] - reserved[0] == usage["input_tokens"] + usage["output_tokens"]
