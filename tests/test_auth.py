@@ -214,13 +214,9 @@ def test_routes_are_anonymous_to_the_host_in_entra_mode_and_keyed_otherwise(
             for function in http_functions(function_app.create_app(ChatService(settings)))
         }
 
-    assert levels(entra) == {"chat": "anonymous", "resume": "anonymous", "cancel": "anonymous", "health": "anonymous"}
-    assert levels(make_settings()) == {
-        "chat": "function",
-        "resume": "function",
-        "cancel": "function",
-        "health": "anonymous",
-    }
+    callers = ("chat", "resume", "cancel", "conversations", "conversation")
+    assert levels(entra) == {**dict.fromkeys(callers, "anonymous"), "health": "anonymous"}
+    assert levels(make_settings()) == {**dict.fromkeys(callers, "function"), "health": "anonymous"}
 
 
 async def test_an_unreachable_issuer_is_503_with_retry_after_not_401(

@@ -68,5 +68,7 @@ def test_the_app_indexes_and_starts_from_the_deployed_files_alone(tmp_path: Path
         "chat": "chat",
         "resume": "chat/{response_id}",
         "cancel": "chat/{response_id}/cancel",
+        "conversations": "conversations",
+        "conversation": "conversations/{conversation_id}",
         "health": "health",
     }
