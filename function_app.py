@@ -41,6 +41,10 @@ def create_app(chat_service: ChatService) -> func.FunctionApp:
     async def conversation(req: Request) -> Response:
         return await chat_service.conversation(req, req.path_params["conversation_id"])
 
+    @app.route(route="feedback", methods=[func.HttpMethod.POST], auth_level=callers)
+    async def feedback(req: Request) -> Response:
+        return await chat_service.feedback(req)
+
     @app.route(route="health", methods=[func.HttpMethod.GET], auth_level=func.AuthLevel.ANONYMOUS)
     async def health(req: Request) -> Response:
         return chat_service.health()

@@ -1,6 +1,9 @@
 """The caller's request to POST /api/chat: reading it within limits, and validating it;
 and the response id and cursor of a resume or cancel.
 
+A user message's content is a string, or a list of Responses content parts: `input_text`,
+and attachments (`input_image`, `input_file`), which `attachments.parts` checks by their bytes.
+
 Validation errors name the field, so the caller can fix the request. Model,
 instructions and token limits are not the caller's to choose: they come from settings.
 """
@@ -14,6 +17,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
+from .attachments.parts import ATTACHMENT_TYPES, check_attachment, check_count
 from .errors import (
     BODY_TOO_LARGE,
     INVALID_CONVERSATION_ID,
@@ -31,6 +35,7 @@ ROLES = ("user", "assistant")
 _FIELDS = {"input", "previous_response_id", "conversation_id", "approvals"}
 _MESSAGE_FIELDS = {"role", "content", "type"}
 _APPROVAL_FIELDS = {"approval_request_id", "approve"}
+_TEXT_FIELDS = {"type", "text"}
 _RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9_-]{1,200}")
 CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]{1,200}")  # the model service's conv_... ids
 _ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
@@ -138,7 +143,7 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     )
 
 
-def _parse_input(value: Any, settings: Settings) -> str | list[dict[str, str]]:
+def _parse_input(value: Any, settings: Settings) -> str | list[dict[str, Any]]:
     if isinstance(value, str):
         return _parse_text(value, "input", settings)
     if not isinstance(value, list):
@@ -150,7 +155,7 @@ def _parse_input(value: Any, settings: Settings) -> str | list[dict[str, str]]:
     return [_parse_message(item, f"input[{index}]", settings) for index, item in enumerate(value)]
 
 
-def _parse_message(value: Any, where: str, settings: Settings) -> dict[str, str]:
+def _parse_message(value: Any, where: str, settings: Settings) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _invalid(f"'{where}' must be an object with 'role' and 'content'", where)
     for name in value:
@@ -162,9 +167,48 @@ def _parse_message(value: Any, where: str, settings: Settings) -> dict[str, str]
     if role not in ROLES:
         raise _invalid(f"'{where}.role' must be 'user' or 'assistant'", f"{where}.role")
     content = value.get("content")
+    if isinstance(content, list) and role == "user":
+        return {"role": role, "content": _parse_parts(content, f"{where}.content", settings)}
     if not isinstance(content, str):
-        raise _invalid(f"'{where}.content' must be a string", f"{where}.content")
+        kinds = "a string or a list of content parts" if role == "user" else "a string"
+        raise _invalid(f"'{where}.content' must be {kinds}", f"{where}.content")
     return {"role": role, "content": _parse_text(content, f"{where}.content", settings)}
+
+
+def _parse_parts(parts: list[Any], where: str, settings: Settings) -> list[dict[str, Any]]:
+    """A user message's content parts: text, and attachments checked by their bytes (their number
+    first, before any is decoded)."""
+    if not parts:
+        raise _invalid(f"'{where}' must not be empty", where)
+    attachments = sum(1 for part in parts if isinstance(part, dict) and part.get("type") in ATTACHMENT_TYPES)
+    check_count(attachments, where, settings.attachments)
+    checked, chars = [], 0
+    for index, part in enumerate(parts):
+        here = f"{where}[{index}]"
+        if not isinstance(part, dict):
+            raise _invalid(f"'{here}' must be an object with 'type'", here)
+        kind = part.get("type")
+        if kind in ATTACHMENT_TYPES:
+            checked.append(check_attachment(part, here, settings.attachments))
+        elif kind == "input_text":
+            text = _parse_text_part(part, here, settings)
+            chars += len(text)
+            checked.append({"type": "input_text", "text": text})
+        else:
+            raise _invalid(f"'{here}.type' must be input_text, input_image or input_file", f"{here}.type")
+    if chars > settings.max_message_chars:
+        raise _invalid(f"'{where}' has {chars} characters; at most {settings.max_message_chars} are allowed", where)
+    return checked
+
+
+def _parse_text_part(part: dict[str, Any], where: str, settings: Settings) -> str:
+    for name in part:
+        if name not in _TEXT_FIELDS:
+            raise _invalid(f"Unknown field {_quote(name)} in '{where}'", f"{where}.{name}")
+    text = part.get("text")
+    if not isinstance(text, str):
+        raise _invalid(f"'{where}.text' must be a string", f"{where}.text")
+    return _parse_text(text, f"{where}.text", settings)
 
 
 def _parse_text(text: str, where: str, settings: Settings) -> str:

@@ -48,7 +48,10 @@ INVALID_CURSOR = _entry(
 BODY_TOO_LARGE = _entry("body_too_large", 413, "the body is over `MAX_BODY_BYTES`")
 UNSUPPORTED_MEDIA_TYPE = _entry("unsupported_media_type", 415, "the body is not `application/json`")
 RESPONSE_NOT_FOUND = _entry(
-    "response_not_found", 404, "resume or cancel: no such stored response (or, without background mode, none live here)"
+    "response_not_found",
+    404,
+    "resume, cancel or feedback: no such stored response of the caller's (or, for a cancel without background mode,"
+    " none live here)",
 )
 NOT_RESUMABLE = _entry("not_resumable", 409, "resume with `RESUMABLE_STREAMS` off")
 AMBIGUOUS_KEY = _entry(
@@ -69,6 +72,28 @@ CONVERSATIONS_DISABLED = _entry(
 CONVERSATIONS_UNAVAILABLE = _entry(
     "conversations_unavailable", 503, "the conversations' index in the storage account could not be reached"
 )
+# Photos and PDFs in a message; the message names the part (`input[i].content[j]`) and its filename.
+UNSUPPORTED_ATTACHMENT = _entry(
+    "unsupported_attachment",
+    415,
+    "an attachment's bytes are not a PNG, JPEG, WebP, GIF or PDF (or not the part's kind), it is not a `data:` URL,"
+    " or `ATTACHMENTS=off`",
+)
+BAD_ATTACHMENT = _entry(
+    "bad_attachment",
+    400,
+    "an attachment is broken: not base64, empty, not a whole image or PDF, or an image over `MAX_IMAGE_PIXELS`",
+)
+ATTACHMENT_TOO_LARGE = _entry(
+    "attachment_too_large", 413, "more than `MAX_ATTACHMENTS` in a message, or one over `MAX_ATTACHMENT_BYTES`"
+)
+# Feedback on an answer (`POST /api/feedback`).
+FEEDBACK_NOT_KEPT = _entry(
+    "feedback_not_kept",
+    409,
+    "feedback without the storage account, `OWNER_HASH_SECRET`, or a model service that keeps responses",
+)
+FEEDBACK_UNAVAILABLE = _entry("feedback_unavailable", 503, "the feedback table could not be reached")
 # Who may use it (`AUTH_MODE`, `USER_DAILY_TOKENS`).
 UNAUTHENTICATED = _entry(
     "unauthenticated", 401, "`AUTH_MODE=entra`: no bearer token, or not a valid one; `WWW-Authenticate: Bearer`"

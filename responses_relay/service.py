@@ -1,5 +1,5 @@
 """What the routes call: request handling for /api/chat (and resuming and cancelling a
-response), /api/conversations and /api/health."""
+response), /api/conversations, /api/feedback and /api/health."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from .chat_request import (
 )
 from .errors import (
     CONVERSATIONS_DISABLED,
+    FEEDBACK_NOT_KEPT,
     INTERNAL_ERROR,
     NOT_RESUMABLE,
     RESPONSE_NOT_FOUND,
@@ -38,11 +39,13 @@ from .errors import (
     error_response,
 )
 from .events import Translator
+from .feedback import MAX_BODY_BYTES as FEEDBACK_BODY_BYTES
+from .feedback import parse_vote, report
 from .guide_tools import TOOLS
 from .invocation import invocation_id
 from .live_streams import Cancellable, LiveStreams
 from .relay import RelayStream
-from .settings import Settings
+from .settings import AttachmentSettings, Settings
 from .sse_response import SSEResponse
 from .tool_rounds import ToolRounds
 from .tools import Tool, Toolbox
@@ -57,9 +60,12 @@ if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never 
     from .conversations.routes import Conversations
     from .demo import DemoUpstream
     from .storage.answers import AnswerRecords
+    from .storage.feedback import FeedbackRecords
     from .storage.tables import Tables
 
 logger = logging.getLogger("responses_relay")
+
+_PARSED_ON_THE_LOOP_BYTES = 256 * 1024  # a larger body is parsed and checked off the event loop
 
 _shared_demo: DemoUpstream | None = None
 
@@ -87,6 +93,7 @@ class ChatService:
         self._owners = Owners(secret) if secret is not None else None
         self._tables = _tables(settings)
         self._budget = _budget(settings, self._tables, self._stored_response)
+        self._feedback = _feedback(settings, self._tables)  # None: feedback is not kept here
         self._answers = _answers(settings, self._tables)
         self._conversations = _conversations(settings, self._tables)
         check_proxy_environment(settings)
@@ -130,6 +137,31 @@ class ChatService:
             raise HttpError(CONVERSATIONS_DISABLED, "Conversations are off here (see /api/health)")
         return self._conversations
 
+    async def feedback(self, request: Request) -> Response:
+        """POST /api/feedback: the caller's vote on one of their answers, kept once per user and
+        response (a second vote replaces the first) and reported to telemetry; 204."""
+        return await self._respond("feedback", self._feedback_vote(request))
+
+    @property
+    def keeps_feedback(self) -> bool:
+        return self._feedback is not None
+
+    async def _feedback_vote(self, request: Request) -> Response:
+        owner = await self._owner(request)
+        if owner is None or self._feedback is None:
+            raise HttpError(
+                FEEDBACK_NOT_KEPT,
+                "Feedback is not kept here: it needs the storage account (AzureWebJobsStorage), OWNER_HASH_SECRET"
+                " and a model service that keeps responses",
+            )
+        check_content_type(request)
+        vote = parse_vote(await read_body(request, FEEDBACK_BODY_BYTES))
+        await self._check_owner(await self.upstream(), vote.response_id, owner)
+        keep_comment = self.settings.feedback_comments
+        await self._feedback.record(owner, vote, keep_comment=keep_comment)
+        report(owner, vote, keep_comment=keep_comment)
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
     async def _owner(self, request: Request) -> str | None:
         """The caller's owner hash (None when owners are not kept); 401 for a missing or bad token."""
         identity = await self._auth.identity(request)
@@ -149,7 +181,10 @@ class ChatService:
         owner = await self._owner(request)
         check_content_type(request)
         body = await read_body(request, self.settings.max_body_bytes)
-        chat_request = parse_chat_request(body, self.settings)
+        if len(body) > _PARSED_ON_THE_LOOP_BYTES:  # attachments: decoding and checking them takes a while
+            chat_request = await asyncio.to_thread(parse_chat_request, body, self.settings)
+        else:
+            chat_request = parse_chat_request(body, self.settings)
         conversation = await self._conversation_chat(chat_request, owner)
         upstream = await self.upstream()
         if conversation is not None:  # its last response: what approvals answer, and its context (for a budget)
@@ -434,10 +469,12 @@ class ChatService:
                 "conversations": self._conversations is not None and self._conversations.available,
                 # A daily budget reserves what an answer can cost before the call and settles to what it cost.
                 "budget": None if daily is None else {"daily_tokens": daily, "mode": "reserve_then_settle"},
+                "feedback": self.keeps_feedback,
                 "limits": {
                     "max_body_bytes": settings.max_body_bytes,
                     "max_messages": settings.max_messages,
                     "max_message_chars": settings.max_message_chars,
+                    **_attachment_limits(settings.attachments),
                 },
             }
         )
@@ -503,6 +540,27 @@ def _budget(settings: Settings, tables: Tables | None, stored_response: StoredRe
     from .access.budget import Budget
 
     return Budget(settings.access.daily_tokens, tables, stored_response=stored_response)
+
+
+def _feedback(settings: Settings, tables: Tables | None) -> FeedbackRecords | None:
+    """Feedback's keeper: where there is storage with owners to key it by (the tables), and stored
+    responses to check those owners against."""
+    if tables is None or not settings.stores_responses:
+        return None
+    from .storage.feedback import FeedbackRecords
+
+    return FeedbackRecords(tables)
+
+
+def _attachment_limits(attachments: AttachmentSettings | None) -> dict[str, int]:
+    """What a page checks before it sends attachments; `max_attachments` 0: none are taken."""
+    if attachments is None:
+        return {"max_attachments": 0}
+    return {
+        "max_attachments": attachments.max_attachments,
+        "max_attachment_bytes": attachments.max_attachment_bytes,
+        "max_image_pixels": attachments.max_image_pixels,
+    }
 
 
 def _goes_on_after(stream: Cancellable, response_id: str) -> bool:

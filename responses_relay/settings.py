@@ -18,6 +18,8 @@ AUTH_MODES = ("key", "entra")
 CONVERSATION_MODES = ("auto", "on", "off")
 ENTRA_LOGIN = "https://login.microsoftonline.com"
 MIN_OWNER_SECRET_CHARS = 32
+BASE_BODY_BYTES = 256 * 1024  # MAX_BODY_BYTES' default for text alone
+MAX_BODY_BYTES_LIMIT = 256 * 1024 * 1024
 
 DEFAULT_INSTRUCTIONS = (
     "あなたは親しみやすい観光ガイドです。\n提示された観光地の特徴や魅力を100文字程度で説明してください。"
@@ -70,6 +72,8 @@ class Settings:
     access: AccessSettings
     storage: StorageSettings | None  # the Function App's own storage account, when one is named
     conversations: ConversationSettings | None  # None: off (CONVERSATIONS, or what they need is missing)
+    attachments: AttachmentSettings | None  # None: ATTACHMENTS=off, messages are text only
+    feedback_comments: bool  # FEEDBACK_COMMENTS=store: a feedback's comment is kept in the clear
 
     @property
     def upstream_kind(self) -> str:
@@ -116,6 +120,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             " (reached with the managed identity) or AzureWebJobsStorage (a connection string; locally Azurite's)"
         )
     conversations = _conversation_settings(env, storage, access)
+    attachments = _attachment_settings(env)
     reasoning_effort = env.choice("REASONING_EFFORT", REASONING_EFFORTS)
     # Reasoning models reject sampling parameters: with an effort set, they are sent only when set.
     sampling = reasoning_effort in (None, "none")
@@ -134,7 +139,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         web_search=env.flag("WEB_SEARCH", default=False),
         heartbeat_seconds=env.number("HEARTBEAT_SECONDS", 5.0, low=0.05, high=230.0),
-        max_body_bytes=env.integer("MAX_BODY_BYTES", 256 * 1024, low=1024, high=64 * 1024 * 1024),
+        max_body_bytes=env.integer(
+            "MAX_BODY_BYTES", _default_body_bytes(attachments), low=1024, high=MAX_BODY_BYTES_LIMIT
+        ),
         max_messages=env.integer("MAX_MESSAGES", 64, low=1, high=10_000),
         max_message_chars=env.integer("MAX_MESSAGE_CHARS", 32_000, low=1, high=10_000_000),
         connect_timeout_seconds=env.number("UPSTREAM_CONNECT_TIMEOUT_SECONDS", 10.0, low=0.01, high=600.0),
@@ -160,6 +167,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         access=access,
         storage=storage,
         conversations=conversations,
+        attachments=attachments,
+        feedback_comments=env.choice("FEEDBACK_COMMENTS", ("drop", "store")) == "store",
     )
     _check_hand_offs(settings)
     return settings
@@ -176,6 +185,39 @@ def _check_hand_offs(settings: Settings) -> None:
             " + UPSTREAM_CONNECT_TIMEOUT_SECONDS + UPSTREAM_READ_TIMEOUT_SECONDS"
             f" ({settings.continuation_seconds:g}): a tool call and the next round's opening must fit in one stream"
         )
+
+
+@dataclass(frozen=True)
+class AttachmentSettings:
+    """Photos and PDFs in a user message (ATTACHMENTS=on, the default): how many, how large."""
+
+    max_attachments: int  # in one message
+    max_attachment_bytes: int  # each, decoded
+    max_image_pixels: int  # width × height of each image
+
+
+def _attachment_settings(env: _Reader) -> AttachmentSettings | None:
+    if not env.flag("ATTACHMENTS", default=True):
+        return None
+    return AttachmentSettings(
+        max_attachments=env.integer("MAX_ATTACHMENTS", 4, low=1, high=16),
+        max_attachment_bytes=env.integer("MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024, low=1024, high=32 * 1024 * 1024),
+        max_image_pixels=env.integer("MAX_IMAGE_PIXELS", 7680 * 4320, low=1, high=200_000_000),
+    )
+
+
+def data_url_bytes(decoded_bytes: int) -> int:
+    """The size of a base64 `data:` URL holding `decoded_bytes`, with room for its prefix."""
+    return 4 * -(-decoded_bytes // 3) + 64
+
+
+def _default_body_bytes(attachments: AttachmentSettings | None) -> int:
+    """MAX_BODY_BYTES' default: room for the text, and for a message's attachments at their limits
+    (at most MAX_BODY_BYTES' own limit)."""
+    if attachments is None:
+        return BASE_BODY_BYTES
+    room = attachments.max_attachments * data_url_bytes(attachments.max_attachment_bytes)
+    return min(BASE_BODY_BYTES + room, MAX_BODY_BYTES_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -368,9 +410,9 @@ class _Reader:
         if raw is None:
             return default
         value = raw.lower()
-        if value not in ("true", "false", "1", "0"):
+        if value not in ("true", "false", "1", "0", "on", "off"):
             raise SettingsError(f"{name} must be true or false, got {raw!r}")
-        return value in ("true", "1")
+        return value in ("true", "1", "on")
 
     def name(self, name: str) -> str | None:
         """A deployment's name: letters, digits, `.`, `_` and `-`."""

@@ -165,40 +165,49 @@ class ToolRounds:
                 if ending is None and self._round.final_response is not None:
                     self.final_response = (await self._summed({"response": response}))["response"]
                 return
-            if self._too_late():
-                raise HandOffNow(self._delivered)
-            ended = str(response.get("id") or self._round.response_id)
-            self._count_usage(ended, response)
-            self.between_rounds = True
-            if self.continuations >= self._max_rounds:
-                message = f"The model still asked for tools after {self._max_rounds} rounds"
-                raise StreamBroken(TOOL_ROUNDS_EXCEEDED, message)
-            claim = await self._answer.continuation(ended)
-            if isinstance(claim, Follow):
-                recorded = _recorded_results(claim, calls)
-                for result in recorded:
+            async with aclosing(self._continue(response, output, calls)) as results:
+                async for result in results:
                     yield [result]
-                self._round_input = _next_input(response, recorded)
-                await self._follow(claim.next_round)
-                continue
-            if isinstance(claim, Cancelled):
-                await self._stopped()
+            if self.final_response is not None:
                 return
-            self._claim = claim
-            if await self._answer.cancelled():
-                await self._stopped()
-                return
-            results: list[ToolResult] = []
-            async with aclosing(self._run(calls)) as finished:
-                async for result in finished:
-                    results.append(result)
-                    yield [result]
-            if await self._answer.cancelled():
-                await self._stopped()
-                return
-            await self._reserve(_next_input(response, results))
-            await self._next_round(response, _output(response) or output, calls, results)
-            self._recording = (_usage(response), results)
+
+    async def _continue(
+        self, response: dict[str, Any], output: list[dict[str, Any]], calls: list[FunctionCall]
+    ) -> AsyncGenerator[ToolResult]:
+        """Continue the answer after a round that ended asking for `calls`: run them and open the
+        next round; or follow the reader that does; or, when the answer was stopped, end it
+        (`final_response`). Each call's result as soon as it is there."""
+        if self._too_late():
+            raise HandOffNow(self._delivered)
+        ended = str(response.get("id") or self._round.response_id)
+        self._count_usage(ended, response)
+        self.between_rounds = True
+        if self.continuations >= self._max_rounds:
+            message = f"The model still asked for tools after {self._max_rounds} rounds"
+            raise StreamBroken(TOOL_ROUNDS_EXCEEDED, message)
+        claim = await self._answer.continuation(ended)
+        if isinstance(claim, Cancelled):
+            await self._stopped()
+            return
+        if isinstance(claim, Follow):
+            recorded = _recorded_results(claim, calls)
+            for result in recorded:
+                yield result
+            self._round_input = _next_input(response, recorded)
+            await self._follow(claim.next_round)
+            return
+        self._claim = claim
+        results: list[ToolResult] = []
+        async with aclosing(self._run(calls)) as finished:
+            async for result in finished:
+                results.append(result)
+                yield result
+        if await self._answer.cancelled():
+            await self._stopped()
+            return
+        await self._reserve(_next_input(response, results))
+        await self._next_round(response, _output(response) or output, calls, results)
+        self._recording = (_usage(response), results)
 
     async def _run(self, calls: list[FunctionCall]) -> AsyncGenerator[ToolResult]:
         """The calls' results, run side by side, each as soon as it is there."""

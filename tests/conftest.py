@@ -31,6 +31,14 @@ from .scripted_upstream import ScriptedUpstream
 FAKE_KEY = "sk-test-FAKEKEY0123456789abcdef"
 OWNER_SECRET = "test-owner-hash-secret-0123456789abcdef"  # OWNER_HASH_SECRET, where owners are kept
 RESUMABLE = {"RESUMABLE_STREAMS": "true", "OWNER_HASH_SECRET": OWNER_SECRET}  # background mode, and its owners
+ATTACHMENT_LIMITS = {"max_attachments": 4, "max_attachment_bytes": 10 * 1024 * 1024, "max_image_pixels": 7680 * 4320}
+# Health's limits by default: MAX_BODY_BYTES grows by the room for a message's attachments (base64 data: URLs).
+DEFAULT_LIMITS = {
+    "max_body_bytes": 256 * 1024 + 4 * (4 * -(-10 * 1024 * 1024 // 3) + 64),
+    "max_messages": 64,
+    "max_message_chars": 32000,
+    **ATTACHMENT_LIMITS,
+}
 
 
 @pytest.fixture(scope="session")
@@ -48,15 +56,6 @@ def upstream(upstream_server: FaultyUpstream) -> Iterator[FaultyUpstream]:
     yield upstream_server
     upstream_server.release()  # nothing stays held for the next test
     upstream_server.set_scenario(Scenario())
-
-
-@pytest.fixture
-async def scripted() -> AsyncIterator[ScriptedUpstream]:
-    """The independent scripted upstream (tests/scripted_upstream.py), in the test's event loop."""
-    server = ScriptedUpstream()
-    await server.start()
-    yield server
-    await server.aclose()
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +124,15 @@ async def serve(
 async def relay(upstream: FaultyUpstream, make_settings: Callable[..., Settings]) -> AsyncIterator[RelayServer]:
     async for server in serve(ChatService(make_settings(HEARTBEAT_SECONDS="5"))):
         yield server
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[ScriptedUpstream]:
+    """The second, independent test upstream: each reply scripted by the test, each request kept."""
+    server = ScriptedUpstream()
+    await server.start()
+    yield server
+    await server.aclose()
 
 
 @pytest.fixture

@@ -100,3 +100,18 @@ async def read_sse(
             if stop_at is not None and any(event.event == stop_at for event in received.events):
                 break
     return received
+
+
+async def status_line(base_url: str, request: bytes) -> bytes:
+    """Send `request` (a head and as much of a body as the test chooses) on a raw connection and read
+    the answer's status line, while the connection stays open: the server answered without waiting
+    for the rest."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()

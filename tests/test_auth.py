@@ -214,7 +214,7 @@ def test_routes_are_anonymous_to_the_host_in_entra_mode_and_keyed_otherwise(
             for function in http_functions(function_app.create_app(ChatService(settings)))
         }
 
-    callers = ("chat", "resume", "cancel", "conversations", "conversation")
+    callers = ("chat", "resume", "cancel", "conversations", "conversation", "feedback")
     assert levels(entra) == {**dict.fromkeys(callers, "anonymous"), "health": "anonymous"}
     assert levels(make_settings()) == {**dict.fromkeys(callers, "function"), "health": "anonymous"}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -14,7 +13,7 @@ from responses_relay.settings import Settings
 
 from .conftest import RelayServer, serve
 from .faulty_upstream import FaultyUpstream
-from .sse_client import chat
+from .sse_client import chat, status_line
 
 JSON = {"content-type": "application/json"}
 
@@ -105,19 +104,9 @@ async def test_json_with_charset_is_accepted(relay: RelayServer) -> None:
 
 async def test_chunked_body_over_the_limit_is_refused_without_reading_it_all(small_limits: RelayServer) -> None:
     # A chunked body with no Content-Length that never ends: the answer must come anyway.
-    host, port = small_limits.base_url.removeprefix("http://").split(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    try:
-        writer.write(b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
-        writer.write(b"Transfer-Encoding: chunked\r\n\r\n")
-        for _ in range(4):
-            writer.write(b"400\r\n" + b" " * 1024 + b"\r\n")
-        await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), 10)
-        assert status_line.startswith(b"HTTP/1.1 413")
-    finally:
-        writer.close()
-        await writer.wait_closed()
+    head = b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunks = (b"400\r\n" + b" " * 1024 + b"\r\n") * 4
+    assert (await status_line(small_limits.base_url, head + chunks)).startswith(b"HTTP/1.1 413")
 
 
 async def test_wrong_method_is_405_json(relay: RelayServer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import zlib
 from typing import Any
 
 import httpx2
@@ -33,12 +34,14 @@ from pydantic import TypeAdapter
 from responses_relay.demo import DemoUpstream
 from responses_relay.demo import server as demo_server
 from responses_relay.demo.answers import answer_for, split_deltas
+from responses_relay.demo.attachments import page_count
 from responses_relay.guide_tools import TOOLS
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 from responses_relay.sse import Decoder
 
-from .conftest import serve
+from .attachment_files import asking, file_part, image, image_part, pdf
+from .conftest import DEFAULT_LIMITS, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import chat
 
@@ -76,7 +79,8 @@ async def test_demo_mode_needs_no_settings_and_says_so() -> None:
         "stores_responses": True,
         "budget": None,
         "conversations": False,  # they need an owner secret and a storage account
-        "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
+        "feedback": False,
+        "limits": DEFAULT_LIMITS,
     }
     assert "琵琶湖" in received.text
     assert received.events[-1].event == "response.completed"
@@ -247,3 +251,24 @@ async def test_demo_mcp_approvals_and_calls_are_the_sdks_event_shapes(upstream: 
     direct = await demo_stream(upstream, input="京都の天気は？", tools=never)
     assert [item.type for item in direct[-1].response.output] == ["mcp_call", "message"]
     assert direct[-1].response.output[0].server_label == "forecasts"
+
+
+async def test_demo_answers_a_photo_with_its_format_and_size_and_a_pdf_with_its_pages() -> None:
+    photo = image_part(image("JPEG", 1024, 768, exif=True), "image/jpeg")
+    service = ChatService(load_settings({"DEMO_DELTA_SECONDS": "0"}))
+    async for server in serve(service):
+        japanese = await chat(server.client, asking(photo, text="これは何の料理？"))
+        english = await chat(
+            server.client,
+            asking(file_part(pdf(3), "walking-tour.pdf"), image_part(image("WEBP", 50, 20)), text="What is in these?"),
+        )
+    assert japanese.text.startswith("1024×768 の JPEG 写真を受け取りました。")
+    assert english.text.startswith("I received walking-tour.pdf, a PDF of 3 pages.\nI received a 50×20 WebP image.")
+    assert english.events[-1].event == "response.completed"
+
+
+def test_the_demo_counts_pages_in_compressed_object_streams_too() -> None:
+    pages = b"".join(b"%d 0 obj << /Type /Page /Parent 2 0 R >> endobj " % number for number in range(3, 8))
+    packed = b"%PDF-1.7\n1 0 obj << /Type /ObjStm /Filter /FlateDecode >>\nstream\n" + zlib.compress(pages)
+    assert page_count(packed + b"\nendstream\nendobj\n%%EOF\n") == 5
+    assert page_count(pdf(4)) == 4

@@ -70,5 +70,6 @@ def test_the_app_indexes_and_starts_from_the_deployed_files_alone(tmp_path: Path
         "cancel": "chat/{response_id}/cancel",
         "conversations": "conversations",
         "conversation": "conversations/{conversation_id}",
+        "feedback": "feedback",
         "health": "health",
     }

@@ -305,3 +305,17 @@ def test_who_may_use_it_is_azd_parameters_passed_to_the_app() -> None:
     # The default settings are what the app takes: key mode, no budget.
     app = load_settings({"AUTH_MODE": "key", "AUTH_ISSUER": "", "AUTH_JWKS_URL": "", "USER_DAILY_TOKENS": ""})
     assert (app.access.mode, app.access.daily_tokens) == ("key", None)
+
+
+def test_the_values_the_template_and_the_local_example_write_out_are_valid_settings() -> None:
+    # Settings given as literals (not parameters): each is a value the code takes at start-up.
+    example = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
+    parameters = set(parse(INFRA / "app" / "function.bicep")["parameters"])  # a reference to one parses as its name
+    literals = {
+        name: value
+        for name, value in bicep_app_settings().items()
+        if isinstance(value, str) and value not in parameters
+    }
+    assert literals["UPSTREAM_TRANSPORT"]  # the literals are found
+    for values in (example, literals):
+        load_settings({name: value for name, value in values.items() if isinstance(value, str)})

@@ -19,7 +19,7 @@ from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 from responses_relay.sse import Decoder, Event
 
-from .conftest import RelayServer, serve
+from .conftest import ATTACHMENT_LIMITS, DEFAULT_LIMITS, RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import chat
 
@@ -115,6 +115,7 @@ def test_app_registers_the_contract_routes() -> None:
         "cancel": ("chat/{response_id}/cancel", ["POST"], func.AuthLevel.FUNCTION),
         "conversations": ("conversations", ["GET", "POST"], func.AuthLevel.FUNCTION),
         "conversation": ("conversations/{conversation_id}", ["GET", "PATCH", "DELETE"], func.AuthLevel.FUNCTION),
+        "feedback": ("feedback", ["POST"], func.AuthLevel.FUNCTION),
         "health": ("health", ["GET"], func.AuthLevel.ANONYMOUS),
     }
     assert route_prefix(ROOT) == "api"
@@ -190,7 +191,8 @@ async def test_relay_answers_health(relay: RelayServer) -> None:
         "stores_responses": False,  # an OpenAI-compatible server may keep no responses: send the history
         "budget": None,
         "conversations": False,  # no owner secret, no storage account
-        "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
+        "feedback": False,
+        "limits": DEFAULT_LIMITS,
     }
 
 
@@ -207,4 +209,9 @@ async def test_health_gives_the_limits_in_force_and_whether_to_chain_responses(
         health = (await server.client.get("/api/health")).json()
     assert health["upstream"] == "azure-openai"
     assert health["stores_responses"] is True
-    assert health["limits"] == {"max_body_bytes": 2048, "max_messages": 3, "max_message_chars": 100}
+    assert health["limits"] == {
+        "max_body_bytes": 2048,
+        "max_messages": 3,
+        "max_message_chars": 100,
+        **ATTACHMENT_LIMITS,
+    }

@@ -43,7 +43,7 @@ def test_defaults_are_the_notebooks() -> None:
     assert settings.instructions == DEFAULT_INSTRUCTIONS
     assert (settings.max_output_tokens, settings.temperature, settings.top_p) == (1000, 0.8, 0.95)
     assert settings.heartbeat_seconds == 5
-    assert (settings.max_body_bytes, settings.max_messages, settings.max_message_chars) == (262144, 64, 32000)
+    assert (settings.max_messages, settings.max_message_chars) == (64, 32000)
     assert (settings.reasoning_effort, settings.reasoning_summary, settings.web_search) == (None, None, False)
     assert (settings.keepalive_seconds, settings.transport) == (60, "aiohttp")
 

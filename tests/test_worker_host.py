@@ -28,8 +28,9 @@ import pytest
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 
+from .attachment_files import asking, image_part, png_claiming
 from .azurite import Azurite
-from .conftest import FAKE_KEY, RESUMABLE, serve
+from .conftest import DEFAULT_LIMITS, FAKE_KEY, RESUMABLE, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .host_process import ROOT, HostProcess
 from .ingestion import Ingestion
@@ -83,6 +84,7 @@ def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host:
         "cancel": ("POST", "/api/chat/{response_id}/cancel", "function"),
         "conversations": ("GET,POST", "/api/conversations", "function"),
         "conversation": ("DELETE,GET,PATCH", "/api/conversations/{conversation_id}", "function"),
+        "feedback": ("POST", "/api/feedback", "function"),
         "health": ("GET", "/api/health", "anonymous"),
     }
     assert f"back end: {BACK_END})" in worker_host.output
@@ -113,7 +115,8 @@ async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
         "stores_responses": False,
         "budget": None,
         "conversations": False,
-        "limits": {"max_body_bytes": 262144, "max_messages": 64, "max_message_chars": 32000},
+        "feedback": False,
+        "limits": DEFAULT_LIMITS,
     }
     unkeyed = await client.post("/api/chat", json={"input": "hi"})
     assert (unkeyed.status_code, unkeyed.json()["error"]["code"]) == (401, "unauthorized")
@@ -144,7 +147,8 @@ async def test_the_answer_streams_through_the_worker_as_it_is_generated(
         (b"{not json", {}, 400, "invalid_json"),
         (b'{"input": [{"role": "system", "content": "x"}]}', {}, 400, "invalid_request"),
         (b'{"input": "hi"}', {"content-type": "text/plain"}, 415, "unsupported_media_type"),
-        (orjson.dumps({"input": "あ" * 200_000}), {}, 413, "body_too_large"),
+        (orjson.dumps(asking(*[{"type": "input_image", "image_url": "data:,"}] * 5)), {}, 413, "attachment_too_large"),
+        (orjson.dumps(asking(image_part(png_claiming(16_000, 16_000)))), {}, 400, "bad_attachment"),
     ],
 )
 async def test_bad_requests_get_the_same_errors_as_in_process(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .answers import Answer, answer_for, reasoning_for, split_deltas
+from .attachments import attachment_answer
 from .tool_turns import tool_answer
 from .wire import ResponseEvents
 
@@ -29,7 +30,7 @@ class Script:
     def __init__(self, request: dict[str, Any], answer: Answer | None = None, chunk_chars: int | None = None) -> None:
         self.events = ResponseEvents(request)
         question = last_user_text(request)
-        self.answer = answer or tool_answer(request, question) or answer_for(question)
+        self.answer = answer or tool_answer(request, question) or attachment_answer(request) or answer_for(question)
         self._reasoning = self.answer.reasoning or (reasoning_for(question) if _asks_for_summary(request) else ())
         self._chunk_chars = chunk_chars
         limit = request.get("max_output_tokens")
@@ -92,9 +93,17 @@ def last_user_text(request: dict[str, Any]) -> str:
         return value
     if isinstance(value, list):
         for message in reversed(value):
-            if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), str):
-                return str(message["content"])
+            if isinstance(message, dict) and message.get("role") == "user":
+                return _text_of(message.get("content"))
     return ""
+
+
+def _text_of(content: Any) -> str:
+    """A message's text: its content string, or its text parts."""
+    if isinstance(content, list):
+        texts = [part.get("text") for part in content if isinstance(part, dict) and part.get("type") == "input_text"]
+        return " ".join(text for text in texts if isinstance(text, str))
+    return content if isinstance(content, str) else ""
 
 
 def _asks_for_summary(request: dict[str, Any]) -> bool:

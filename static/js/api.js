@@ -94,6 +94,17 @@ export async function deleteConversation(apiBase, id) {
   return fetch(url, { method: "DELETE", headers: await authorized({}), cache: "no-store" });
 }
 
+/** POST /api/feedback {response_id, rating, comment}; resolves to {ok, code} (code: why not, or null). */
+export async function postFeedback(apiBase, body) {
+  try {
+    const headers = await authorized({ "Content-Type": "application/json" });
+    const response = await fetch(`${apiBase}/feedback`, { method: "POST", headers, body: JSON.stringify(body), cache: "no-store" });
+    return response.ok ? { ok: true, code: null } : { ok: false, code: (await errorOf(response)).code };
+  } catch {
+    return { ok: false, code: "network" };
+  }
+}
+
 /**
  * `headers` with the caller's credential: the signed-in user's access token, or else the function key
  * when one is saved; a header, never the URL (URLs end up in logs).

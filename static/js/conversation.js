@@ -2,7 +2,9 @@
 // (`conversationId`), the question names it (`conversation_id`) and carries nothing else. Else,
 // when the server keeps responses, the next question names the last one (`previous_response_id`);
 // otherwise the earlier exchanges go back as the `input` list, the oldest left out first when
-// the whole would pass the API's limits (GET /api/health gives them).
+// the whole would pass the API's limits (GET /api/health gives them). A question is its text,
+// or {text, attachments}: its photos and PDFs go as content parts (attachments.js).
+import { contentParts } from "./attachments.js";
 
 /** The relay's defaults, for a server that did not say (settings MAX_MESSAGES, ...). */
 export const DEFAULT_LIMITS = { max_messages: 64, max_message_chars: 32000, max_body_bytes: 262144 };
@@ -29,7 +31,7 @@ export class Conversation {
    * latest exchanges (after the model said the conversation is too long for it).
    */
   request(question, { chain = true, limits = DEFAULT_LIMITS, keep = Infinity } = {}) {
-    const asked = { role: "user", content: question };
+    const asked = { role: "user", content: contentOf(question, Infinity) };
     const count = this.exchanges.length;
     if (this.conversationId !== null) {
       return { body: { input: [asked], conversation_id: this.conversationId }, omitted: 0, sent: count };
@@ -38,7 +40,7 @@ export class Conversation {
       return { body: { input: [asked], previous_response_id: this.responseId }, omitted: 0, sent: count };
     }
     const messages = this.exchanges.slice(count - Math.min(keep, count)).flatMap((exchange) => [
-      { role: "user", content: cutToChars(exchange.question, limits.max_message_chars) },
+      { role: "user", content: contentOf(exchange.question, limits.max_message_chars) },
       { role: "assistant", content: cutToChars(exchange.answer, limits.max_message_chars) },
     ]);
     // Leave out the oldest exchanges while there are too many messages or bytes.
@@ -56,7 +58,7 @@ export class Conversation {
 
   /** Keep an answered exchange (a blank answer cannot go back: the server refuses empty messages). */
   remember(question, answer, responseId) {
-    if (answer.trim()) this.exchanges.push({ question, answer });
+    if (answer.trim()) this.exchanges.push({ question, answer, before: this.responseId });
     if (responseId) this.responseId = responseId;
   }
 
@@ -66,9 +68,22 @@ export class Conversation {
     return { previous_response_id: responseId, approvals };
   }
 
+  /** Forget the last exchange, so that its question can be asked again from the same context (Regenerate). */
+  forgetLast() {
+    const last = this.exchanges.pop();
+    if (last) this.responseId = last.before;
+  }
+
   clear() {
     this.exchanges = [];
     this.responseId = null;
     this.conversationId = null;
   }
+}
+
+/** A question's message content: its text (cut to `maxChars`), or its content parts when it has attachments. */
+export function contentOf(question, maxChars) {
+  if (typeof question === "string") return cutToChars(question, maxChars);
+  const text = cutToChars(question.text, maxChars);
+  return question.attachments.length ? contentParts(text, question.attachments) : text;
 }

@@ -2,6 +2,7 @@
 import { showAccount } from "./account.js";
 import { addressOf, conversationIn } from "./address.js";
 import { AnswerView } from "./answer.js";
+import { AnswerActions } from "./answer_actions.js";
 import {
   cancelChat,
   createConversation,
@@ -11,10 +12,12 @@ import {
   health,
   loadConfig,
   postChat,
+  postFeedback,
   resumeChat,
   saveFunctionKey,
 } from "./api.js";
 import { signIn, signsIn, startSignIn } from "./auth.js";
+import { Composer, thumbnails } from "./composer.js";
 import { Conversation, DEFAULT_LIMITS } from "./conversation.js";
 import { FollowScroll } from "./follow.js";
 import { History } from "./history.js";
@@ -49,8 +52,14 @@ const state = {
   leaving: false, // the page is being unloaded: an unfinished answer stays for the reload to continue
   conversation: new Conversation(),
   history: null, // the user's conversations (a History), when the server keeps them
+  feedback: false, // the server keeps votes on answers (POST /api/feedback)
+  actions: null, // the last answer's actions (an AnswerActions), the only one that can be regenerated
 };
 const follow = new FollowScroll(transcript);
+const composer = new Composer(
+  { form, question, attach: $("#attach"), input: $("#file-input"), list: $("#attachments") },
+  (key, values, { alert = false } = {}) => say(alert ? alertRegion : announcer, t(key, values)),
+);
 
 function applyLanguage(language) {
   languageSelect.value = setLanguage(language);
@@ -114,7 +123,7 @@ function askForKey() {
 }
 
 /** POST the question, continuing the conversation as the server allows; resolves to {response, omitted}. */
-async function post(text, signal) {
+async function post(asked, signal) {
   if (state.history && state.conversation.conversationId === null) {
     const created = await createConversation(state.apiBase, signal); // the first question starts one
     if (!created.ok) return { response: created, omitted: 0 };
@@ -122,7 +131,7 @@ async function post(text, signal) {
   }
   let keep = Infinity;
   for (;;) {
-    const { body, omitted, sent } = state.conversation.request(text, { chain: state.chain, limits: state.limits, keep });
+    const { body, omitted, sent } = state.conversation.request(asked, { chain: state.chain, limits: state.limits, keep });
     const response = await postChat(state.apiBase, body, signal);
     const code = response.status === 400 ? (await errorOf(response.clone())).code : null;
     if (code === "previous_response_not_found" && body.previous_response_id) {
@@ -135,11 +144,27 @@ async function post(text, signal) {
   }
 }
 
-/** Ask `text`; `typing`: it was sent from the text box (so focus goes back there). */
-async function ask(text, typing) {
+/** Ask `asked` ({text, attachments}); `typing`: it was sent from the text box (so focus goes back there). */
+async function ask(asked, typing) {
   if (state.session || state.apiBase === null) return;
   state.calls?.expire();
-  await showAnswer(new Progress(text), typing, (signal) => post(text, signal));
+  state.actions?.dropRegenerate();
+  await showAnswer(new Progress(asked.text), typing, (signal) => post(asked, signal), { question: asked });
+}
+
+/** Ask the last question again from the same context; the new answer replaces `answer` on the page. */
+async function regenerate(asked, answer) {
+  if (state.session || state.apiBase === null) return;
+  state.conversation.forgetLast();
+  state.actions = null;
+  answer.article.remove();
+  await askOver(asked);
+}
+
+/** Ask `asked` again, its question already on the page. */
+async function askOver(asked) {
+  const open = (signal) => post(asked, signal);
+  await showAnswer(new Progress(asked.text), false, open, { asked: false, question: asked, again: askOver });
 }
 
 /** Go on with the answer to `text` whose response `responseId` asked for approvals, as the user decided. */
@@ -161,14 +186,18 @@ async function continuePending({ question: text, responseId }) {
 /**
  * Show the answer to `progress.question` that `open(signal)` starts ({response, omitted});
  * `asked`: show the question as the user's turn (not for an answer that goes on after approvals,
- * nor for one a conversation showed already); `drawn`: the answer's turn and view, when a
- * conversation drew its start already ({answer, view}).
+ * or is asked again, nor for one a conversation showed already); `question`: the question with its
+ * attachments, when there is one to ask again (Retry, Regenerate); `again(question)`: how to ask it
+ * again after a key was given; `drawn`: the answer's turn and view, when a conversation drew its
+ * start already ({answer, view}).
  */
-async function showAnswer(progress, typing, open, { asked = true, drawn = null } = {}) {
+async function showAnswer(progress, typing, open, { asked = true, question: full = null, again = null, drawn = null } = {}) {
   const text = progress.question;
+  const question = full ?? { text, attachments: [] };
   alertRegion.replaceChildren();
   const userTurn = createTurn(template, "user");
   userTurn.body.textContent = text;
+  if (question.attachments.length) userTurn.body.after(thumbnails(question.attachments));
   const answer = drawn?.answer ?? createTurn(template, "assistant");
   localize(answer.status, "thinking");
   if (drawn === null) transcript.append(...(asked ? [userTurn.article] : []), answer.article);
@@ -202,7 +231,7 @@ async function showAnswer(progress, typing, open, { asked = true, drawn = null }
   try {
     const outcome = await session.run();
     view.render();
-    askAgain = await showOutcome(outcome, { answer, view, text, started, firstAt, session });
+    askAgain = await showOutcome(outcome, { answer, view, question, started, firstAt, session, asked, full });
   } finally {
     if (state.session === session) state.session = null;
     if (!state.leaving) clearPending(sessionStorage);
@@ -212,7 +241,7 @@ async function showAnswer(progress, typing, open, { asked = true, drawn = null }
     if (askAgain) {
       userTurn.article.remove();
       answer.article.remove();
-      ask(text, typing);
+      (again ?? ((question) => ask(question, typing)))(question);
     } else if (answer.article.isConnected && !answer.status.classList.contains("error")) {
       say(announcer, answerText(answer));
     }
@@ -225,42 +254,68 @@ async function showAnswer(progress, typing, open, { asked = true, drawn = null }
 }
 
 /** Show how an answer ended (see AnswerSession); true when it should be asked again (a key was given). */
-async function showOutcome(outcome, { answer, view, text, started, firstAt, session }) {
+async function showOutcome(outcome, { answer, view, question, started, firstAt, session, asked, full }) {
   const { kind } = outcome;
   if (kind === "stopped") {
     localize(answer.status, "stopped");
   } else if (kind === "badData") {
-    showProblem(answer, "badData", {}, text);
+    showProblem(answer, "badData", {}, question);
   } else if (kind === "refused" && outcome.response.status === 401 && signsIn()) {
     await signIn(); // leaves for the sign-in page, which brings the user back signed in
   } else if (kind === "refused" && outcome.response.status === 401) {
     if (functionKey()) saveFunctionKey(null); // the saved key was refused
     if (await askForKey()) return true;
     const { code, message } = await errorOf(outcome.response);
-    showProblem(answer, "failed", { code, message }, text);
+    showProblem(answer, "failed", { code, message }, question);
   } else if (kind === "refused" || kind === "resumeRefused") {
     const { code, message, retryAfter } = await errorOf(outcome.response);
     // The issuer's keys could not be fetched (503): the user is signed in, so no sign-in page, a Retry.
     const key = code === "auth_keys_unavailable" ? "signInUnavailable" : "failed";
-    showProblem(answer, key, { code, message }, text, kind === "refused" ? retryAfter : null);
+    showProblem(answer, key, { code, message }, question, kind === "refused" ? retryAfter : null);
   } else if (kind === "stalled") {
     session.abandon();
-    showProblem(answer, "stalled", {}, text);
+    showProblem(answer, "stalled", {}, question);
   } else if (kind === "cut") {
     session.abandon();
     const never = firstAt === null && session.progress.responseId === null;
-    showProblem(answer, never ? "network" : "cut", {}, text);
+    showProblem(answer, never ? "network" : "cut", {}, question);
   } else if (outcome.terminal.type === "error") {
     const { code, message } = outcome.terminal.data;
-    showProblem(answer, "failed", { code, message }, text);
+    showProblem(answer, "failed", { code, message }, question);
   } else {
     const { status, incomplete_reason: reason, response_id: responseId, usage } = outcome.terminal.data;
     const key = { incomplete: "incomplete", cancelled: "stopped", requires_approval: "needsApproval" }[status];
     localize(answer.status, key ?? null, { reason });
-    state.conversation.remember(text, view.text, responseId);
+    state.conversation.remember(question, view.text, responseId);
     showMetrics(answer, { started, firstAt, ended: performance.now(), usage });
+    if (["completed", "incomplete"].includes(status) && view.text.trim()) {
+      offerActions(answer, view, responseId, full && asked !== false ? question : null);
+    }
   }
   return false;
+}
+
+/**
+ * Regenerate (when `question` can be asked again: not in a kept conversation, which keeps every
+ * answer), Copy and the ratings under a finished answer.
+ */
+function offerActions(answer, view, responseId, question) {
+  state.actions?.dropRegenerate();
+  const again = question && state.conversation.conversationId === null ? () => regenerate(question, answer) : null;
+  state.actions = actionsFor(answer, view, responseId, again);
+}
+
+/** Copy and the ratings (and Regenerate, with `regenerate`) under an answer. */
+function actionsFor(answer, view, responseId, regenerate) {
+  return new AnswerActions(answer, {
+    text: () => view.text,
+    regenerate,
+    sendFeedback:
+      state.feedback && responseId
+        ? (rating, comment) => postFeedback(state.apiBase, { response_id: responseId, rating, comment })
+        : null,
+    say: (key, values, { alert = false } = {}) => say(alert ? alertRegion : announcer, t(key, values)),
+  });
 }
 
 /** What a screen reader hears of a finished answer: all of it, once (with any approval it asks for). */
@@ -278,12 +333,15 @@ question.addEventListener("keydown", (event) => {
   }
 });
 
-form.addEventListener("submit", (event) => {
+form.addEventListener("submit", async (event) => {
   event.preventDefault();
+  if (state.session || state.apiBase === null) return;
+  const typing = event.submitter !== send;
+  await composer.pending; // files still being prepared go with this question
   const text = question.value.trim();
-  if (!text || state.session || state.apiBase === null) return;
+  if ((!text && composer.attachments.length === 0) || state.session) return;
   question.value = "";
-  ask(text, event.submitter !== send);
+  ask({ text, attachments: composer.take() }, typing);
 });
 
 /** Stop the answer being read, whatever it is doing (see AnswerSession.stop). */
@@ -304,8 +362,10 @@ addEventListener("pageshow", () => {
 function clearTranscript() {
   stopAnswer();
   state.calls = null;
+  state.actions = null;
   state.session = null; // ready for the next question now; the stopped one finishes on its own
   state.conversation.clear();
+  composer.clear();
   transcript.replaceChildren();
   alertRegion.replaceChildren();
 }
@@ -382,6 +442,7 @@ function drawMessages(messages) {
     const text = asked;
     const view = new AnswerView(answer, (approvals) => answerApprovals(text, message.response_id, approvals));
     view.replay(message);
+    if (view.text.trim()) actionsFor(answer, view, message.response_id, null); // Copy, and the ratings
     last = { answer, view };
   }
   return { last, asked };
@@ -418,6 +479,8 @@ const status = await health(state.apiBase);
 state.resumable = status?.resumable === true;
 state.chain = status?.stores_responses !== false;
 state.limits = limitsFrom(status?.limits);
+state.feedback = status?.feedback === true;
+composer.setLimits(status?.limits);
 question.maxLength = state.limits.max_message_chars;
 banner.hidden = status?.upstream !== "demo";
 document.body.dataset.ready = "true";

@@ -57,6 +57,7 @@ async def test_stop_during_a_tool_call_leaves_no_response_generating_upstream(
     page: Page, upstream: FaultyUpstream, stuck: StuckTool
 ) -> None:
     upstream.set_scenario(Scenario(delta_seconds=0.001))
+    earlier = set(upstream.stored_responses())  # the upstream is shared by the session's tests
     await send(page, "京都は今何時？")
     await asyncio.wait_for(stuck.started.wait(), 10)
     await expect(page.locator(".turn.assistant .call")).to_have_attribute("data-state", "running")
@@ -64,4 +65,4 @@ async def test_stop_during_a_tool_call_leaves_no_response_generating_upstream(
     await expect(page.locator(".turn.assistant .status")).to_have_text("停止しました。")
     await asyncio.wait_for(stuck.stopped.wait(), 10)  # the relay gave up on the call: no round follows it
     assert len(posts(upstream)) == 1
-    assert all(response.done for response in upstream.stored_responses())
+    assert all(response.done for response in upstream.stored_responses() if response not in earlier)

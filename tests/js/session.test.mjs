@@ -27,6 +27,17 @@ function reply(frames, { cut = false, status = 200, onCancel = () => {} } = {}) 
   return new Response(body, { status, headers: { "content-type": "text/event-stream" } });
 }
 
+/** The request that starts a stream: it sends `created`, then, as fetch's body does, errors when the request is aborted. */
+async function openedUntilAborted(signal) {
+  const body = new ReadableStream({
+    start(controller) {
+      controller.enqueue(encoder.encode(created));
+      signal.addEventListener("abort", () => controller.error(signal.reason));
+    },
+  });
+  return new Response(body);
+}
+
 /** A session whose resumes answer from `resumes` in turn (a function: it throws, as offline); records what it did. */
 function session(first, resumes = [], options = {}) {
   const seen = { events: [], states: [], sleeps: [], resumedAfter: [], cancelled: [] };
@@ -106,17 +117,7 @@ test("Stop before the response has an id aborts the request at once and cancels 
 });
 
 test("Stop once the response has an id cancels it on the server and aborts the stream", async () => {
-  const opened = async (signal) => {
-    // As fetch's body does, the stream errors when the request's signal is aborted.
-    const body = new ReadableStream({
-      start(controller) {
-        controller.enqueue(encoder.encode(created));
-        signal.addEventListener("abort", () => controller.error(signal.reason));
-      },
-    });
-    return new Response(body);
-  };
-  const { answer, seen } = session(opened, [], {
+  const { answer, seen } = session(openedUntilAborted, [], {
     onEvent: (event) => {
       if (event.type === "response.created") answer.stop();
     },
@@ -176,16 +177,7 @@ test("the page gives up after three hand-offs in a row that bring no new event",
 });
 
 test("Stop cancels a named response in every mode, and a final error cancels it where it may still run", async () => {
-  const opened = async (signal) => {
-    const body = new ReadableStream({
-      start(controller) {
-        controller.enqueue(encoder.encode(created));
-        signal.addEventListener("abort", () => controller.error(signal.reason));
-      },
-    });
-    return new Response(body);
-  };
-  const stopping = session(opened, [], { resumable: false });
+  const stopping = session(openedUntilAborted, [], { resumable: false });
   stopping.answer.onEvent = (event) => event.type === "response.created" && stopping.answer.stop();
   assert.equal((await stopping.answer.run()).kind, "stopped");
   assert.deepEqual(stopping.seen.cancelled, ["resp_abc"]);
