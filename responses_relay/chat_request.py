@@ -74,10 +74,15 @@ class ChatRequest:
 
 
 def question_of(request: ChatRequest) -> str | None:
-    """The caller's question: the input's last user message (None: the request has none, as approvals may not)."""
-    messages = input_items(request.input)
-    asked = [message["content"] for message in messages if message.get("role") == "user"]
-    return asked[-1] if asked and isinstance(asked[-1], str) else None
+    """The caller's question: the text of the input's last user message (None: the request has none,
+    as approvals may not, or it is attachments alone)."""
+    asked = [message["content"] for message in input_items(request.input) if message.get("role") == "user"]
+    if not asked:
+        return None
+    content = asked[-1]
+    if isinstance(content, list):
+        content = " ".join(part["text"] for part in content if part.get("type") == "input_text")
+    return content if isinstance(content, str) and content.strip() else None
 
 
 def input_items(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -50,7 +50,8 @@ async def test_an_answer_in_progress_is_resumed_from_a_second_client_on_the_othe
         from_first = await get(first, user, conversation_id)
 
     whole = answer_for(QUESTION).text
-    assert opened["messages"] == [{"role": "user", "text": QUESTION}]  # its question, from the response's input
+    # Its question, from the response's input items:
+    assert opened["messages"] == [{"role": "user", "text": QUESTION, "attachments": []}]
     assert opened["title"] == QUESTION
     assert partly.text == whole[: len(partly.text)]
     assert on_phone.text == on_laptop.text == whole  # each delta once, on each device
@@ -88,7 +89,7 @@ async def test_an_answer_whose_reader_left_before_its_tool_round_goes_on_from_th
     assert [item["type"] for item in rounds[1]["input"]] == ["function_call_output"]
     assert ended["active_response_id"] is None
     [question, answer] = ended["messages"]
-    assert question == {"role": "user", "text": TIME}
+    assert question == {"role": "user", "text": TIME, "attachments": []}
     assert answer["text"] == resumed.text
     assert [call["name"] for call in answer["calls"]] == ["local_time"]
     assert answer["calls"][0]["output"] == resumed.payloads("tool.result")[0]["output"]

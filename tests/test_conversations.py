@@ -25,6 +25,7 @@ from responses_relay.service import ChatService
 from responses_relay.settings import Settings, load_settings
 from responses_relay.storage.chats import TABLE
 
+from .attachment_files import asking, file_part, image, image_part, pdf
 from .azurite import Azurite
 from .conftest import FAKE_KEY, OWNER_SECRET, RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario
@@ -150,7 +151,7 @@ async def test_create_chat_list_get_rename_and_delete_on_the_demo_upstream(
     assert got["active_response_id"] is None
     expected: list[dict[str, Any]] = []
     for question, streamed in zip([EVENTS, PLAN, TIME, WEATHER, None], streams, strict=True):
-        expected += [{"role": "user", "text": question}] if question else []
+        expected += [{"role": "user", "text": question, "attachments": []}] if question else []
         expected.append(as_streamed(streamed))
     expected[-2]["calls"][0]["approve"] = True  # the decision, from the request that answered it
     assert got["messages"] == expected
@@ -200,9 +201,9 @@ async def test_tool_rounds_and_approvals_continue_through_the_conversation_on_th
     answered, asking, after = as_streamed(first), as_streamed(second), as_streamed(third)
     asking["calls"][0]["approve"] = False
     assert got["messages"] == [
-        {"role": "user", "text": TIME},
+        {"role": "user", "text": TIME, "attachments": []},
         answered,
-        {"role": "user", "text": WEATHER},
+        {"role": "user", "text": WEATHER, "attachments": []},
         asking,
         after,
     ]
@@ -524,3 +525,23 @@ async def test_a_budget_counts_the_conversation_so_far_as_the_next_questions_con
         await ask(server, user, {"input": "同じ質問", "conversation_id": conversation_id})
     usage = first.payloads("response.completed")[0]["usage"]
     assert reserved[1] - reserved[0] == usage["input_tokens"] + usage["output_tokens"]
+
+
+async def test_a_question_with_a_photo_and_a_pdf_comes_back_with_them(
+    kept: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0))
+    user = a_user()
+    photo, guide = image_part(image("JPEG"), "image/jpeg"), file_part(pdf(), "旅のしおり.pdf")
+    async with instances(kept(), 1) as [server]:
+        conversation_id = await create(server, user)
+        await ask(server, user, {**asking(photo, guide, text="これは何ですか？"), "conversation_id": conversation_id})
+        got = await get(server, user, conversation_id)
+    [posted] = [record.request for record in upstream.records if record.method == "POST"]
+    sent = [part for part in posted["input"][0]["content"] if part["type"] == "input_image"]
+    assert got["messages"][0] == {
+        "role": "user",
+        "text": "これは何ですか？",
+        "attachments": [{"kind": "image", "url": sent[0]["image_url"]}, {"kind": "pdf", "name": "旅のしおり.pdf"}],
+    }
+    assert got["title"] == "これは何ですか？"

@@ -1,6 +1,7 @@
 """A conversation's items as the messages the page draws, each as its stream showed it.
 
-A user message is its text. An assistant message is one answer as one stream brought it, from
+A user message is its text and its attachments (an image as its `data:` URL, a PDF by its
+file name). An assistant message is one answer as one stream brought it, from
 the question (or the approvals) that started it to the next: the text of its messages, their
 url citations (checked as the stream checks them), a refusal, a reasoning summary in parts,
 and its calls in order (function calls with their outputs, MCP calls, approval requests with
@@ -87,7 +88,7 @@ def messages(items: list[dict[str, Any]], first_outputs: Mapping[str, str]) -> l
         kind = item.get("type", "message")
         if kind == "message" and item.get("role") == "user":
             close_answer()
-            drawn.append({"role": "user", "text": _user_text(item.get("content"))})
+            drawn.append(_user(item.get("content")))
         elif kind == "function_call_output" and item.get("call_id") in awaiting:
             awaiting[item["call_id"]]["output"] = _text(item.get("output"))
         elif kind == "mcp_approval_response":
@@ -103,10 +104,20 @@ def messages(items: list[dict[str, Any]], first_outputs: Mapping[str, str]) -> l
     return drawn
 
 
-def _user_text(content: Any) -> str:
+def _user(content: Any) -> dict[str, Any]:
+    """A user message: its text, and its photos and PDFs."""
     if isinstance(content, str):
-        return content
-    return "".join(_text(part.get("text")) or "" for part in _list(content) if part.get("type") == "input_text")
+        return {"role": "user", "text": content, "attachments": []}
+    parts = _list(content)
+    text = "".join(_text(part.get("text")) or "" for part in parts if part.get("type") == "input_text")
+    attachments: list[dict[str, str]] = []
+    for part in parts:
+        url = _text(part.get("image_url")) or ""
+        if part.get("type") == "input_image" and url.startswith("data:image/"):
+            attachments.append({"kind": "image", "url": url})
+        elif part.get("type") == "input_file":
+            attachments.append({"kind": "pdf", "name": _text(part.get("filename")) or "document.pdf"})
+    return {"role": "user", "text": text, "attachments": attachments}
 
 
 def _list(value: Any) -> list[dict[str, Any]]:

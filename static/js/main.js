@@ -432,6 +432,7 @@ function drawMessages(messages) {
     if (message.role === "user") {
       const turn = createTurn(template, "user");
       turn.body.textContent = message.text;
+      if (message.attachments.length) turn.body.after(thumbnails(message.attachments.map(attachmentOf)));
       transcript.append(turn.article);
       asked = message.text;
       last = null;
@@ -446,6 +447,11 @@ function drawMessages(messages) {
     last = { answer, view };
   }
   return { last, asked };
+}
+
+/** An attachment of a kept question ({kind, url} or {kind, name}), as the composer's thumbnails take it. */
+function attachmentOf({ kind, url, name }) {
+  return kind === "image" ? { kind, dataUrl: url, name: t("image") } : { kind, name };
 }
 
 addEventListener("hashchange", () => {

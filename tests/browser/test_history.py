@@ -19,11 +19,13 @@ from responses_relay.demo.answers import answer_for
 from responses_relay.service import ChatService
 from responses_relay.settings import load_settings
 
+from ..attachment_files import image, pdf
 from ..azurite import Azurite
 from ..conftest import serve
 from ..faulty_upstream import FaultyUpstream, Scenario
 from .conftest import ARTIFACTS, ROOT, answered, send
 from .test_accessibility import serious_violations
+from .test_attachments import choose, upload
 
 EVENTS = "今週の滋賀のイベントは？"  # the demo searches the web and cites
 TIME = "京都は今何時？"  # the demo calls local_time
@@ -255,3 +257,22 @@ async def test_an_answer_still_written_is_followed_in_a_second_browser(
         await expect(laptop.locator(".turn.assistant .status")).to_be_empty()  # nothing left to follow
         await phone.close()
         await laptop.close()
+
+
+async def test_a_question_with_a_photo_and_a_pdf_is_shown_with_them_again(page: Page, upstream: FaultyUpstream) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0))
+    await choose(
+        page, upload("kyoto.jpg", "image/jpeg", image("JPEG", 320, 240)), upload("guide.pdf", "application/pdf", pdf(2))
+    )
+    await send(page, "これは何ですか？")
+    await answered(page, 1)
+    sent = await page.locator(".turn.user .thumbnails img").get_attribute("src")
+    await page.reload()
+    await page.wait_for_selector("body[data-ready=true]")
+    thumbnails = page.locator(".turn.user .thumbnails li")
+    await expect(thumbnails).to_have_count(2)
+    await expect(page.locator(".turn.user .thumbnails img")).to_have_attribute("src", sent or "")
+    await expect(page.locator(".turn.user .thumbnails img")).to_have_attribute("alt", "添付された画像")
+    await expect(page.locator(".turn.user .thumbnails .pdf-name")).to_have_text("guide.pdf")
+    await expect(page.locator(".turn.user .body")).to_have_text("これは何ですか？")
+    assert await serious_violations(page) == []
