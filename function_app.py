@@ -53,5 +53,4 @@ def create_app(chat_service: ChatService) -> func.FunctionApp:
 
 
 settings = load_settings()
-telemetry.configure(settings)
-app = create_app(ChatService(settings))
+app = create_app(ChatService(settings, observer=telemetry.configure(settings)))

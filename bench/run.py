@@ -8,6 +8,10 @@ of its rounds starts every relay afresh, in turn, and sends it one chat.
 
     python -m bench.run             # the full run (a few minutes)
     python -m bench.run --smoke     # tiny counts, as the tests run it
+
+`telemetry` is the project with telemetry off and on (Application Insights' ingestion stood in
+for by bench/ingestion.py), the two relays alive side by side and S3 run on each in turn, a few
+times, so the machine's load falls on both alike.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 import openai
 import uvicorn
 
+from .ingestion import connection_string
 from .load import StreamResult, Target, run_stream, run_streams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,10 +172,17 @@ async def upstream_closes(port: int, expected: set[str], deadline: float) -> dic
 
 
 async def measure(
-    target: Target, scenario: Scenario, pid: int | None, upstream_port: int, host_pid: int | None = None
+    target: Target,
+    scenario: Scenario,
+    pid: int | None,
+    upstream_port: int,
+    host_pid: int | None = None,
+    settle: float = 0.0,
 ) -> dict[str, Any]:
     """One scenario's figures; the CPU and RSS are `pid`'s, the relay's own (with the real worker:
-    the worker's), and `host_pid`'s CPU is the stand-in Functions host's (with the real worker)."""
+    the worker's), and `host_pid`'s CPU is the stand-in Functions host's (with the real worker).
+    `settle`: seconds after the last stream that the CPU counts too (what a relay does after its
+    streams, such as exporting their telemetry)."""
     results: list[StreamResult] = []
     cpu_before = cpu_seconds(pid) if pid else 0.0
     host_cpu_before = cpu_seconds(host_pid) if host_pid else 0.0
@@ -189,6 +201,7 @@ async def measure(
             leave=scenario.leave,
         )
     wall = time.monotonic() - started
+    await asyncio.sleep(settle)
     stop.set()
     if sampler:
         await sampler
@@ -249,7 +262,15 @@ RELAYS: dict[str, Relay] = {
     "project-httpx": Relay(ROOT, {"UPSTREAM_TRANSPORT": "httpx"}),
     "worker": Relay(ROOT, worker=True),
 }
-TARGETS = ("direct", *RELAYS)
+TARGETS = ("direct", *RELAYS, "telemetry")
+# The telemetry comparison: S3 on the project with telemetry off and on, in turn, this many times each.
+# Each run's CPU counts until its streams' spans and records have been exported (they leave 200 ms after
+# they end, not the default 5 s); metrics keep their default interval (60 s): their export is a few
+# points a minute, however many deltas, which a run this short would count whole.
+TELEMETRY_SCENARIO = "S3"
+TELEMETRY_ROUNDS = 8
+EXPORT_SOON = {"OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_BLRP_SCHEDULE_DELAY": "200"}
+TELEMETRY_SETTLE_SECONDS = 1.0  # past the export delay above
 # The project's relays that differ only in UPSTREAM_TRANSPORT, and what each one uses.
 TRANSPORT_TARGETS = {"project": "aiohttp", "project-httpx": "httpx"}
 # The local host's last start-up line, with either back end (the worker's own uvicorn prints
@@ -258,7 +279,7 @@ READY = "Functions app on"
 WORKER_STARTED = re.compile(r"Functions worker started \(pid (\d+)\)")
 
 
-def run(scenarios: list[Scenario], targets: list[str]) -> dict[str, Any]:
+def run(scenarios: list[Scenario], targets: list[str], smoke: bool = False) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {name: {} for name in targets}
     cold = [scenario for scenario in scenarios if scenario.cold]
     warm = [scenario for scenario in scenarios if not scenario.cold]
@@ -275,6 +296,11 @@ def run(scenarios: list[Scenario], targets: list[str]) -> dict[str, Any]:
             for name, figures in asyncio.run(cold_starts(scenario, relays, relay_env)).items():
                 results[name][scenario.name] = figures
         for name in targets if warm else []:
+            if name == "telemetry":
+                compared = [scenario for scenario in warm if scenario.name == TELEMETRY_SCENARIO]
+                rounds, settle = (1, 0.3) if smoke else (TELEMETRY_ROUNDS, TELEMETRY_SETTLE_SECONDS)
+                results[name].update(compare_telemetry(compared, relay_env, upstream_port, rounds, settle))
+                continue
             if name == "direct":
                 target = Target("direct", "127.0.0.1", upstream_port, "/openai/v1/responses", direct=True)
                 results[name].update(asyncio.run(run_target(target, warm, None, upstream_port)))
@@ -286,6 +312,77 @@ def run(scenarios: list[Scenario], targets: list[str]) -> dict[str, Any]:
                 target = Target(name, "127.0.0.1", port, "/api/chat")
                 results[name].update(asyncio.run(run_target(target, warm, pid, upstream_port, host_pid)))
     return {name: figures for name, figures in results.items() if figures}
+
+
+def compare_telemetry(
+    scenarios: list[Scenario], env: dict[str, str], upstream_port: int, rounds: int, settle: float
+) -> dict[str, Any]:
+    """Each scenario on the project with telemetry off and on, both relays alive, in turn, `rounds` times,
+    each run's CPU counted until `settle` seconds after its last stream; the sum of each one's CPU over
+    its deltas, and what the stand-in ingestion endpoint received."""
+    if not scenarios:
+        return {}
+    with process([sys.executable, "-m", "bench.ingestion", "--port", "0"], "PORT", {}, OUT / "ingestion.log") as sink:
+        sink_port = int(sink.lines[-1].split()[1])
+        telemetry = {**env, **connection_string(sink_port), **EXPORT_SOON}
+        off_port, on_port = free_port(), free_port()
+        relay = RELAYS["project"]
+        with (
+            process(relay.command(off_port), READY, env, OUT / "telemetry-off.log") as off,
+            process(relay.command(on_port), READY, telemetry, OUT / "telemetry-on.log") as on,
+        ):
+            targets = {
+                "off": (Target("telemetry-off", "127.0.0.1", off_port, "/api/chat"), off.pid),
+                "on": (Target("telemetry-on", "127.0.0.1", on_port, "/api/chat"), on.pid),
+            }
+            return asyncio.run(_compare(scenarios, targets, (rounds, settle), upstream_port, sink_port))
+
+
+async def _compare(
+    scenarios: list[Scenario],
+    targets: dict[str, tuple[Target, int]],
+    runs: tuple[int, float],
+    upstream_port: int,
+    sink_port: int,
+) -> dict[str, Any]:
+    rounds, settle = runs
+    for target, _ in targets.values():
+        await run_streams(target, streams=3, deltas=5, interval=0.001, prefix=f"{target.name}-warmup")
+    compared: dict[str, Any] = {}
+    for scenario in scenarios:
+        measured: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+        for _ in range(rounds):
+            for name, (target, pid) in targets.items():
+                figures = await measure(target, scenario, pid, upstream_port, settle=settle)
+                measured[name].append(figures)
+        compared[scenario.name] = {name: _summed(figures) for name, figures in measured.items()}
+    compared["rounds"], compared["settle"] = rounds, settle
+    compared["ingested"] = await _ingested(sink_port)
+    return compared
+
+
+def _summed(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one scenario on one relay: CPU per delta over all of them, the errors, each round's figure."""
+    deltas = sum(figures["deltas"] for figures in rounds)
+    cpu = sum(figures["cpu_us_per_delta"] * figures["deltas"] for figures in rounds if figures["cpu_us_per_delta"])
+    return {
+        "rounds": len(rounds),
+        "deltas": deltas,
+        "errors": sum(figures["errors"] for figures in rounds),
+        "cpu_us_per_delta": cpu / deltas if deltas else None,
+        "per_round": [figures["cpu_us_per_delta"] for figures in rounds],
+    }
+
+
+async def _ingested(port: int) -> dict[str, int]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    counted: dict[str, int] = json.loads(await reader.readexactly(length))
+    writer.close()
+    await writer.wait_closed()
+    return counted
 
 
 async def cold_starts(scenario: Scenario, names: list[str], env: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -438,6 +535,16 @@ def check_targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
             f"p99 {_ms(s5['cancel_p99'])}, closed {s5['closed']}/{s5['left']}",
         )
     )
+    compared = results.get("telemetry", {}).get(TELEMETRY_SCENARIO)
+    if compared is not None:
+        off, on = compared["off"]["cpu_us_per_delta"], compared["on"]["cpu_us_per_delta"]
+        checks.append(
+            (
+                "S3: CPU per delta with telemetry on <= 1.15 x off, zero errors",
+                bool(off and on and on <= 1.15 * off) and compared["on"]["errors"] == compared["off"]["errors"] == 0,
+                f"{_number(on)} us on vs {_number(off)} us off" + _ratio(on, off),
+            )
+        )
     return checks
 
 
@@ -481,6 +588,8 @@ def report(results: dict[str, Any], scenarios: list[Scenario], smoke: bool) -> s
         lines += _transports_table(results, warm, transports)
     if {"project", "worker"} <= results.keys() and warm:
         lines += _worker_table(results, warm)
+    if results.get("telemetry"):
+        lines += _telemetry_table(results["telemetry"], warm)
     return "\n".join(lines) + "\n"
 
 
@@ -527,6 +636,8 @@ def _warm_table(results: dict[str, Any], scenarios: list[Scenario]) -> list[str]
     ]
     for scenario in scenarios:
         for name, by_scenario in results.items():
+            if name == "telemetry":  # a table of its own
+                continue
             if scenario.name not in by_scenario:
                 continue
             figures = by_scenario[scenario.name]
@@ -606,6 +717,38 @@ def _worker_table(results: dict[str, Any], scenarios: list[Scenario]) -> list[st
     return lines
 
 
+def _telemetry_table(compared: dict[str, Any], scenarios: list[Scenario]) -> list[str]:
+    ingested = compared["ingested"]
+    lines = [
+        "",
+        "## Telemetry on and off",
+        "",
+        f"The project with telemetry off and on (APPLICATIONINSIGHTS_CONNECTION_STRING pointing at bench/ingestion.py"
+        f" on 127.0.0.1, spans and records exported {EXPORT_SOON['OTEL_BSP_SCHEDULE_DELAY']} ms after they end, metrics"
+        " at the default 60 s), both relays alive, each scenario"
+        f" run on one then the other, {compared['rounds']} times; each run's CPU counted until"
+        f" {compared['settle']:g} s after its last stream, so its telemetry's export is in it. The stand-in"
+        f" ingestion endpoint took {ingested['items']:,} items in {ingested['requests']:,} requests.",
+        "",
+        "| scenario | relay CPU per delta: off / on | each run: off | each run: on | errors: off / on |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for scenario in scenarios:
+        if scenario.name not in compared:
+            continue
+        off, on = compared[scenario.name]["off"], compared[scenario.name]["on"]
+        cells = [
+            f"{scenario.name}: {scenario.title}",
+            f"{_number(off['cpu_us_per_delta'])} us / {_number(on['cpu_us_per_delta'])} us"
+            + _ratio(on["cpu_us_per_delta"], off["cpu_us_per_delta"]),
+            ", ".join(_number(value) for value in off["per_round"]),
+            ", ".join(_number(value) for value in on["per_round"]),
+            f"{off['errors']} / {on['errors']}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def _ratio(value: float | None, other: float | None) -> str:
     return f" ({value / other:.2f})" if value and other else ""
 
@@ -619,7 +762,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     args = parser.parse_args()
     scenarios = [item for item in (SMOKE if args.smoke else FULL) if not args.scenarios or item.name in args.scenarios]
-    results = run(scenarios, args.targets)
+    results = run(scenarios, args.targets, args.smoke)
     text = report(results, scenarios, args.smoke)
     args.out.write_text(text)
     if args.json:

@@ -14,7 +14,6 @@ the stream ended (for the disconnect scenario), then forgets them.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import re
@@ -25,6 +24,8 @@ from typing import Any, cast
 import orjson
 
 from responses_relay.demo.wire import ResponseEvents, sse
+
+from .listening import port_argument, serve_announced
 
 _KNOB = re.compile(r"(\w+)=([\w.\-]+)")
 _SSE_HEADERS = (
@@ -137,21 +138,17 @@ class UpstreamProtocol(asyncio.Protocol):
 
 async def serve(port: int) -> None:
     server = await asyncio.get_running_loop().create_server(UpstreamProtocol, "127.0.0.1", port, backlog=4096)
-    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
-    async with server:
-        await server.serve_forever()
+    await serve_announced(server)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
+    port = port_argument()
     import uvloop
 
     if os.environ.get("BENCH_NO_UVLOOP"):
-        asyncio.run(serve(args.port))
+        asyncio.run(serve(port))
     else:
-        uvloop.run(serve(args.port))
+        uvloop.run(serve(port))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,16 @@ param httpPerInstanceConcurrency int = 16
 @minValue(0)
 param alwaysReadyInstances int = 0
 
+@description('E-mail address for the two alert rules (stream error rate, time to first delta); empty: no action group, the alerts show in the portal only.')
+param alertEmail string = ''
+
+@description('Alert when the p95 time to first delta over 15 minutes is above this, in milliseconds.')
+@minValue(100)
+param firstDeltaAlertMilliseconds int = 10000
+
+@description('OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: record questions, answers and tool arguments on the model calls\' spans (off: no text is ever recorded).')
+param captureMessageContent bool = false
+
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
 var useExistingOpenAi = !empty(existingOpenAiAccountName)
@@ -111,6 +121,8 @@ module monitoring 'app/monitoring.bicep' = {
     location: location
     tags: tags
     token: token
+    alertEmail: alertEmail
+    firstDeltaAlertMilliseconds: firstDeltaAlertMilliseconds
   }
 }
 
@@ -143,6 +155,7 @@ module api 'app/function.bicep' = {
     authTenantId: authTenantId
     userDailyTokens: userDailyTokens
     ownerHashSecret: ownerHashSecret
+    captureMessageContent: captureMessageContent
     allowedOrigins: ['https://${web.outputs.defaultHostname}']
     maximumInstanceCount: maximumInstanceCount
     pythonVersion: pythonVersion

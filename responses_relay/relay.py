@@ -26,6 +26,7 @@ from .live_streams import LiveStreams
 from .protocols import Encoder
 from .protocols.native import NativeEncoder
 from .sse import encode_comment
+from .telemetry.observer import UNOBSERVED, RequestObserver
 from .tool_rounds import HandOffNow
 from .tools import ToolResult
 from .upstream_events import Payload, StreamBroken
@@ -81,10 +82,12 @@ class RelayStream:
         deployment: str | None = None,
         owner: str | None = None,
         encoder: Encoder | None = None,
+        observer: RequestObserver = UNOBSERVED,
     ) -> None:
         """`hands_off`: the responses are stored (background mode), so at its time limit or at a
         shutdown the stream hands its caller off to a resume stream (`stream.resume`) instead of failing."""
         self.owner = owner  # who may cancel it
+        self._observer = observer  # telemetry's: told when the stream starts and how it ended
         self.encoder: Encoder = encoder or NativeEncoder()  # the protocol the caller speaks
         self._closed = False  # the protocol's closing bytes are pushed
         self._upstream = upstream
@@ -120,6 +123,7 @@ class RelayStream:
         self.first_text_at: float | None = None
         self.sent_bytes = 0
         self.outcome: str | None = None
+        self._told = False  # the observer was told how the stream ended
 
     async def body(self) -> AsyncGenerator[bytes]:
         """The response body: the opening comment and the protocol's own opening, then what the producer pushes."""
@@ -131,6 +135,7 @@ class RelayStream:
         if self._time_limit is not None:
             self._time_limit_timer = loop.call_later(self._time_limit, self._time_up)
         shutdown.started(self)
+        self._observer.stream_started()
         try:
             while not self._left:
                 if self._buffer:
@@ -155,6 +160,7 @@ class RelayStream:
             for timer in (self._heartbeat_timer, self._time_limit_timer):
                 if timer is not None:
                     timer.cancel()
+            self._ended()
 
     async def _wait_for_data(self) -> None:
         """Wait until the producer pushes bytes or finishes, or a heartbeat is due."""
@@ -356,8 +362,7 @@ class RelayStream:
                     raise
         # Also when the producer was cancelled before it ever ran, so its own `finally` did not.
         await self._upstream.aclose()
-        if self.outcome is None:
-            self.outcome = self._translator.outcome or "client_disconnected"
+        self._ended()
         self._log()
 
     async def _cancel_orphaned_response(self) -> None:
@@ -391,6 +396,17 @@ class RelayStream:
             await asyncio.gather(producer, return_exceptions=True)
             raise
 
+    def _ended(self) -> None:
+        """The stream's outcome, once its body is over; the observer is told then, before the body's
+        end is sent (a server's request span ends with it)."""
+        if self.outcome is None:
+            self.outcome = self._translator.outcome or "client_disconnected"
+        if not self._told:
+            self._told = True
+            failed = self.outcome.split(":")[0] not in _FINE_OUTCOMES
+            first_delta_at, owner = self.first_text_at, self.owner
+            self._observer.stream_ended(self.outcome, failed=failed, first_delta_at=first_delta_at, owner=owner)
+
     def _log(self) -> None:
         """One structured record per stream; failures are warnings. Its fields become
         Application Insights custom dimensions when telemetry is on."""
@@ -399,6 +415,7 @@ class RelayStream:
         # a body streams are tagged with whichever invocation started last, or dropped by the host.
         fields = {
             "stream_invocation_id": self._invocation_id,
+            "stream_trace_id": self._observer.trace_id,  # the caller's traceparent's, or telemetry's trace
             "stream_outcome": self.outcome,
             "stream_response_id": translator.response_id,
             "stream_model": translator.model,

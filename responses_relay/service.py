@@ -47,6 +47,7 @@ from .live_streams import Cancellable, LiveStreams
 from .relay import RelayStream
 from .settings import AttachmentSettings, Settings
 from .sse_response import SSEResponse
+from .telemetry.observer import Observer, RequestObserver
 from .tool_rounds import ToolRounds
 from .tools import Tool, Toolbox
 from .upstream import TRANSPORT_NAMES, Upstream, check_proxy_environment
@@ -78,9 +79,12 @@ class ChatService:
         demo: DemoUpstream | None = None,
         credential: AsyncTokenCredential | None = None,
         tools: Sequence[Tool] | None = None,
+        observer: Observer | None = None,
     ) -> None:
-        """`tools`: the function tools offered to the model; by default those TOOLS names."""
+        """`tools`: the function tools offered to the model; by default those TOOLS names. `observer`:
+        telemetry's (`telemetry.configure`), told of each request's model calls, tool calls and end."""
         self.settings = settings
+        self._observer = observer or Observer()
         offered = tools if tools is not None else [TOOLS[name] for name in settings.tools]
         self._toolbox = Toolbox(offered, settings.tool_timeout_seconds, threads=settings.tool_threads)
         self._demo = demo
@@ -104,25 +108,30 @@ class ChatService:
 
     async def chat(self, request: Request) -> Response:
         """POST /api/chat: the answer's stream."""
-        return await self._respond("chat", self._chat(request))
+        observed = self._observer.request("chat", request)
+        return await self._respond(observed, self._chat(request, observed))
 
     async def resume(self, request: Request, response_id: str) -> Response:
         """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
-        return await self._respond("resume", self._resume(request, response_id))
+        observed = self._observer.request("resume", request)
+        return await self._respond(observed, self._resume(request, response_id, observed))
 
     async def cancel(self, request: Request, response_id: str) -> Response:
         """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
         cancelled upstream (streams of it on other instances then end too); otherwise the
         response's live stream on this instance is ended, which closes its upstream call."""
-        return await self._respond("cancel", self._cancel(request, response_id))
+        observed = self._observer.request("cancel", request)
+        return await self._respond(observed, self._cancel(request, response_id))
 
     async def conversations(self, request: Request) -> Response:
         """POST /api/conversations (create) and GET (the caller's, newest first)."""
-        return await self._respond("conversations", self._conversation_call(request, None))
+        observed = self._observer.request("conversations", request)
+        return await self._respond(observed, self._conversation_call(request, None))
 
     async def conversation(self, request: Request, conversation_id: str) -> Response:
         """GET, PATCH (rename) and DELETE /api/conversations/{conversation_id}."""
-        return await self._respond("conversation", self._conversation_call(request, conversation_id))
+        observed = self._observer.request("conversation", request)
+        return await self._respond(observed, self._conversation_call(request, conversation_id))
 
     async def _conversation_call(self, request: Request, conversation_id: str | None) -> Response:
         owner = await self._owner(request)
@@ -140,7 +149,8 @@ class ChatService:
     async def feedback(self, request: Request) -> Response:
         """POST /api/feedback: the caller's vote on one of their answers, kept once per user and
         response (a second vote replaces the first) and reported to telemetry; 204."""
-        return await self._respond("feedback", self._feedback_vote(request))
+        observed = self._observer.request("feedback", request)
+        return await self._respond(observed, self._feedback_vote(request))
 
     @property
     def keeps_feedback(self) -> bool:
@@ -177,7 +187,7 @@ class ChatService:
         # A reader waits for another to continue a round as long as that can take.
         return Answer(answer_id, owner, self._answers, follow_seconds=self.settings.continuation_seconds + 5)
 
-    async def _chat(self, request: Request) -> Response:
+    async def _chat(self, request: Request, observed: RequestObserver) -> Response:
         owner = await self._owner(request)
         check_content_type(request)
         body = await read_body(request, self.settings.max_body_bytes)
@@ -198,20 +208,21 @@ class ChatService:
         answer = self._answer_of(new_answer_id() if owner is not None else None, owner)
         input_estimate = self._input_estimate(upstream, chat_request, previous)
         hold = await self._reserve(answer, input_estimate)
+        call = observed.model_call(upstream.base_url, chat_request)
         try:
             response = await upstream.open(chat_request, owner=owner, answer=answer.answer_id)
         except HttpError as error:
             if hold is not None and self._budget is not None:  # nothing was generated, or at most the input read
                 await self._budget.settle(hold, 0 if error.status < 500 else input_estimate)
             raise
-        first = UpstreamEvents(response, **self._healing(upstream))
+        first = UpstreamEvents(response, call=call, **self._healing(upstream))
         stored = self.settings.stores_responses or conversation is not None
-        rounds = self._rounds(upstream, first, chat_request, answer, stored=stored,
+        rounds = self._rounds(upstream, first, chat_request, answer, observed, stored=stored,
                               input_estimate=input_estimate, hold=hold)  # fmt: skip
         read = rounds if conversation is None else conversation.answer(rounds, question_of(chat_request))
         translator = Translator(redact=upstream.redact)
         deployment = upstream.answered_by(response)
-        return self._relay(request, upstream, read, translator, owner, hold=hold, deployment=deployment)
+        return self._relay(request, upstream, read, translator, owner, observed, hold=hold, deployment=deployment)
 
     async def _conversation_chat(self, chat_request: ChatRequest, owner: str | None) -> ConversationChat | None:
         """The conversation the chat goes on with, if it names one: 404 when it is not the caller's."""
@@ -257,7 +268,7 @@ class ChatService:
                 raise
             raise previous_not_found() from None
 
-    async def _resume(self, request: Request, response_id: str) -> Response:
+    async def _resume(self, request: Request, response_id: str, observed: RequestObserver) -> Response:
         owner = await self._owner(request)
         check_response_id(response_id)
         after = cursor(request)
@@ -266,8 +277,9 @@ class ChatService:
         stored = await self._check_owner(upstream, response_id, owner)
         answer = self._answer_of(answer_of(stored) if stored is not None else None, owner)
         conversation = await self._resumed_conversation(stored, owner)
+        call = observed.model_call(upstream.base_url, None)
         response = await upstream.resume(response_id, after)
-        events = UpstreamEvents(response, response_id=response_id, after=after, **self._healing(upstream))
+        events = UpstreamEvents(response, response_id=response_id, after=after, call=call, **self._healing(upstream))
         translator = Translator(redact=upstream.redact, response_id=response_id)
         # A round that ends asking for tools is continued here too: this stream has the caller now.
         if conversation is None:
@@ -275,9 +287,9 @@ class ChatService:
         else:
             continuation = ChatRequest([], conversation_id=conversation.conversation_id)
         hold = self._budget.hold(owner, answer.answer_id) if self._budget and owner and answer.answer_id else None
-        rounds = self._rounds(upstream, events, continuation, answer, stored=True, hold=hold)
+        rounds = self._rounds(upstream, events, continuation, answer, observed, stored=True, hold=hold)
         read = rounds if conversation is None else conversation.answer(rounds, None)
-        return self._relay(request, upstream, read, translator, owner, hold=hold)
+        return self._relay(request, upstream, read, translator, owner, observed, hold=hold)
 
     async def _resumed_conversation(self, stored: dict[str, Any] | None, owner: str | None) -> ConversationChat | None:
         """The conversation of the owner's that a resumed response is part of, if any."""
@@ -335,16 +347,18 @@ class ChatService:
             response = await upstream.retrieve(response_id)  # refused: it had finished already, probably
         return _text(response, "status") or "cancelled"
 
-    async def _respond(self, action: str, answering: Awaitable[Response]) -> Response:
+    async def _respond(self, observed: RequestObserver, answering: Awaitable[Response]) -> Response:
         """The response, or the error known before any byte of it went out, as plain HTTP."""
         try:
-            return await answering
+            return observed.respond(await answering)
         except HttpError as error:
-            logger.info("%s refused: %d %s", action, error.status, error.code)
-            return error.to_response()
+            logger.info("%s refused: %d %s", observed.route, error.status, error.code)
+            observed.error(error.code)
+            return observed.respond(error.to_response())
         except Exception:
-            logger.exception("%s failed before the stream started", action)
-            return error_response(INTERNAL_ERROR, "The relay failed; the failure is logged")
+            logger.exception("%s failed before the stream started", observed.route)
+            observed.error(INTERNAL_ERROR.code)
+            return observed.respond(error_response(INTERNAL_ERROR, "The relay failed; the failure is logged"))
 
     def _healing(self, upstream: Upstream) -> dict[str, Any]:
         """How an upstream stream heals: only a stored (background) response can."""
@@ -354,14 +368,18 @@ class ChatService:
             "budget": HealBudget(settings.heal_attempts, settings.heal_seconds),
         }
 
-    async def _open_round(self, upstream: Upstream, request: ChatRequest, answer: Answer) -> UpstreamEvents:
+    async def _open_round(
+        self, upstream: Upstream, request: ChatRequest, answer: Answer, observed: RequestObserver
+    ) -> UpstreamEvents:
+        call = observed.model_call(upstream.base_url, request)
         response = await upstream.open(request, owner=answer.owner, answer=answer.answer_id)
-        return UpstreamEvents(response, **self._healing(upstream))
+        return UpstreamEvents(response, call=call, **self._healing(upstream))
 
-    async def _follow_round(self, upstream: Upstream, response_id: str) -> UpstreamEvents:
+    async def _follow_round(self, upstream: Upstream, response_id: str, observed: RequestObserver) -> UpstreamEvents:
         """A round another reader opened, from its start."""
+        call = observed.model_call(upstream.base_url, None)
         response = await upstream.resume(response_id, None)
-        return UpstreamEvents(response, response_id=response_id, **self._healing(upstream))
+        return UpstreamEvents(response, response_id=response_id, call=call, **self._healing(upstream))
 
     def _rounds(
         self,
@@ -369,6 +387,7 @@ class ChatService:
         first: UpstreamEvents,
         request: ChatRequest,
         answer: Answer,
+        observed: RequestObserver,
         *,
         stored: bool,
         input_estimate: int = 0,
@@ -379,16 +398,17 @@ class ChatService:
         return ToolRounds(
             first,
             request=request,
-            open_round=lambda next_request: self._open_round(upstream, next_request, answer),
+            open_round=lambda next_request: self._open_round(upstream, next_request, answer, observed),
             toolbox=self._toolbox,
             max_rounds=self.settings.max_tool_rounds,
             stored=stored,
             answer=answer,
-            follow_round=lambda response_id: self._follow_round(upstream, response_id),
+            follow_round=lambda response_id: self._follow_round(upstream, response_id, observed),
             cancel_round=upstream.cancel if self.settings.resumable else None,
             hand_off=self._hand_off(),
             input_estimate=input_estimate,
             reserve_round=None if budget is None or hold is None else lambda tokens: budget.grow(hold, tokens),
+            observer=observed,
         )
 
     def _hand_off(self) -> tuple[float, float] | None:
@@ -406,6 +426,7 @@ class ChatService:
         rounds: ToolRounds | ConversationAnswer,
         translator: Translator,
         owner: str | None,
+        observed: RequestObserver,
         *,
         hold: Hold | None = None,
         deployment: str | None = None,
@@ -425,6 +446,7 @@ class ChatService:
             hands_off=self.settings.resumable,
             deployment=deployment,
             owner=owner,
+            observer=observed,
         )
         answer = SSEResponse(stream)
         if self._budget is not None and hold is not None:  # what the answer cost, once the stream has ended

@@ -18,6 +18,10 @@ AUTH_MODES = ("key", "entra")
 CONVERSATION_MODES = ("auto", "on", "off")
 ENTRA_LOGIN = "https://login.microsoftonline.com"
 MIN_OWNER_SECRET_CHARS = 32
+# OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: `true` (the older form) and the newer
+# values; those that put content on spans turn capture on (the relay records no GenAI events).
+CAPTURE_CONTENT_VALUES = ("false", "true", "no_content", "span_only", "event_only", "span_and_event")
+_CAPTURE_ON_SPANS = ("true", "span_only", "span_and_event")
 BASE_BODY_BYTES = 256 * 1024  # MAX_BODY_BYTES' default for text alone
 MAX_BODY_BYTES_LIMIT = 256 * 1024 * 1024
 
@@ -67,8 +71,7 @@ class Settings:
     tool_timeout_seconds: float
     tool_threads: int
     mcp_servers: tuple[McpServer, ...]
-    appinsights_connection_string: str | None = field(repr=False)
-    appinsights_authentication_string: str | None = field(repr=False)
+    telemetry: TelemetrySettings
     access: AccessSettings
     storage: StorageSettings | None  # the Function App's own storage account, when one is named
     conversations: ConversationSettings | None  # None: off (CONVERSATIONS, or what they need is missing)
@@ -162,8 +165,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         tool_timeout_seconds=env.number("TOOL_TIMEOUT_SECONDS", 10.0, low=0.01, high=600.0),
         tool_threads=env.integer("TOOL_THREADS", 4, low=1, high=64),
         mcp_servers=env.mcp_servers("MCP_SERVERS"),
-        appinsights_connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
-        appinsights_authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
+        telemetry=TelemetrySettings(
+            connection_string=env.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            authentication_string=env.text("APPLICATIONINSIGHTS_AUTHENTICATION_STRING"),
+            capture_content=env.choice("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", CAPTURE_CONTENT_VALUES)
+            in _CAPTURE_ON_SPANS,
+            keep_every_trace=env.text("OTEL_TRACES_SAMPLER") is None,
+        ),
         access=access,
         storage=storage,
         conversations=conversations,
@@ -185,6 +193,19 @@ def _check_hand_offs(settings: Settings) -> None:
             " + UPSTREAM_CONNECT_TIMEOUT_SECONDS + UPSTREAM_READ_TIMEOUT_SECONDS"
             f" ({settings.continuation_seconds:g}): a tool call and the next round's opening must fit in one stream"
         )
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """Application Insights (nothing is sent without its connection string), and whether the text of
+    questions and answers may go with the spans."""
+
+    connection_string: str | None = field(repr=False)
+    authentication_string: str | None = field(repr=False)  # ClientId=<id>;Authorization=AAD: ingest with that identity
+    capture_content: bool
+    # Every trace is kept whole, unless OTEL_TRACES_SAMPLER chooses a sampler (then the distro reads it):
+    # the distro's default samples spans at a rate, which can keep part of a trace and drop the rest.
+    keep_every_trace: bool
 
 
 @dataclass(frozen=True)

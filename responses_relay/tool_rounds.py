@@ -38,6 +38,7 @@ from .answer import Answer, Cancelled, Follow, Owned
 from .chat_request import ChatRequest, input_items
 from .errors import TOOL_ROUNDS_EXCEEDED, HttpError
 from .events import TERMINAL_EVENTS
+from .telemetry.observer import UNOBSERVED, RequestObserver
 from .tools import FunctionCall, Toolbox, ToolResult
 from .upstream_events import Payload, StreamBroken, UpstreamEvents
 
@@ -91,12 +92,14 @@ class ToolRounds:
         hand_off: tuple[float, float] | None = None,
         input_estimate: int = 0,
         reserve_round: ReserveRound | None = None,
+        observer: RequestObserver = UNOBSERVED,
     ) -> None:
         """`hand_off`: (the monotonic time the stream hands its caller off at, the longest a round's
         continuation takes); a round that ends later than that allows is not continued here.
         `input_estimate`: the first round's input, in tokens; `reserve_round`: reserves what the
         next round's input costs before it is opened (a budget)."""
         self._round = first
+        self._observer = observer  # telemetry's: told of each tool call
         self._delivered = first.cursor  # the last sequence number passed on of the round being read
         self._hand_off = hand_off
         self._answer = answer or Answer(None, None)
@@ -211,7 +214,7 @@ class ToolRounds:
 
     async def _run(self, calls: list[FunctionCall]) -> AsyncGenerator[ToolResult]:
         """The calls' results, run side by side, each as soon as it is there."""
-        tasks = [asyncio.ensure_future(self._toolbox.run(call)) for call in calls]
+        tasks = [asyncio.ensure_future(self._observer.tool_call(call, self._toolbox.run(call))) for call in calls]
         try:
             for finished in asyncio.as_completed(tasks):
                 yield await finished

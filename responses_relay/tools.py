@@ -74,6 +74,7 @@ class ToolResult:
     call_id: str
     name: str
     output: str
+    error: str | None = None  # why the call failed (its output then says so to the model), for telemetry
 
     def input_item(self) -> dict[str, str]:
         return {"type": "function_call_output", "call_id": self.call_id, "output": self.output}
@@ -126,21 +127,22 @@ class Toolbox:
 
     async def run(self, call: FunctionCall) -> ToolResult:
         """The call's output: the tool's JSON result, or `{"error": ...}`."""
+        failure: str | None = None
         try:
             result = await self._result(call)
             output = result if isinstance(result, str) else orjson.dumps(result).decode()
         except ToolError as error:
-            output = _error(str(error))
+            output, failure = _error(str(error)), "tool_error"
         except TimeoutError:
             logger.warning("tool %s ran past %g s", call.name, self._timeout)
-            output = _error(f"The tool {call.name} did not finish within {self._timeout:g} seconds")
+            output, failure = _error(f"The tool {call.name} did not finish within {self._timeout:g} seconds"), "timeout"
         except TypeError:  # orjson: a result that is not JSON
             logger.warning("tool %s returned something that is not JSON", call.name)
-            output = _error(f"The tool {call.name} failed")
-        except Exception:
+            output, failure = _error(f"The tool {call.name} failed"), "not_json"
+        except Exception as error:
             logger.exception("tool %s failed", call.name)
-            output = _error(f"The tool {call.name} failed")
-        return ToolResult(call.call_id, call.name, output)
+            output, failure = _error(f"The tool {call.name} failed"), type(error).__qualname__
+        return ToolResult(call.call_id, call.name, output, failure)
 
     async def _result(self, call: FunctionCall) -> object:
         tool = self._tools.get(call.name)

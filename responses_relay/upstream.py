@@ -77,6 +77,7 @@ class Upstream:
     ) -> None:
         self.settings = settings
         self._function_tools = list(function_tools)  # the definitions of the tools the relay runs
+        self.base_url = base_url  # where the model service is (telemetry names it as the server)
         # What redact() removes from upstream messages: the address, with and without the path.
         self._addresses = [address for address in (base_url.rstrip("/"), httpx2.URL(base_url).host) if address]
         self._credential: AsyncTokenCredential | None = None

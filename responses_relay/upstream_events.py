@@ -35,6 +35,7 @@ from .errors import (
 )
 from .events import TERMINAL_EVENTS, UpstreamProtocolError, parse_event
 from .sse import Decoder, Event
+from .telemetry.observer import NO_MODEL_CALL, ModelCallObserver
 
 logger = logging.getLogger("responses_relay.upstream_events")
 
@@ -78,8 +79,10 @@ class UpstreamEvents:
         after: int | None = None,
         stored: StoredResponses | None = None,
         budget: HealBudget = HealBudget(3, 30.0),
+        call: ModelCallObserver = NO_MODEL_CALL,
     ) -> None:
         self._response = response
+        self._call = call  # telemetry's view of this response
         self._stored = stored  # None: not a stored response, so a cut ends the stream
         self._budget = budget
         self.response_id = response_id
@@ -169,7 +172,10 @@ class UpstreamEvents:
                 response = payload.get("response")
                 response_id = response.get("id") if isinstance(response, dict) else None
                 self.response_id = response_id if isinstance(response_id, str) else self.response_id
+                self._call.created(response if isinstance(response, dict) else {})
             self.ended = kind in TERMINAL_EVENTS
+            if self.ended:
+                self._call.ended(payload)
             taken.append(payload)
         return taken, None
 
@@ -189,6 +195,7 @@ class UpstreamEvents:
                 backoff = self._budget.backoff_seconds
                 await asyncio.sleep(backoff[min(self._fruitless, len(backoff)) - 1])
                 self.heals += 1
+                self._call.healed(problem[0].code, self.cursor)
                 logger.info("upstream stream ended early (%s); continuing after %s", problem[0].code, self.cursor)
                 try:
                     self._response = await stored.resume(response_id, self.cursor)
@@ -213,6 +220,7 @@ class UpstreamEvents:
         if response.get("status") not in FINAL_STATUSES:
             return False
         self.final_response = response
+        self._call.ended({"response": response})
         return True
 
     async def aclose(self) -> None:

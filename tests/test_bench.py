@@ -1,8 +1,10 @@
 """The benchmark still runs end to end (tiny counts): emulator, the relays (the real worker
-included), cold starts, load client, report."""
+included), cold starts, load client, telemetry off and on (with its stand-in ingestion
+endpoint), report."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +43,7 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert "| S0: cold start" in report.split("## Targets")[1]
     assert "## The upstream transports side by side" in report
     assert "## The real Functions worker" in report
+    telemetry = report.split("## Telemetry on and off")[1]
+    assert int(re.search(r"took ([\d,]+) items", telemetry)[1].replace(",", "")) > 0  # type: ignore[index]
+    [row] = [line for line in telemetry.splitlines() if line.startswith("| S3: ")]
+    assert row.split("|")[-2].strip() == "0 / 0", "telemetry on or off had errors:\n" + report

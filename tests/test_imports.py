@@ -1,7 +1,8 @@
 """Cold start: each configuration imports only what it uses. A serverless instance starts
 often, and its first caller waits for `import function_app`; the keyless credential
-(azure.identity) and the demo upstream are slow to import and most configurations never
-touch them. Each case runs in a fresh process (sys.modules is process-wide) and looks
+(azure.identity), the demo upstream and telemetry (the Azure Monitor distro, OpenTelemetry's
+SDK and the relay's recorder; FastAPI itself imports OpenTelemetry's API) are slow to import
+and most configurations never touch them. Each case runs in a fresh process (sys.modules is process-wide) and looks
 after the import, as the host does it, and after the first chat's upstream client is made.
 As in test_upstream.py, the Entra credential is the one thing stood in for (no Azure here).
 """
@@ -33,18 +34,21 @@ seen["first chat"] = loaded()
 print(json.dumps(seen))
 """
 KEYLESS, DEMO, TABLES = "azure.identity", "responses_relay.demo", "azure.data.tables"
+TELEMETRY = ("azure.monitor", "opentelemetry.sdk", "responses_relay.telemetry.recorder")
 ENDPOINT = {"OPENAI_ENDPOINT": "https://example.openai.azure.com/openai/v1/"}
 
 
 def modules_loaded(environ: dict[str, str]) -> dict[str, set[str]]:
-    """The top packages of KEYLESS, DEMO and TABLES loaded after the import and after the first chat's client."""
-    code = f"PARTS = {[KEYLESS, DEMO, TABLES]!r}\n" + LOOK
+    """The packages of KEYLESS, DEMO, TABLES and TELEMETRY loaded after the import and after the first chat's client."""
+    parts = [KEYLESS, DEMO, TABLES, *TELEMETRY]
+    code = f"PARTS = {parts!r}\n" + LOOK
     # Every setting the test does not give is emptied, so a .env file in the checkout cannot add one.
     unset = {"OPENAI_ENDPOINT": "", "OPENAI_API_KEY": "", "AZURE_CLIENT_ID": "", "USER_DAILY_TOKENS": ""}
+    unset |= {"APPLICATIONINSIGHTS_CONNECTION_STRING": ""}
     result = run_python(code, {**unset, **environ})
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.splitlines()[-1])
-    return {stage: {part for part in (KEYLESS, DEMO, TABLES) if part in names} for stage, names in seen.items()}
+    return {stage: {part for part in parts if part in names} for stage, names in seen.items()}
 
 
 @pytest.mark.parametrize(

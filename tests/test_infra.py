@@ -14,6 +14,7 @@ import yaml
 from pycep import BicepParser
 
 from responses_relay.settings import REASONING_EFFORTS, REASONING_SUMMARIES, load_settings
+from responses_relay.telemetry import names
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -31,6 +32,10 @@ LOCAL_HOST_ONLY = {
     "CORS_ALLOWED_ORIGINS": "CORS is the Function App's own setting (web.bicep), and Host.CORS under func start",
     "LOCAL_HOST_DIAGNOSTICS": "soak runs",
     "SHUTDOWN_GRACE_SECONDS": "the Functions host decides how instances stop",
+}
+# Settings the code reads that the template and the example leave unset on purpose, and why.
+UNSET_BY_DEFAULT = {
+    "OTEL_TRACES_SAMPLER": "unset keeps every trace whole; an operator who wants fewer traces chooses a sampler",
 }
 # App settings for the Functions host itself, not read by the relay's code.
 HOST_ONLY = {
@@ -91,7 +96,7 @@ def test_checkov_finds_nothing_that_is_not_skipped_with_a_reason() -> None:
 def test_app_settings_in_bicep_are_the_settings_the_code_reads() -> None:
     code, bicep = code_settings(), set(bicep_app_settings("3.11"))
     assert "OPENAI_ENDPOINT" in code  # the regex still finds the settings
-    assert bicep - HOST_ONLY == code - set(CODE_ONLY) - set(LOCAL_HOST_ONLY)
+    assert bicep - HOST_ONLY == code - set(CODE_ONLY) - set(LOCAL_HOST_ONLY) - set(UNSET_BY_DEFAULT)
     assert bicep >= HOST_ONLY
     assert not [name for name in bicep if "KEY" in name.upper()]
 
@@ -99,7 +104,7 @@ def test_app_settings_in_bicep_are_the_settings_the_code_reads() -> None:
 def test_local_settings_example_lists_every_setting() -> None:
     example = json.loads((ROOT / "local.settings.json.example").read_text())["Values"]
     host = {"FUNCTIONS_WORKER_RUNTIME", "PYTHON_ENABLE_INIT_INDEXING", "AzureWebJobsStorage"}
-    assert set(example) - host == code_settings() - set(LOCAL_HOST_ONLY)
+    assert set(example) - host == code_settings() - set(LOCAL_HOST_ONLY) - set(UNSET_BY_DEFAULT)
 
 
 def test_no_key_or_secret_in_infra() -> None:
@@ -305,6 +310,146 @@ def test_who_may_use_it_is_azd_parameters_passed_to_the_app() -> None:
     # The default settings are what the app takes: key mode, no budget.
     app = load_settings({"AUTH_MODE": "key", "AUTH_ISSUER": "", "AUTH_JWKS_URL": "", "USER_DAILY_TOKENS": ""})
     assert (app.access.mode, app.access.daily_tokens) == ("key", None)
+
+
+WORKBOOK = INFRA / "app" / "relay-workbook.json"
+MONITORING = INFRA / "app" / "monitoring.bicep"
+ALERT_RULE = "Microsoft.Insights/scheduledQueryRules"
+# What a query names: a metric (customMetrics' name), or a dimension or attribute (customDimensions' key).
+METRIC_NAME = re.compile(r'\bname\s*(?:==\s*"([^"]+)"|in\s*\(([^)]*)\))')
+DIMENSION = re.compile(r'customDimensions\[\s*"([^"]+)"\s*\]')
+
+
+def workbook_queries() -> dict[str, str]:
+    """The workbook's queries by item name."""
+    items = json.loads(WORKBOOK.read_text())["items"]
+    return {item["name"]: item["content"]["query"] for item in items if item["type"] == 3}
+
+
+def alert_queries() -> dict[str, str]:
+    """The alert rules' queries by resource name."""
+    rules = [(name, rule) for name, rule in parse(MONITORING)["resources"].items() if rule["type"] == ALERT_RULE]
+    assert len(rules) == 2
+    return {name: rule["config"]["properties"]["criteria"]["allOf"][0]["query"] for name, rule in rules}
+
+
+def named(query: str) -> tuple[set[str], set[str]]:
+    """The metric names and the dimension names `query` reads."""
+    metrics = set()
+    for single, listed in METRIC_NAME.findall(query):
+        metrics |= {single} if single else set(re.findall(r'"([^"]+)"', listed))
+    return metrics, set(DIMENSION.findall(query))
+
+
+def test_the_workbook_is_valid_and_shows_what_an_operator_watches() -> None:
+    workbook = json.loads(WORKBOOK.read_text())
+    assert workbook["version"] == "Notebook/1.0"
+    queries = workbook_queries()
+    assert set(queries) >= {
+        "first-delta",  # time to first delta p50 and p95
+        "tokens",  # tokens per hour
+        "outcomes",  # streams by outcome code
+        "active",  # active streams
+        "heals-hand-offs",
+        "budget-refusals",
+        "slowest",  # the slowest operations, linked to their traces
+    }
+    assert "percentile(first_delta, 50)" in queries["first-delta"]
+    assert "percentile(first_delta, 95)" in queries["first-delta"]
+    assert "bin(timestamp, 1h)" in queries["tokens"]
+    [slowest] = [item for item in workbook["items"] if item["name"] == "slowest"]
+    [link] = slowest["content"]["gridSettings"]["formatters"]
+    assert (link["columnMatch"], link["formatOptions"]["linkTarget"]) == ("itemId", "RequestDetails")
+    for item in workbook["items"]:
+        if item["type"] == 3:
+            assert item["content"]["resourceType"] == "microsoft.insights/components"
+            assert item["content"]["timeContextFromParameter"] == "TimeRange"
+    resource = parse(MONITORING)["resources"]["workbook"]
+    assert resource["type"] == "Microsoft.Insights/workbooks"
+    loaded = resource["config"]["properties"]["serializedData"]["function"]
+    assert (loaded["type"], loaded["parameters"]["file_path"]) == ("load_text_content", WORKBOOK.name)
+
+
+@pytest.mark.parametrize("source", ["workbook", "alerts"])
+def test_queries_name_only_metrics_and_dimensions_the_relay_emits(source: str) -> None:
+    queries = workbook_queries() if source == "workbook" else alert_queries()
+    metrics, dimensions = set(), set()
+    for query in queries.values():
+        read_metrics, read_dimensions = named(query)
+        metrics |= read_metrics
+        dimensions |= read_dimensions
+    assert metrics or dimensions  # the patterns still find what the queries name
+    assert metrics <= {metric.name for metric in names.METRICS}
+    assert dimensions <= names.dimensions()
+    if source == "workbook":  # and it shows every one of the relay's metrics
+        shown = " ".join(queries.values())
+        assert [metric.name for metric in names.METRICS if metric.name not in shown] == []
+
+
+def test_two_alert_rules_with_an_action_group_for_the_email_parameter() -> None:
+    main = parse(INFRA / "main.bicep")
+    declared = main["parameters"]
+    assert (declared["alertEmail"]["type"], declared["alertEmail"]["default"]) == ("string", "")
+    milliseconds = declared["firstDeltaAlertMilliseconds"]
+    assert (milliseconds["default"], decorator(milliseconds, "min_value")) == (10000, 100)
+    azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert azd["alertEmail"]["value"] == "${ALERT_EMAIL=}"
+    assert azd["firstDeltaAlertMilliseconds"]["value"] == "${FIRST_DELTA_ALERT_MS=10000}"
+    passed = main["modules"]["monitoring"]["config"]["params"]
+    for name in ("alertEmail", "firstDeltaAlertMilliseconds"):
+        assert passed[name] == name
+    monitoring = parse(MONITORING)
+    resources = monitoring["resources"]
+    # The action group exists when an address is given, and e-mails it.
+    group = resources["actionGroup"]["config"]
+    assert group["condition"]["operator"]["operands"]["bool_value"]["function"]["parameters"] == {
+        "item_to_test": "alertEmail"
+    }
+    assert group["config"]["properties"]["emailReceivers"][0]["emailAddress"] == "alertEmail"
+    actions = monitoring["variables"]["alertActions"]["value"]["actionGroups"]["operator"]["operands"]
+    assert actions["true_value"] == []
+    assert actions["false_value"][0]["operator"]["operands"] == {"operand_1": "actionGroup", "operand_2": "id"}
+    # Stream errors above 5 % in 15 minutes; time to first delta p95 above the parameter.
+    errors = resources["streamErrorsAlert"]["config"]["properties"]
+    first_delta = resources["firstDeltaAlert"]["config"]["properties"]
+    for alert in (errors, first_delta):
+        assert (alert["windowSize"], alert["actions"], alert["enabled"]) == ("PT15M", "alertActions", True)
+        assert alert["scopes"][0]["operator"]["operands"] == {"operand_1": "applicationInsights", "operand_2": "id"}
+    [error_rate] = errors["criteria"]["allOf"]
+    assert (error_rate["metricMeasureColumn"], error_rate["operator"], error_rate["threshold"]) == (
+        "error_percent",
+        "GreaterThan",
+        5,
+    )
+    [slow] = first_delta["criteria"]["allOf"]
+    assert (slow["metricMeasureColumn"], slow["operator"], slow["threshold"]) == (
+        "p95_ms",
+        "GreaterThan",
+        "firstDeltaAlertMilliseconds",
+    )
+    assert "percentile(first_delta, 95)" in slow["query"]
+
+
+def test_message_content_is_off_unless_the_deployment_asks() -> None:
+    declared = parse(INFRA / "main.bicep")["parameters"]["captureMessageContent"]
+    assert (declared["type"], declared["default"]) == ("bool", False)
+    azd = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert azd["captureMessageContent"]["value"] == "${CAPTURE_MESSAGE_CONTENT=false}"
+    setting = bicep_app_settings()["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"]["operator"]["operands"]
+    assert setting == {"condition": "captureMessageContent", "true_value": "true", "false_value": "false"}
+    assert not load_settings({"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "false"}).telemetry.capture_content
+
+
+def test_the_readme_lists_every_metric_and_the_workbooks_queries() -> None:
+    readme = (ROOT / "README.md").read_text()
+    operating = readme.split("## Operating it")[1].split("\n## ")[0]
+    for metric in names.METRICS:
+        row = f"| `{metric.name}` | {metric.instrument.replace('_', ' ')} | `{metric.unit}` | "
+        row += ", ".join(f"`{dimension}`" for dimension in metric.dimensions) + " |"
+        assert row in operating, row
+    for query in workbook_queries().values():
+        assert f"```kusto\n{query}\n```" in operating
+    assert names.SEMANTIC_CONVENTIONS in operating
 
 
 def test_the_values_the_template_and_the_local_example_write_out_are_valid_settings() -> None:

@@ -160,7 +160,8 @@ async def test_cors_preflight_for_allowed_origin(
             headers={
                 "origin": origin,
                 "access-control-request-method": "POST",
-                "access-control-request-headers": "content-type",
+                # the page's: its body, key or token, resume cursor and trace context
+                "access-control-request-headers": "content-type, x-functions-key, last-event-id, traceparent",
             },
         )
         other = await server.client.options(

@@ -89,6 +89,23 @@ def test_web_search_flag(value: str, on: bool) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "on"),
+    [
+        *[(None, False), ("false", False), ("no_content", False), ("event_only", False)],
+        *[("true", True), ("True", True), ("SPAN_ONLY", True), ("span_and_event", True)],
+    ],
+)
+def test_message_content_goes_on_spans_only_when_asked(value: str | None, on: bool) -> None:
+    environ = {} if value is None else {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": value}
+    assert load_settings(environ).telemetry.capture_content is on
+
+
+def test_every_trace_is_kept_whole_unless_a_sampler_is_chosen() -> None:
+    assert load_settings({}).telemetry.keep_every_trace
+    assert not load_settings({"OTEL_TRACES_SAMPLER": "microsoft.rate_limited"}).telemetry.keep_every_trace
+
+
+@pytest.mark.parametrize(
     ("endpoint", "kind"),
     [
         ("https://project1.openai.azure.com/openai/v1/", "azure-openai"),
@@ -128,6 +145,11 @@ def test_none_omits_sampling_parameters() -> None:
         ("WEB_SEARCH", "yes please", "WEB_SEARCH must be true or false, got 'yes please'"),
         ("UPSTREAM_KEEPALIVE_SECONDS", "-1", "UPSTREAM_KEEPALIVE_SECONDS must be between 0 and 3600"),
         ("UPSTREAM_TRANSPORT", "h2", "UPSTREAM_TRANSPORT must be one of aiohttp, httpx, got 'h2'"),
+        (
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+            "yes",
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT must be one of false, true, no_content, span_only",
+        ),
         ("AUTH_MODE", "oauth", "AUTH_MODE must be one of key, entra, got 'oauth'"),
         ("AUTH_MODE", "entra", "AUTH_CLIENT_ID is required with AUTH_MODE=entra"),
         ("USER_DAILY_TOKENS", "0", "USER_DAILY_TOKENS must be between 1 and"),

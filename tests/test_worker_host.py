@@ -14,11 +14,13 @@ import asyncio
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx2
@@ -33,8 +35,9 @@ from .azurite import Azurite
 from .conftest import DEFAULT_LIMITS, FAKE_KEY, RESUMABLE, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .host_process import ROOT, HostProcess
-from .ingestion import Ingestion
+from .ingestion import Envelope, Ingestion
 from .sse_client import chat, read_sse
+from .test_telemetry import EXPORT_AT_ONCE, model_calls, of_type, operation, records, traceparent
 
 KEY = "worker-test-key"
 TEXT = "琵琶湖は日本最大の湖です。湖東の城下町や比叡山、近江牛もお楽しみください！"
@@ -195,34 +198,43 @@ async def test_each_stream_record_names_its_invocation(
     await chat(client, {"input": "奈良"}, headers=KEYED)
     executed = [line for line in worker_host.lines if "Executed 'Functions.chat' (Succeeded" in line]
     invocation = executed[-1].split("Id=")[1].split(",")[0]
-    record = await asyncio.to_thread(
-        worker_host.wait_for, lambda line: f"stream ended: invocation_id={invocation} outcome=completed" in line
-    )
+    ended = f"stream ended: invocation_id={invocation} trace_id=None outcome=completed"  # no traceparent sent
+    record = await asyncio.to_thread(worker_host.wait_for, lambda line: ended in line)
     assert "deltas=" in record
     assert "usage={" in record
 
 
-async def test_stream_records_reach_application_insights_from_inside_the_worker(
+def whole_stream(items: list[Envelope]) -> bool:
+    """The request, its model call and its stream record have all arrived."""
+    return bool(of_type(items, "RequestData") and model_calls(items) and records(items))
+
+
+async def test_traces_metrics_and_stream_records_reach_application_insights_from_inside_the_worker(
     upstream: FaultyUpstream, ingestion: Ingestion
 ) -> None:
+    """tests/test_telemetry.py has the rest, on this worker and in process; this runs on every worker."""
     upstream.set_scenario(Scenario(delta_seconds=0.001))
-    host = HostProcess(
-        "--worker", environ=worker_environ(upstream, OTEL_BLRP_SCHEDULE_DELAY="100", **ingestion.environ)
-    )
+    host = HostProcess("--worker", environ=worker_environ(upstream, **EXPORT_AT_ONCE, **ingestion.environ))
+    trace_id = secrets.token_hex(16)
     await asyncio.to_thread(host.start)
     try:
         async with httpx2.AsyncClient(base_url=host.url, timeout=30) as client:
-            received = await chat(client, {"input": "京都"}, headers=KEYED)
+            received = await chat(client, {"input": "京都"}, headers={**KEYED, "traceparent": traceparent(trace_id)})
         assert received.text
         line = await asyncio.to_thread(host.wait_for, lambda line: "Executed 'Functions.chat'" in line)
         invocation = line.split("Id=")[1].split(",")[0]
-        record = await ingestion.wait_for_message(
-            lambda message: message.get("properties", {}).get("stream_invocation_id") == invocation, 20
-        )
-        assert record["properties"]["stream_outcome"] == "completed"
-        assert record["message"].startswith(f"stream ended: invocation_id={invocation} outcome=completed")
+        items = await operation(ingestion, trace_id, whole_stream)
+        await ingestion.wait_until(partial(ingestion.metric_points, "gen_ai.client.token.usage"), 20)
     finally:
         assert await asyncio.to_thread(host.stop) == -signal.SIGTERM, host.output
+    [request] = of_type(items, "RequestData")  # FastAPI's own span, named by the relay's route
+    [model_call] = model_calls(items)
+    [record] = records(items)
+    assert (request.name, request.properties["relay.outcome"]) == ("POST /api/chat", "completed")
+    assert model_call.parent == record.parent == request.data["id"]
+    assert model_call.properties["gen_ai.response.id"] == received.payloads("response.created")[0]["response_id"]
+    assert record.properties["stream_invocation_id"] == invocation
+    assert record.name.startswith(f"stream ended: invocation_id={invocation} trace_id={trace_id} outcome=completed")
 
 
 def broken_app(tmp_path: Path, replace: str, by: str) -> Path:

@@ -15,6 +15,7 @@ param authMode string
 param authClientId string
 param authTenantId string
 param userDailyTokens int
+param captureMessageContent bool
 @secure()
 param ownerHashSecret string
 param allowedOrigins array
@@ -174,6 +175,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       AzureWebJobsStorage__clientId: identity.properties.clientId
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.properties.clientId};Authorization=AAD'
+      OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: captureMessageContent ? 'true' : 'false'
       // The relay (responses_relay/settings.py). No API key: keyless through AZURE_CLIENT_ID.
       OPENAI_ENDPOINT: openAiEndpoint
       AZURE_CLIENT_ID: identity.properties.clientId

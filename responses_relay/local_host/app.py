@@ -32,6 +32,7 @@ from .request_limit import RequestLimit
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 _KEYED_LEVELS = frozenset({"function", "admin"})
+_CALLER_HEADERS = ("content-type", "x-functions-key", "authorization", "last-event-id")
 ALL_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 # Functions route templates: {name}, {name:constraint}, {*name} (catch-all). Optional parts ({name?}) are not served.
 _PARAMETER = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
@@ -79,7 +80,7 @@ def build_asgi_app(
                 CORSMiddleware,
                 allow_origins=list(cors_origins),
                 allow_methods=["GET", "POST", "PATCH", "DELETE"],
-                allow_headers=["content-type", "x-functions-key", "authorization", "last-event-id"],
+                allow_headers=[*_CALLER_HEADERS, "traceparent", "tracestate"],  # and the W3C trace context
                 expose_headers=["retry-after", "www-authenticate"],
                 max_age=600,
             )

@@ -1,6 +1,7 @@
 // The relay's HTTP API: where it is, the caller's credential (a signed-in user's token, or the
 // function key), health, the chat request, and the conversations kept for the user.
 import { accessToken } from "./auth.js";
+import { traceparent } from "./trace.js";
 
 const KEY_STORAGE = "functionKey";
 
@@ -41,24 +42,28 @@ export async function health(apiBase) {
   }
 }
 
-/** POST a chat body ({input, previous_response_id?}); resolves to the Response (the caller reads its body as a stream). */
-export async function postChat(apiBase, body, signal) {
-  const headers = await authorized({ "Content-Type": "application/json", Accept: "text/event-stream" });
+/**
+ * POST a chat body ({input, previous_response_id?}) in trace `traceId` (the question's); resolves to the
+ * Response (the caller reads its body as a stream).
+ */
+export async function postChat(apiBase, body, signal, traceId) {
+  const headers = await authorized({ "Content-Type": "application/json", Accept: "text/event-stream" }, traceId);
   return fetch(`${apiBase}/chat`, { method: "POST", headers, body: JSON.stringify(body), signal, cache: "no-store" });
 }
 
 /** GET the stream of a stored response after event id `after` (null: from its start); resolves to the Response. */
-export async function resumeChat(apiBase, responseId, after, signal) {
+export async function resumeChat(apiBase, responseId, after, signal, traceId) {
   const query = after === null ? "" : `?after=${encodeURIComponent(after)}`;
   const url = `${apiBase}/chat/${encodeURIComponent(responseId)}${query}`;
-  return fetch(url, { headers: await authorized({ Accept: "text/event-stream" }), signal, cache: "no-store" });
+  const headers = await authorized({ Accept: "text/event-stream" }, traceId);
+  return fetch(url, { headers, signal, cache: "no-store" });
 }
 
 /** Ask the server to stop generating a response (it may not hear of an aborted fetch); errors are ignored. */
-export async function cancelChat(apiBase, responseId) {
+export async function cancelChat(apiBase, responseId, traceId) {
   const url = `${apiBase}/chat/${encodeURIComponent(responseId)}/cancel`;
   try {
-    await fetch(url, { method: "POST", headers: await authorized({}), cache: "no-store" });
+    await fetch(url, { method: "POST", headers: await authorized({}, traceId), cache: "no-store" });
   } catch {
     // the page may be offline: the answer is marked as stopped all the same
   }
@@ -106,14 +111,16 @@ export async function postFeedback(apiBase, body) {
 }
 
 /**
- * `headers` with the caller's credential: the signed-in user's access token, or else the function key
- * when one is saved; a header, never the URL (URLs end up in logs).
+ * `headers` with the question's trace context (a request about an answer: in trace `traceId`) and the
+ * caller's credential: the signed-in user's access token, or else the function key when one is saved;
+ * a header, never the URL (URLs end up in logs).
  */
-async function authorized(headers) {
+async function authorized(headers, traceId = null) {
+  const traced = traceId ? { ...headers, traceparent: traceparent(traceId) } : headers;
   const token = await accessToken();
-  if (token) return { ...headers, Authorization: `Bearer ${token}` };
+  if (token) return { ...traced, Authorization: `Bearer ${token}` };
   const key = functionKey();
-  return key ? { ...headers, "x-functions-key": key } : headers;
+  return key ? { ...traced, "x-functions-key": key } : traced;
 }
 
 /**

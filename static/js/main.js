@@ -25,7 +25,7 @@ import { chooseLanguage, localize, setLanguage, t, translatePage } from "./i18n.
 import { isSendKey, watchComposition } from "./keyboard.js";
 import { clearPending, Progress, savePending, takePending } from "./resume.js";
 import { AnswerSession } from "./session.js";
-import { createTurn, offerRetry, showMetrics } from "./turn.js";
+import { createTurn, offerRetry, showMetrics, showTrace } from "./turn.js";
 
 const $ = (selector) => document.querySelector(selector);
 const form = $("#ask");
@@ -122,8 +122,8 @@ function askForKey() {
   });
 }
 
-/** POST the question, continuing the conversation as the server allows; resolves to {response, omitted}. */
-async function post(asked, signal) {
+/** POST the question in trace `traceId`, continuing the conversation as the server allows; resolves to {response, omitted}. */
+async function post(asked, traceId, signal) {
   if (state.history && state.conversation.conversationId === null) {
     const created = await createConversation(state.apiBase, signal); // the first question starts one
     if (!created.ok) return { response: created, omitted: 0 };
@@ -132,7 +132,7 @@ async function post(asked, signal) {
   let keep = Infinity;
   for (;;) {
     const { body, omitted, sent } = state.conversation.request(asked, { chain: state.chain, limits: state.limits, keep });
-    const response = await postChat(state.apiBase, body, signal);
+    const response = await postChat(state.apiBase, body, signal, traceId);
     const code = response.status === 400 ? (await errorOf(response.clone())).code : null;
     if (code === "previous_response_not_found" && body.previous_response_id) {
       state.chain = false; // the server keeps no responses, or lost this one: send the history from now on
@@ -149,7 +149,8 @@ async function ask(asked, typing) {
   if (state.session || state.apiBase === null) return;
   state.calls?.expire();
   state.actions?.dropRegenerate();
-  await showAnswer(new Progress(asked.text), typing, (signal) => post(asked, signal), { question: asked });
+  const progress = new Progress(asked.text); // a new trace
+  await showAnswer(progress, typing, (signal) => post(asked, progress.traceId, signal), { question: asked });
 }
 
 /** Ask the last question again from the same context; the new answer replaces `answer` on the page. */
@@ -163,23 +164,27 @@ async function regenerate(asked, answer) {
 
 /** Ask `asked` again, its question already on the page. */
 async function askOver(asked) {
-  const open = (signal) => post(asked, signal);
-  await showAnswer(new Progress(asked.text), false, open, { asked: false, question: asked, again: askOver });
+  const progress = new Progress(asked.text); // a new answer, a new trace
+  const open = (signal) => post(asked, progress.traceId, signal);
+  await showAnswer(progress, false, open, { asked: false, question: asked, again: askOver });
 }
 
 /** Go on with the answer to `text` whose response `responseId` asked for approvals, as the user decided. */
 async function answerApprovals(text, responseId, approvals) {
   if (state.session || state.apiBase === null) return;
   const body = state.conversation.approvals(responseId, approvals);
-  const open = async (signal) => ({ response: await postChat(state.apiBase, body, signal), omitted: 0 });
-  await showAnswer(new Progress(text), false, open, { asked: false });
+  const progress = new Progress(text);
+  const posted = (signal) => postChat(state.apiBase, body, signal, progress.traceId);
+  const open = async (signal) => ({ response: await posted(signal), omitted: 0 });
+  await showAnswer(progress, false, open, { asked: false });
 }
 
-/** Continue the answer a reload of the page cut off: its whole stream again, from the start. */
-async function continuePending({ question: text, responseId }) {
-  const progress = new Progress(text);
+/** Continue the answer a reload of the page cut off: its whole stream again, from the start, in its trace. */
+async function continuePending({ question: text, responseId, traceId }) {
+  const progress = new Progress(text, traceId);
   progress.responseId = responseId;
-  const open = async (signal) => ({ response: await resumeChat(state.apiBase, responseId, null, signal), omitted: 0 });
+  const resumed = (signal) => resumeChat(state.apiBase, responseId, null, signal, traceId);
+  const open = async (signal) => ({ response: await resumed(signal), omitted: 0 });
   await showAnswer(progress, false, open);
 }
 
@@ -201,6 +206,7 @@ async function showAnswer(progress, typing, open, { asked = true, question: full
   const answer = drawn?.answer ?? createTurn(template, "assistant");
   localize(answer.status, "thinking");
   if (drawn === null) transcript.append(...(asked ? [userTurn.article] : []), answer.article);
+  showTrace(answer, progress.traceId);
   const view = drawn?.view ?? new AnswerView(answer, (approvals) => answerApprovals(text, progress.responseId, approvals));
   state.calls = view.calls;
   const started = performance.now();
@@ -213,8 +219,8 @@ async function showAnswer(progress, typing, open, { asked = true, question: full
       if (omitted > 0) localize(answer.note, "trimmed", { count: omitted });
       return response;
     },
-    resume: (responseId, after, signal) => resumeChat(state.apiBase, responseId, after, signal),
-    cancel: (responseId) => cancelChat(state.apiBase, responseId),
+    resume: (responseId, after, signal) => resumeChat(state.apiBase, responseId, after, signal, progress.traceId),
+    cancel: (responseId) => cancelChat(state.apiBase, responseId, progress.traceId),
     onEvent: (event) => {
       if (event.type === "response.created" && state.resumable) savePending(sessionStorage, progress);
       if (view.show(event)) firstAt = performance.now();
@@ -416,7 +422,8 @@ async function openConversation(id) {
   if (active && state.resumable) {
     const progress = new Progress(asked);
     progress.responseId = active;
-    const resume = async (signal) => ({ response: await resumeChat(state.apiBase, active, null, signal), omitted: 0 });
+    const resumed = (signal) => resumeChat(state.apiBase, active, null, signal, progress.traceId);
+    const resume = async (signal) => ({ response: await resumed(signal), omitted: 0 });
     showAnswer(progress, false, resume, { asked: false, drawn: last });
   } else if (last) {
     state.calls = last.view.calls;

@@ -1,5 +1,6 @@
 // Resumable streams (RESUMABLE_STREAMS on the server): how far an answer got, when to try
 // again after a cut, and the unfinished answer a reload continues. No DOM, no fetch.
+import { isTraceId, newTraceId } from "./trace.js";
 
 /** Seconds to wait before each reconnection after a cut; a reconnection that brings events starts over. */
 export const BACKOFF_SECONDS = [0.5, 1, 2, 4];
@@ -9,11 +10,12 @@ const PENDING = "pendingAnswer";
 /**
  * How far an answer's stream got: the response being read and the id of its last event seen
  * (the resume cursor). An answer with tool calls has a response per round, each numbering its
- * events from 0: the cursor is the current round's.
+ * events from 0: the cursor is the current round's. Every request for the answer is in its trace.
  */
 export class Progress {
-  constructor(question) {
+  constructor(question, traceId = newTraceId()) {
     this.question = question;
+    this.traceId = traceId;
     this.responseId = null;
     this.lastId = null;
   }
@@ -41,18 +43,18 @@ export class Progress {
 
 /** Keep an unfinished answer across a reload of the page (this tab only). */
 export function savePending(storage, progress) {
-  storage.setItem(PENDING, JSON.stringify({ question: progress.question, responseId: progress.responseId }));
+  const { question, responseId, traceId } = progress;
+  storage.setItem(PENDING, JSON.stringify({ question, responseId, traceId }));
 }
 
-/** The unfinished answer a reload left behind, once; null when there is none. */
+/** The unfinished answer a reload left behind, once ({question, responseId, traceId}); null when there is none. */
 export function takePending(storage) {
   const saved = storage.getItem(PENDING);
   storage.removeItem(PENDING);
   try {
-    const { question, responseId } = JSON.parse(saved ?? "null") ?? {};
-    return typeof question === "string" && /^resp_[A-Za-z0-9_-]{1,200}$/.test(responseId ?? "")
-      ? { question, responseId }
-      : null;
+    const { question, responseId, traceId } = JSON.parse(saved ?? "null") ?? {};
+    if (typeof question !== "string" || !/^resp_[A-Za-z0-9_-]{1,200}$/.test(responseId ?? "")) return null;
+    return { question, responseId, traceId: isTraceId(traceId) ? traceId : newTraceId() };
   } catch {
     return null;
   }

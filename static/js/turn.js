@@ -16,6 +16,7 @@ export function createTurn(template, role) {
     actions: part(".actions"),
     note: part(".note"),
     metrics: part(".metrics"),
+    trace: part(".trace"),
     thinking: part(".thinking"),
     thinkingLabel: part(".thinking summary"),
     thinkingBody: part(".thinking-body"),
@@ -40,6 +41,12 @@ export function showMetrics(turn, { started, firstAt, ended, usage }) {
     return span;
   });
   turn.metrics.replaceChildren(...spans.flatMap((span, index) => (index ? [" · ", span] : [span])));
+}
+
+/** The answer's trace id, which finds it in Application Insights (and in the relay's stream record). */
+export function showTrace(turn, traceId) {
+  localize(turn.trace, "trace", { id: traceId });
+  turn.trace.dataset.traceId = traceId;
 }
 
 /** A Retry button for the turn; with `waitSeconds` (a 429's Retry-After) it counts down, disabled, until then. */

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 
 import orjson
-from playwright.async_api import Page, Route, expect
+import pytest
+from playwright.async_api import Page, Request, Route, expect
 
 from responses_relay.demo.answers import answer_for
 
@@ -33,6 +35,41 @@ async def test_japanese_question_streams_in_progressively(page: Page, upstream: 
     await expect(page.locator("#demo-banner")).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=ARTIFACTS / "chat.png", full_page=True)
+
+
+def traceparents(page: Page) -> list[str]:
+    """The `traceparent` of each request the page makes to the chat routes, as they are made."""
+    sent: list[str] = []
+
+    def seen(request: Request) -> None:
+        if "/api/chat" in request.url:
+            sent.append(request.headers.get("traceparent", ""))
+
+    page.on("request", seen)
+    return sent
+
+
+async def test_each_question_is_a_new_w3c_trace_shown_under_its_answer(
+    page: Page, upstream: FaultyUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream.set_scenario(Scenario(text=ANSWER, delta_seconds=0.001))
+    sent = traceparents(page)
+    with caplog.at_level(logging.INFO, logger="responses_relay.relay"):
+        for count, question in enumerate(["滋賀", "京都"], start=1):
+            await send(page, question)
+            await answered(page, count)
+    headers = [re.fullmatch(r"00-([0-9a-f]{32})-([0-9a-f]{16})-01", header) for header in sent]
+    assert len(headers) == 2
+    assert all(headers), sent
+    traces = [match[1] for match in headers if match]
+    assert len(set(traces)) == 2
+    assert "0" * 32 not in traces
+    shown = await page.eval_on_selector_all(".turn.assistant .trace", "turns => turns.map(t => t.dataset.traceId)")
+    assert shown == traces
+    assert await page.inner_text(".turn.assistant .trace >> nth=0") == f"トレース ID: {traces[0]}"
+    # The relay's record of each stream carries the question's trace id.
+    recorded = [getattr(record, "stream_trace_id", None) for record in caplog.records]
+    assert [trace for trace in recorded if trace is not None] == traces
 
 
 async def test_stop_ends_the_stream_and_the_upstream_call(page: Page, upstream: FaultyUpstream) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -31,19 +32,30 @@ class DroppedConnection(Exception):
 
 class CutFirstChat:
     """Lets through everything, but drops the first POST /api/chat's connection after `after` body
-    messages; records the requests it saw."""
+    messages; records the requests it saw, and their trace context."""
 
     def __init__(self, app: ASGIApp, after: int) -> None:
         self.app = app
         self.after = after
         self.cut = False
         self.requests: list[str] = []
+        self.traceparents: list[str] = []
+
+    def one_trace(self) -> str:
+        """The one trace id of every request seen (each from a span of its own)."""
+        matches = [re.fullmatch(r"00-([0-9a-f]{32})-([0-9a-f]{16})-01", header) for header in self.traceparents]
+        assert all(matches), self.traceparents
+        traces = {match[1] for match in matches if match}
+        assert len(traces) == 1, self.traceparents
+        assert len({match[2] for match in matches if match}) == len(matches)
+        return traces.pop()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api/chat"):
             await self.app(scope, receive, send)
             return
         self.requests.append(f"{scope['method']} {scope['path']}?{scope['query_string'].decode()}")
+        self.traceparents.append(dict(scope["headers"]).get(b"traceparent", b"").decode())
         if scope["method"] != "POST" or scope["path"] != "/api/chat" or self.cut:
             await self.app(scope, receive, send)
             return
@@ -100,6 +112,8 @@ async def test_a_cut_mid_answer_is_resumed_and_no_text_comes_twice(
     resumes = [request for request in cutter[0].requests if request.startswith("GET /api/chat/resp_")]
     assert len(resumes) == 1
     assert "?after=" in resumes[0]
+    # The question and its resume are one trace, the one shown under the answer.
+    assert await page.get_attribute(".turn.assistant .trace", "data-trace-id") == cutter[0].one_trace()
 
 
 async def test_a_reload_during_an_answer_continues_it(
@@ -115,6 +129,7 @@ async def test_a_reload_during_an_answer_continues_it(
     assert await page.inner_text(".turn.assistant .body") == ANSWER
     await expect(page.locator(".turn")).to_have_count(2)
     assert any(request.endswith("?") and request.startswith("GET /api/chat/resp_") for request in cutter[0].requests)
+    assert await page.get_attribute(".turn.assistant .trace", "data-trace-id") == cutter[0].one_trace()
 
 
 async def start_a_long_answer(page: Page, upstream: FaultyUpstream) -> None:
@@ -137,6 +152,8 @@ async def test_stop_cancels_the_response_upstream(
     await expect(page.locator(".turn.assistant .status")).to_have_text("停止しました。")
     cancels = [record.path for record in upstream.records if record.path.endswith("/cancel")]
     assert cancels == [f"/openai/v1/responses/{response_id}/cancel"]
+    assert cutter[0].requests[-1].startswith(f"POST /api/chat/{response_id}/cancel")
+    cutter[0].one_trace()  # the cancel is in the question's trace
     async with httpx2.AsyncClient(timeout=5) as client:  # the model itself stopped, not only the page
         stored = (await client.get(f"{upstream.base_url}responses/{response_id}")).json()
     assert stored["status"] == "cancelled"

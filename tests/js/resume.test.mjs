@@ -54,13 +54,16 @@ test("with tool rounds each response numbers its events from 0: the cursor is th
   assert.deepEqual([progress.responseId, progress.lastId], ["resp_def", 4]);
 });
 
-test("a pending answer is taken once; anything malformed is no pending answer", () => {
+test("a pending answer is taken once, in its question's trace; anything malformed is no pending answer", () => {
   const storage = new MemoryStorage();
   const progress = new Progress("滋賀は？");
   progress.accept(created);
   savePending(storage, progress);
-  assert.deepEqual(takePending(storage), { question: "滋賀は？", responseId: "resp_abc" });
+  assert.deepEqual(takePending(storage), { question: "滋賀は？", responseId: "resp_abc", traceId: progress.traceId });
   assert.equal(takePending(storage), null);
+  storage.setItem("pendingAnswer", JSON.stringify({ question: "q", responseId: "resp_abc", traceId: "bad" }));
+  const { traceId } = takePending(storage); // a trace of its own, rather than a header the relay would refuse
+  assert.match(traceId, /^[0-9a-f]{32}$/);
   storage.setItem("pendingAnswer", "{not json");
   assert.equal(takePending(storage), null);
   storage.setItem("pendingAnswer", JSON.stringify({ question: "q", responseId: "../../admin" }));
