@@ -395,8 +395,11 @@ function enter(id) {
   if (conversationIn(location.hash) !== id) location.hash = addressOf(id);
 }
 
-/** Open a kept conversation: its messages drawn as they were, and an answer still being written followed. */
-async function openConversation(id) {
+/**
+ * Open a kept conversation: its messages drawn as they were, and an answer still being written
+ * followed (in its trace, when `pending` is the one a reload of this tab left unfinished).
+ */
+async function openConversation(id, pending = null) {
   clearTranscript();
   enter(id);
   const notice = createTurn(template, "assistant");
@@ -420,7 +423,7 @@ async function openConversation(id) {
   const { last, asked } = drawMessages(messages);
   follow.toEnd();
   if (active && state.resumable) {
-    const progress = new Progress(asked);
+    const progress = new Progress(asked, pending?.responseId === active ? pending.traceId : undefined);
     progress.responseId = active;
     const resumed = (signal) => resumeChat(state.apiBase, active, null, signal, progress.traceId);
     const resume = async (signal) => ({ response: await resumed(signal), omitted: 0 });
@@ -506,6 +509,6 @@ if (status?.conversations === true) {
   };
   state.history = new History({ document, apiBase: state.apiBase, say: speak, onDeleted, drawer });
   state.history.start();
-  if (shown !== null) openConversation(shown); // an answer still being written goes on there
+  if (shown !== null) openConversation(shown, pending); // an answer still being written goes on there
 }
 if (pending && state.resumable && !(state.history && shown !== null)) continuePending(pending);
