@@ -287,7 +287,7 @@ class ChatService:
         else:
             continuation = ChatRequest([], conversation_id=conversation.conversation_id)
         hold = self._budget.hold(owner, answer.answer_id) if self._budget and owner and answer.answer_id else None
-        rounds = self._rounds(upstream, events, continuation, answer, observed, stored=True, hold=hold)
+        rounds = self._rounds(upstream, events, continuation, answer, observed, stored=True, hold=hold, resumed=True)
         read = rounds if conversation is None else conversation.answer(rounds, None)
         return self._relay(request, upstream, read, translator, owner, observed, hold=hold)
 
@@ -392,8 +392,10 @@ class ChatService:
         stored: bool,
         input_estimate: int = 0,
         hold: Hold | None = None,
+        resumed: bool = False,
     ) -> ToolRounds:
-        """The answer's rounds from its first stream; `request` is what continuations are made from."""
+        """The answer's rounds from its first stream; `request` is what continuations are made from;
+        `resumed`: the first stream is a round the caller named, not the answer's start."""
         budget = self._budget
         return ToolRounds(
             first,
@@ -406,6 +408,7 @@ class ChatService:
             follow_round=lambda response_id: self._follow_round(upstream, response_id, observed),
             cancel_round=upstream.cancel if self.settings.resumable else None,
             hand_off=self._hand_off(),
+            resumed=resumed,
             input_estimate=input_estimate,
             reserve_round=None if budget is None or hold is None else lambda tokens: budget.grow(hold, tokens),
             observer=observed,

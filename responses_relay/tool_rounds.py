@@ -90,6 +90,7 @@ class ToolRounds:
         follow_round: FollowRound | None = None,
         cancel_round: CancelRound | None = None,
         hand_off: tuple[float, float] | None = None,
+        resumed: bool = False,
         input_estimate: int = 0,
         reserve_round: ReserveRound | None = None,
         observer: RequestObserver = UNOBSERVED,
@@ -102,6 +103,7 @@ class ToolRounds:
         self._observer = observer  # telemetry's: told of each tool call
         self._delivered = first.cursor  # the last sequence number passed on of the round being read
         self._hand_off = hand_off
+        self._resumed = resumed  # read from a round the caller named: earlier rounds' usage is in the record
         self._answer = answer or Answer(None, None)
         self._follow_round = follow_round
         self._cancel_round = cancel_round
@@ -310,7 +312,10 @@ class ToolRounds:
         self.final_response = {"status": "cancelled", "usage": dict(self._usage)}
 
     async def _count_unread_rounds(self) -> None:
-        """Add the recorded usage of the answer's rounds that this stream did not read."""
+        """Add the recorded usage of the answer's rounds that this stream did not read: a resumed
+        stream's (a stream from the answer's start read every round, or followed it)."""
+        if not self._resumed:
+            return
         for round_id, recorded in (await self._answer.usage_of_rounds()).items():
             if round_id not in self._counted:
                 self._count_usage(round_id, {"usage": recorded})

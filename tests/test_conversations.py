@@ -427,11 +427,6 @@ async def test_an_unreachable_storage_account_is_503(
     assert set(upstream.conversations._conversations) == kept_upstream  # the one created was deleted again
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 26's answer records (same storage account) are read for every final usage (ToolRounds._summed):"
-    " the stream's last batch is lost and it ends with internal_error",
-)
 async def test_a_chat_without_a_conversation_still_works_when_the_storage_account_is_down(
     make_settings: Callable[..., Settings], upstream: FaultyUpstream, azurite: Azurite
 ) -> None:
