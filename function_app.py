@@ -32,6 +32,16 @@ def create_app(chat_service: ChatService) -> func.FunctionApp:
     async def cancel(req: Request) -> Response:
         return await chat_service.cancel(req, req.path_params["response_id"])
 
+    @app.route(route="conversations", methods=[func.HttpMethod.GET, func.HttpMethod.POST], auth_level=callers)
+    async def conversations(req: Request) -> Response:
+        return await chat_service.conversations(req)
+
+    conversation_methods = [func.HttpMethod.GET, func.HttpMethod.PATCH, func.HttpMethod.DELETE]
+
+    @app.route(route="conversations/{conversation_id}", methods=conversation_methods, auth_level=callers)
+    async def conversation(req: Request) -> Response:
+        return await chat_service.conversation(req, req.path_params["conversation_id"])
+
     protocols = ProtocolService(chat_service)
 
     @app.route(route="ai-sdk/chat", methods=[func.HttpMethod.POST], auth_level=callers)

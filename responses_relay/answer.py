@@ -4,14 +4,17 @@ its owner, and, where the Function App's storage keeps it, its record across ins
 
 Without that record (no storage, or no owners) an answer lives only in the stream reading it:
 each round is continued by that stream, a stop reaches it only on its own instance, and the
-usage is what it read itself.
+usage is what it read itself. So does an answer whose record cannot be reached (the storage
+account is down): the answer goes on, as it would on one instance, and the failure is logged.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .tools import ToolResult
 
@@ -68,6 +71,11 @@ class Cancelled:
 Claim = Owned | Follow | Cancelled
 
 
+logger = logging.getLogger("responses_relay.answer")
+
+_Result = TypeVar("_Result")
+
+
 def new_answer_id() -> str:
     return "ans_" + secrets.token_hex(12)
 
@@ -95,37 +103,54 @@ class Answer:
         if self._record is None:
             return Owned(AnswerRow())
         records, owner, answer_id = self._record
-        return await records.claim(owner, answer_id, round_id, wait_seconds=self._follow_seconds)
+        claimed = await _unless_unreachable(
+            records.claim(owner, answer_id, round_id, wait_seconds=self._follow_seconds)
+        )
+        return Owned(AnswerRow()) if claimed is None else claimed
 
     async def cancelled(self) -> bool:
         """Whether the answer was stopped (checked before a round is opened)."""
         if self._record is None:
             return False
         records, owner, answer_id = self._record
-        return (await records.get(owner, answer_id)).cancelled
+        row = await _unless_unreachable(records.get(owner, answer_id))
+        return row is not None and row.cancelled
 
     async def opened(
         self, claim: Owned, next_round: str, usage: dict[str, int] | None, results: list[ToolResult]
     ) -> bool:
         """Record the round that continues the claimed one; False when the answer was stopped meanwhile."""
-        if self._record is None:
+        if self._record is None or claim.row.etag is None:  # no record: nothing to record it on
             return True
         records, owner, answer_id = self._record
         recorded = [RecordedResult(result.call_id, result.name, result.output) for result in results]
-        return await records.opened(owner, answer_id, claim, next_round=next_round, usage=usage, results=recorded)
+        going_on = await _unless_unreachable(
+            records.opened(owner, answer_id, claim, next_round=next_round, usage=usage, results=recorded)
+        )
+        return going_on is not False
 
     async def release(self, claim: Owned) -> None:
         """The stream ends holding a claim whose round it never opened: another reader may continue it."""
-        if self._record is not None:
+        if self._record is not None and claim.row.etag is not None:
             records, owner, answer_id = self._record
-            await records.release(owner, answer_id, claim)
+            await _unless_unreachable(records.release(owner, answer_id, claim))
 
     async def usage_of_rounds(self) -> dict[str, dict[str, int]]:
         """The recorded usage of each continued round, by its id."""
         if self._record is None:
             return {}
         records, owner, answer_id = self._record
-        return (await records.get(owner, answer_id)).usage
+        row = await _unless_unreachable(records.get(owner, answer_id))
+        return {} if row is None else row.usage
+
+
+async def _unless_unreachable(reading: Awaitable[_Result]) -> _Result | None:
+    """The record's answer; None, logged, when the storage account cannot be reached."""
+    try:
+        return await reading
+    except Exception as error:  # azure-core's errors (not imported here: only where answers are recorded)
+        logger.warning("the answer's record could not be reached: %s", type(error).__name__)
+        return None
 
 
 def answer_of(response: dict[str, Any]) -> str | None:

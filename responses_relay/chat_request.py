@@ -21,6 +21,7 @@ from starlette.requests import Request
 from .attachments.parts import ATTACHMENT_TYPES, check_attachment, check_count
 from .errors import (
     BODY_TOO_LARGE,
+    INVALID_CONVERSATION_ID,
     INVALID_CURSOR,
     INVALID_JSON,
     INVALID_REQUEST,
@@ -32,11 +33,12 @@ from .errors import (
 from .settings import Settings
 
 ROLES = ("user", "assistant")
-_FIELDS = {"input", "previous_response_id", "approvals"}
+_FIELDS = {"input", "previous_response_id", "conversation_id", "approvals"}
 _MESSAGE_FIELDS = {"role", "content", "type"}
 _APPROVAL_FIELDS = {"approval_request_id", "approve"}
 _TEXT_FIELDS = {"type", "text"}
 _RESPONSE_ID = re.compile(r"resp_[A-Za-z0-9_-]{1,200}")
+CONVERSATION_ID = re.compile(r"conv_[A-Za-z0-9_-]{1,200}")  # the model service's conv_... ids
 _ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 _CURSOR = re.compile(r"[0-9]{1,15}")
 
@@ -63,6 +65,7 @@ class ChatRequest:
     input: str | list[dict[str, Any]]
     previous_response_id: str | None = None
     approvals: tuple[Approval, ...] = ()
+    conversation_id: str | None = None  # the answer continues this conversation (never with previous_response_id)
     # Function tools the caller runs (AG-UI's front-end tools), offered beside the relay's own: a
     # round that calls one ends the answer, the call left to the caller.
     client_tools: tuple[dict[str, Any], ...] = ()
@@ -72,6 +75,18 @@ class ChatRequest:
         if not self.approvals:
             return self.input
         return [*(approval.input_item() for approval in self.approvals), *input_items(self.input)]
+
+
+def question_of(request: ChatRequest) -> str | None:
+    """The caller's question: the text of the input's last user message (None: the request has none,
+    as approvals may not, or it is attachments alone)."""
+    asked = [message["content"] for message in input_items(request.input) if message.get("role") == "user"]
+    if not asked:
+        return None
+    content = asked[-1]
+    if isinstance(content, list):
+        content = " ".join(part["text"] for part in content if part.get("type") == "input_text")
+    return content if isinstance(content, str) and content.strip() else None
 
 
 def input_items(value: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -118,21 +133,32 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     for name in document:
         if name not in _FIELDS:
             raise invalid(
-                f"Unknown field {_quote(name)}: only 'input', 'previous_response_id' and 'approvals' are accepted"
+                f"Unknown field {_quote(name)}: only 'input', 'previous_response_id', 'conversation_id' and"
+                " 'approvals' are accepted"
                 " (model, instructions and limits are set by the server)",
                 name,
             )
     approvals = _parse_approvals(document.get("approvals"), settings)
     if "input" not in document and not approvals:
         raise invalid("'input' is required: a string, or a list of {role, content} messages", "input")
-    previous_response_id = response_id_or_none(document.get("previous_response_id"), "previous_response_id")
-    if approvals and previous_response_id is None:
-        message = "'approvals' answer a response's approval requests: 'previous_response_id' must name that response"
+    previous_response_id = _parse_id(
+        document.get("previous_response_id"), _RESPONSE_ID, "previous_response_id", "resp_abc123"
+    )
+    conversation_id = _parse_id(document.get("conversation_id"), CONVERSATION_ID, "conversation_id", "conv_abc123")
+    if conversation_id is not None and previous_response_id is not None:
+        message = "'conversation_id' and 'previous_response_id' cannot go together: a conversation continues itself"
+        raise invalid(message, "conversation_id")
+    if approvals and previous_response_id is None and conversation_id is None:
+        message = (
+            "'approvals' answer a response's approval requests: 'previous_response_id' must name that response"
+            " (or 'conversation_id' its conversation)"
+        )
         raise invalid(message, "previous_response_id")
     return ChatRequest(
         input=_parse_input(document["input"], settings) if "input" in document else [],
         previous_response_id=previous_response_id,
         approvals=approvals,
+        conversation_id=conversation_id,
     )
 
 
@@ -268,11 +294,22 @@ def check_approvals(approvals: tuple[Approval, ...], answered: dict[str, Any]) -
 
 def response_id_or_none(value: Any, where: str) -> str | None:
     """A response id given in the field `where` (None when absent); 400 when it is not one."""
+    return _parse_id(value, _RESPONSE_ID, where, "resp_abc123")
+
+
+def _parse_id(value: Any, shape: re.Pattern[str], field: str, example: str) -> str | None:
+    """An optional id field of the body: None, or an id of `shape` (`example`: one, for the message)."""
     if value is None:
         return None
-    if not isinstance(value, str) or not _RESPONSE_ID.fullmatch(value):
-        raise invalid(f"'{where}' must be a response id such as 'resp_abc123'", where)
+    if not isinstance(value, str) or not shape.fullmatch(value):
+        raise invalid(f"'{field}' must be an id such as '{example}'", field)
     return value
+
+
+def check_conversation_id(conversation_id: str) -> None:
+    """A conversation id in a route: checked before anything is looked up."""
+    if not CONVERSATION_ID.fullmatch(conversation_id):
+        raise HttpError(INVALID_CONVERSATION_ID, "The conversation id must look like 'conv_abc123'")
 
 
 def check_response_id(response_id: str) -> None:

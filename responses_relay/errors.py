@@ -40,7 +40,11 @@ INVALID_RESPONSE_ID = _entry("invalid_response_id", 400, "resume or cancel: the 
 UNKNOWN_APPROVAL = _entry(
     "unknown_approval", 400, "an `approval_request_id` is not one the `previous_response_id`'s response asked; `param`"
 )
-INVALID_CURSOR = _entry("invalid_cursor", 400, "resume: `after` or `Last-Event-ID` is not a whole number")
+INVALID_CURSOR = _entry(
+    "invalid_cursor",
+    400,
+    "resume: `after` or `Last-Event-ID` is not a whole number; the conversation list: `after` is not a `next` it gave",
+)
 BODY_TOO_LARGE = _entry("body_too_large", 413, "the body is over `MAX_BODY_BYTES`")
 UNSUPPORTED_MEDIA_TYPE = _entry("unsupported_media_type", 415, "the body is not `application/json`")
 RESPONSE_NOT_FOUND = _entry(
@@ -52,6 +56,21 @@ RESPONSE_NOT_FOUND = _entry(
 NOT_RESUMABLE = _entry("not_resumable", 409, "resume with `RESUMABLE_STREAMS` off")
 AMBIGUOUS_KEY = _entry(
     "ambiguous_key", 400, "two different function keys in one request (`x-functions-key` and `code`, or two `code`)"
+)
+# Conversations (`CONVERSATIONS`).
+INVALID_CONVERSATION_ID = _entry(
+    "invalid_conversation_id", 400, "a conversation route: the conversation id is malformed"
+)
+CONVERSATION_NOT_FOUND = _entry(
+    "conversation_not_found", 404, "no such conversation of the caller's (someone else's is answered the same)"
+)
+CONVERSATIONS_DISABLED = _entry(
+    "conversations_disabled",
+    404,
+    'conversations are off here: `CONVERSATIONS=off`, or what they need is missing (health: `"conversations": false`)',
+)
+CONVERSATIONS_UNAVAILABLE = _entry(
+    "conversations_unavailable", 503, "the conversations' index in the storage account could not be reached"
 )
 # Photos and PDFs in a message; the message names the part (`input[i].content[j]`) and its filename.
 UNSUPPORTED_ATTACHMENT = _entry(

@@ -200,7 +200,7 @@ class Translator:
     def _annotation(self, payload: dict[str, Any], event_id: int | None) -> None:
         # Only url citations are relayed; other kinds (file citations) and citations that
         # fail the checks are dropped, so nothing that is not a web link reaches the page.
-        annotation = _url_citation(payload.get("annotation"))
+        annotation = url_citation(payload.get("annotation"))
         if annotation is not None:
             self._emit(ANNOTATION_ADDED, {"type": ANNOTATION_ADDED, "annotation": annotation}, event_id)
 
@@ -296,7 +296,7 @@ def _part(payload: dict[str, Any], fields: tuple[str, ...]) -> dict[str, int]:
     return {name: payload[name] for name in fields if type(payload.get(name)) is int}
 
 
-def _url_citation(value: Any) -> dict[str, Any] | None:
+def url_citation(value: Any) -> dict[str, Any] | None:
     """The url citation's relayed fields, or None when it is not a bounded http(s) citation."""
     annotation = _object(value)
     url, start, end = annotation.get("url"), annotation.get("start_index"), annotation.get("end_index")

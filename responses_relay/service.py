@@ -1,5 +1,5 @@
 """What the routes call: request handling for /api/chat (and resuming and cancelling a
-response), /api/feedback and /api/health."""
+response), /api/conversations, /api/feedback and /api/health."""
 
 from __future__ import annotations
 
@@ -25,9 +25,11 @@ from .chat_request import (
     check_response_id,
     cursor,
     parse_chat_request,
+    question_of,
     read_body,
 )
 from .errors import (
+    CONVERSATIONS_DISABLED,
     FEEDBACK_NOT_KEPT,
     INTERNAL_ERROR,
     NOT_RESUMABLE,
@@ -58,6 +60,8 @@ if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never 
     from azure.core.credentials_async import AsyncTokenCredential
 
     from .access.budget import Budget, Hold, StoredResponse
+    from .conversations.answer import ConversationAnswer, ConversationChat
+    from .conversations.routes import Conversations
     from .demo import DemoUpstream
     from .storage.answers import AnswerRecords
     from .storage.feedback import FeedbackRecords
@@ -101,6 +105,7 @@ class ChatService:
         self._budget = _budget(settings, self._tables, self._stored_response)
         self._feedback = _feedback(settings, self._tables)  # None: feedback is not kept here
         self._answers = _answers(settings, self._tables)
+        self._conversations = _conversations(settings, self._tables)
         check_proxy_environment(settings)
         transport = TRANSPORT_NAMES[settings.transport]
         logger.info("upstream: %s, model %s, transport %s", settings.upstream_kind, settings.model, transport)
@@ -141,6 +146,29 @@ class ChatService:
         response's live stream on this instance is ended, which closes its upstream call."""
         observed = self._observer.request("cancel", request)
         return await self._respond(observed, self._cancel(request, response_id))
+
+    async def conversations(self, request: Request) -> Response:
+        """POST /api/conversations (create) and GET (the caller's, newest first)."""
+        observed = self._observer.request("conversations", request)
+        return await self._respond(observed, self._conversation_call(request, None))
+
+    async def conversation(self, request: Request, conversation_id: str) -> Response:
+        """GET, PATCH (rename) and DELETE /api/conversations/{conversation_id}."""
+        observed = self._observer.request("conversation", request)
+        return await self._respond(observed, self._conversation_call(request, conversation_id))
+
+    async def _conversation_call(self, request: Request, conversation_id: str | None) -> Response:
+        owner = await self.owner(request)
+        conversations = self._kept_conversations()
+        assert owner is not None, "conversations are kept only with owners"
+        if conversation_id is None:
+            return await conversations.collection(request, owner, await self.upstream())
+        return await conversations.item(request, owner, conversation_id, await self.upstream())
+
+    def _kept_conversations(self) -> Conversations:
+        if self._conversations is None or not self._conversations.available:
+            raise HttpError(CONVERSATIONS_DISABLED, "Conversations are off here (see /api/health)")
+        return self._conversations
 
     async def feedback(self, request: Request) -> Response:
         """POST /api/feedback: the caller's vote on one of their answers, kept once per user and
@@ -207,8 +235,14 @@ class ChatService:
         """The stream of a new answer to `chat_request`, in the protocol `encoder` speaks (the native
         one by default). `around` wraps what the stream reads (see round_views.py); `ended` gets the
         stream's translator once the stream has ended."""
+        conversation = await self._conversation_chat(chat_request, owner)
         upstream = await self.upstream()
-        previous = await self._previous(upstream, chat_request, owner)
+        if conversation is not None:  # its last response: what approvals answer, and its context (for a budget)
+            last = conversation.last_response_id
+            looked_at = chat_request.approvals or self._budget is not None
+            previous = await upstream.retrieve(last) if looked_at and last is not None else None
+        else:
+            previous = await self._previous(upstream, chat_request, owner)
         if chat_request.approvals:
             check_approvals(chat_request.approvals, previous or {})
         answer = self._answer_of(new_answer_id() if owner is not None else None, owner)
@@ -222,14 +256,24 @@ class ChatService:
                 await self._budget.settle(hold, 0 if error.status < 500 else input_estimate)
             raise
         first = UpstreamEvents(response, call=call, **self._healing(upstream))
-        rounds = self._rounds(upstream, first, chat_request, answer, observed, stored=self.settings.stores_responses,
+        stored = self.settings.stores_responses or conversation is not None
+        rounds = self._rounds(upstream, first, chat_request, answer, observed, stored=stored,
                               input_estimate=input_estimate, hold=hold)  # fmt: skip
+        read = rounds if conversation is None else conversation.answer(rounds, question_of(chat_request))
         translator = Translator(redact=upstream.redact)
         deployment = upstream.answered_by(response)
         return self._relay(
-            request, upstream, rounds, translator, owner, observed,
+            request, upstream, read, translator, owner, observed,
             hold=hold, deployment=deployment, encoder=encoder, around=around, ended=ended,
         )  # fmt: skip
+
+    async def _conversation_chat(self, chat_request: ChatRequest, owner: str | None) -> ConversationChat | None:
+        """The conversation the chat goes on with, if it names one: 404 when it is not the caller's."""
+        if chat_request.conversation_id is None:
+            return None
+        conversations = self._kept_conversations()
+        assert owner is not None, "conversations are kept only with owners"
+        return await conversations.chat(owner, chat_request.conversation_id)
 
     def _input_estimate(self, upstream: Upstream, request: ChatRequest, previous: dict[str, Any] | None) -> int:
         """The first round's input, estimated in tokens: what is sent (instructions, tools, input), and
@@ -291,18 +335,29 @@ class ChatService:
         upstream = await self.upstream()
         stored = await self._check_owner(upstream, response_id, owner)
         answer = self._answer_of(answer_of(stored) if stored is not None else None, owner)
+        conversation = await self._resumed_conversation(stored, owner)
         call = observed.model_call(upstream.base_url, None)
         response = await upstream.resume(response_id, after)
         events = UpstreamEvents(response, response_id=response_id, after=after, call=call, **self._healing(upstream))
         translator = Translator(redact=upstream.redact, response_id=response_id)
         # A round that ends asking for tools is continued here too: this stream has the caller now.
-        continuation = ChatRequest([], previous_response_id=response_id, client_tools=self._client_tools(stored))
+        client_tools = self._client_tools(stored)
+        if conversation is None:
+            continuation = ChatRequest([], previous_response_id=response_id, client_tools=client_tools)
+        else:
+            continuation = ChatRequest([], conversation_id=conversation.conversation_id, client_tools=client_tools)
         hold = self._budget.hold(owner, answer.answer_id) if self._budget and owner and answer.answer_id else None
-        rounds = self._rounds(upstream, events, continuation, answer, observed, stored=True, hold=hold)
+        rounds = self._rounds(upstream, events, continuation, answer, observed, stored=True, hold=hold, resumed=True)
+        read = rounds if conversation is None else conversation.answer(rounds, None)
         return self._relay(
-            request, upstream, rounds, translator, owner, observed,
-            hold=hold, encoder=encoder, around=around, ended=ended,
-        )  # fmt: skip
+            request, upstream, read, translator, owner, observed, hold=hold, encoder=encoder, around=around, ended=ended
+        )
+
+    async def _resumed_conversation(self, stored: dict[str, Any] | None, owner: str | None) -> ConversationChat | None:
+        """The conversation of the owner's that a resumed response is part of, if any."""
+        if self._conversations is None or stored is None or owner is None:
+            return None
+        return await self._conversations.of_response(owner, stored)
 
     async def _cancel(self, request: Request, response_id: str) -> Response:
         owner = await self.owner(request)
@@ -399,8 +454,10 @@ class ChatService:
         stored: bool,
         input_estimate: int = 0,
         hold: Hold | None = None,
+        resumed: bool = False,
     ) -> ToolRounds:
-        """The answer's rounds from its first stream; `request` is what continuations are made from."""
+        """The answer's rounds from its first stream; `request` is what continuations are made from;
+        `resumed`: the first stream is a round the caller named, not the answer's start."""
         budget = self._budget
         return ToolRounds(
             first,
@@ -413,6 +470,7 @@ class ChatService:
             follow_round=lambda response_id: self._follow_round(upstream, response_id, observed),
             cancel_round=upstream.cancel if self.settings.resumable else None,
             hand_off=self._hand_off(),
+            resumed=resumed,
             input_estimate=input_estimate,
             reserve_round=None if budget is None or hold is None else lambda tokens: budget.grow(hold, tokens),
             observer=observed,
@@ -430,7 +488,7 @@ class ChatService:
         self,
         request: Request,
         upstream: Upstream,
-        rounds: ToolRounds,
+        rounds: ToolRounds | ConversationAnswer,
         translator: Translator,
         owner: str | None,
         observed: RequestObserver,
@@ -463,7 +521,8 @@ class ChatService:
         answer = SSEResponse(stream)
         after_stream = BackgroundTasks()  # what needs the ended stream, once it has ended
         if self._budget is not None and hold is not None:  # what the answer cost
-            after_stream.add_task(self._account, hold, translator, rounds)
+            tool_rounds = rounds if isinstance(rounds, ToolRounds) else rounds.rounds
+            after_stream.add_task(self._account, hold, translator, tool_rounds)
         if ended is not None:
             after_stream.add_task(ended, translator)
         answer.background = after_stream if after_stream.tasks else None
@@ -512,6 +571,7 @@ class ChatService:
                 "python": runtime_info.python_version(),
                 "worker": runtime_info.worker(),
                 "stores_responses": settings.stores_responses,
+                "conversations": self._conversations is not None and self._conversations.available,
                 # A daily budget reserves what an answer can cost before the call and settles to what it cost.
                 "budget": None if daily is None else {"daily_tokens": daily, "mode": "reserve_then_settle"},
                 "feedback": self.keeps_feedback,
@@ -611,6 +671,16 @@ def _attachment_limits(attachments: AttachmentSettings | None) -> dict[str, int]
 def _goes_on_after(stream: Cancellable, response_id: str) -> bool:
     """The stream will read more than `response_id`: it runs its calls, opens or reads another round."""
     return stream.between_rounds or stream.reading != response_id
+
+
+def _conversations(settings: Settings, tables: Tables | None) -> Conversations | None:
+    """CONVERSATIONS' keeper; or None, logged, when they are off."""
+    if settings.conversations is None or tables is None:
+        logger.info("conversations: off (CONVERSATIONS=off, or OWNER_HASH_SECRET or the storage account is not set)")
+        return None
+    from .conversations.routes import Conversations
+
+    return Conversations(settings.conversations, tables, resumable=settings.resumable)
 
 
 def _text(mapping: dict[str, Any], key: str) -> str | None:

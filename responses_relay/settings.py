@@ -15,6 +15,7 @@ from .mcp_servers import McpServer, parse_mcp_servers
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 REASONING_SUMMARIES = ("auto", "concise", "detailed")
 AUTH_MODES = ("key", "entra")
+CONVERSATION_MODES = ("auto", "on", "off")
 ENTRA_LOGIN = "https://login.microsoftonline.com"
 MIN_OWNER_SECRET_CHARS = 32
 # OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: `true` (the older form) and the newer
@@ -73,6 +74,7 @@ class Settings:
     telemetry: TelemetrySettings
     access: AccessSettings
     storage: StorageSettings | None  # the Function App's own storage account, when one is named
+    conversations: ConversationSettings | None  # None: off (CONVERSATIONS, or what they need is missing)
     attachments: AttachmentSettings | None  # None: ATTACHMENTS=off, messages are text only
     feedback_comments: bool  # FEEDBACK_COMMENTS=store: a feedback's comment is kept in the clear
 
@@ -120,6 +122,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             " AzureWebJobsStorage__accountName"
             " (reached with the managed identity) or AzureWebJobsStorage (a connection string; locally Azurite's)"
         )
+    conversations = _conversation_settings(env, storage, access)
     attachments = _attachment_settings(env)
     reasoning_effort = env.choice("REASONING_EFFORT", REASONING_EFFORTS)
     # Reasoning models reject sampling parameters: with an effort set, they are sent only when set.
@@ -171,6 +174,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         ),
         access=access,
         storage=storage,
+        conversations=conversations,
         attachments=attachments,
         feedback_comments=env.choice("FEEDBACK_COMMENTS", ("drop", "store")) == "store",
     )
@@ -305,6 +309,35 @@ def _storage_settings(env: _Reader) -> StorageSettings | None:
         return None
     client_id = env.text("AzureWebJobsStorage__clientId") or env.text("AZURE_CLIENT_ID")
     return StorageSettings(connection_string=connection_string, table_endpoint=table_endpoint, client_id=client_id)
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    """Conversations kept for each user (CONVERSATIONS): the messages in the model service's
+    Conversations API, the index of each user's conversations in the storage account."""
+
+    required: bool  # CONVERSATIONS=on; auto: an upstream without the Conversations API turns them off
+    retention_days: int | None  # CONVERSATION_RETENTION_DAYS; None: kept until deleted
+
+
+def _conversation_settings(
+    env: _Reader, storage: StorageSettings | None, access: AccessSettings
+) -> ConversationSettings | None:
+    """`auto` (the default) keeps conversations when the storage account and the owner secret are
+    set, and is off otherwise; `on` requires both."""
+    mode = env.choice("CONVERSATIONS", CONVERSATION_MODES) or "auto"
+    retention = env.integer("CONVERSATION_RETENTION_DAYS", 30, low=0, high=36500)
+    needs = {"OWNER_HASH_SECRET": access.owner_secret is not None, "AzureWebJobsStorage": storage is not None}
+    missing = [name for name, present in needs.items() if not present]
+    if mode == "on" and missing:
+        raise SettingsError(
+            f"CONVERSATIONS=on needs {' and '.join(missing)}: the owner hash names each user's conversations,"
+            " and the Function App's storage account keeps their index (AzureWebJobsStorage__accountName,"
+            " or AzureWebJobsStorage; locally Azurite's)"
+        )
+    if mode == "off" or missing:
+        return None
+    return ConversationSettings(required=mode == "on", retention_days=retention or None)
 
 
 def _token_issuer(env: _Reader) -> tuple[str, str, str]:

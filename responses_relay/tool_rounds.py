@@ -5,8 +5,9 @@ them and continues the answer with another response, all inside the caller's one
 It passes each round's events on as they come, except the terminal event of a round that
 asked for calls: that one it holds back, runs the calls (each yields a `ToolResult` as it
 finishes), and opens the next round, whose `response.created` comes next. The next request
-names the ended response (`previous_response_id`) and carries one `function_call_output`
-per call; where the upstream stores no responses it carries the whole input so far instead.
+names the ended response (`previous_response_id`), or within a conversation the conversation,
+and carries one `function_call_output` per call; where the upstream stores no responses it
+carries the whole input so far instead.
 The final round's terminal event (or stored response) carries the usage summed over the
 rounds. After `max_rounds` continuations, a response that still asks for calls ends the
 stream with `tool_rounds_exceeded`.
@@ -91,6 +92,7 @@ class ToolRounds:
         follow_round: FollowRound | None = None,
         cancel_round: CancelRound | None = None,
         hand_off: tuple[float, float] | None = None,
+        resumed: bool = False,
         input_estimate: int = 0,
         reserve_round: ReserveRound | None = None,
         observer: RequestObserver = UNOBSERVED,
@@ -103,6 +105,7 @@ class ToolRounds:
         self._observer = observer  # telemetry's: told of each tool call
         self._delivered = first.cursor  # the last sequence number passed on of the round being read
         self._hand_off = hand_off
+        self._resumed = resumed  # read from a round the caller named: earlier rounds' usage is in the record
         self._answer = answer or Answer(None, None)
         self._follow_round = follow_round
         self._cancel_round = cancel_round
@@ -254,7 +257,9 @@ class ToolRounds:
         by_call = {result.call_id: result for result in results}
         outputs = [by_call[call.call_id].input_item() for call in calls]
         if self._history is None:
-            previous = ended.get("id") or self._round.response_id
+            # Within a conversation the next round continues the conversation, never a response.
+            in_conversation = self._request.conversation_id is not None
+            previous = None if in_conversation else ended.get("id") or self._round.response_id
             request = replace(self._request, input=outputs, previous_response_id=previous, approvals=())
         else:
             self._history += [*items, *outputs]
@@ -332,7 +337,10 @@ class ToolRounds:
         self.final_response = {"status": "cancelled", "usage": dict(self._usage)}
 
     async def _count_unread_rounds(self) -> None:
-        """Add the recorded usage of the answer's rounds that this stream did not read."""
+        """Add the recorded usage of the answer's rounds that this stream did not read: a resumed
+        stream's (a stream from the answer's start read every round, or followed it)."""
+        if not self._resumed:
+            return
         for round_id, recorded in (await self._answer.usage_of_rounds()).items():
             if round_id not in self._counted:
                 self._count_usage(round_id, {"usage": recorded})

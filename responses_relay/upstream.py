@@ -36,6 +36,7 @@ from .errors import (
     UPSTREAM_TIMEOUT,
     UPSTREAM_UNAUTHORIZED,
     UPSTREAM_UNREACHABLE,
+    ErrorCode,
     HttpError,
 )
 from .settings import Settings, SettingsError
@@ -55,6 +56,8 @@ _RETRY_STATUSES = frozenset({500, 502, 503})
 _MAX_RETRY_DELAY = 2.0
 
 _Result = TypeVar("_Result")
+# The error, and its message, for an answer that says the thing asked about is not there (a 404).
+Absent = tuple[ErrorCode, str]
 
 logger = logging.getLogger("responses_relay.upstream")
 # httpx2 logs every request's URL at INFO: that is the upstream's address, which stays out of logs.
@@ -162,6 +165,30 @@ class Upstream:
         path = f"/responses/{response_id}/cancel"
         return await self._call(lambda: self.client.post(path, cast_to=object), dict, stored=True)
 
+    async def call_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        query: Mapping[str, str | int] | None = None,
+        absent: Mapping[int, Absent] | None = None,
+        creates: bool = False,
+    ) -> dict[str, Any] | None:
+        """A JSON request of the API other than a response's (the Conversations API, a stored
+        response's input items or its deletion): its answer's JSON object (None for a DELETE).
+        `absent`: the error to raise for an answer's status, such as 404 for an unknown id."""
+        if method == "DELETE":
+            return await self._call(lambda: self.client.delete(path, cast_to=type(None)), type(None), absent=absent)
+        params = dict(query or {})
+
+        async def send() -> object:
+            if method == "GET":
+                return await self.client.get(path, cast_to=object, options={"params": params})
+            return await self.client.post(path, cast_to=object, body=dict(body or {}), options={"params": params})
+
+        return await self._call(send, dict, absent=absent, creates=creates)
+
     async def _call(
         self,
         send: Callable[[], Awaitable[object]],
@@ -169,11 +196,13 @@ class Upstream:
         *,
         stored: bool = False,
         creates: bool = False,
+        absent: Mapping[int, Absent] | None = None,
     ) -> _Result:
         """One request with our retries; every failure as an `HttpError`. `stored`: a request
         about a stored response, whose 404 means that response, not the deployment. `creates`:
-        it starts a background response, which goes on whoever hears the answer; it is sent
-        again only when it cannot have arrived (the connection was never made)."""
+        it makes something (a background response, which goes on whoever hears the answer), so
+        it is sent again only when it cannot have arrived (the connection was never made).
+        `absent`: the error for each status that says the thing asked about is not there."""
         for attempt in range(self.settings.max_retries + 1):
             last = attempt == self.settings.max_retries
             try:
@@ -198,6 +227,8 @@ class Upstream:
                     continue
                 if stored and error.status_code == 404:
                     raise HttpError(RESPONSE_NOT_FOUND, "No stored response has that id") from None
+                if absent is not None and error.status_code in absent:
+                    raise HttpError(*absent[error.status_code]) from None
                 raise self._status_error(error) from None
             if not isinstance(result, kind):
                 raise HttpError(UPSTREAM_BAD_RESPONSE, "The model service sent an invalid answer")
@@ -234,6 +265,8 @@ class Upstream:
             parameters["tools"] = tools
         if request.previous_response_id is not None:
             parameters["previous_response_id"] = request.previous_response_id
+        if request.conversation_id is not None:  # the response's items join the conversation
+            parameters["conversation"] = {"id": request.conversation_id}
         if owner is not None:  # the caller's keyed hash: resume, cancel and chaining check it
             parameters["metadata"] = {"owner": owner} if answer is None else {"owner": owner, "answer": answer}
         if settings.resumable:  # background mode: stored upstream, resumable from any instance

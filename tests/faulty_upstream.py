@@ -106,6 +106,7 @@ class FaultyUpstream(DemoUpstream):
         self.scenario = Scenario()
         self.records: list[StreamRecord] = []
         self._recorded = threading.Condition()
+        self._generated = threading.Condition()  # notified as background responses are generated
         self._released = asyncio.Event()  # bound to the server's loop at first use
         self._streams_of: WeakKeyDictionary[StoredResponse, int] = WeakKeyDictionary()  # streams served of each
 
@@ -201,7 +202,24 @@ class FaultyUpstream(DemoUpstream):
             await asyncio.sleep(scenario.queued_seconds)
         if scenario.hold_queued:
             await self._released.wait()
-        await self._respond(scenario, request, stored)
+
+        async def storing(message: Message) -> None:
+            await stored(message)
+            with self._generated:
+                self._generated.notify_all()
+
+        await self._respond(scenario, request, storing)
+
+    def wait_until_ended(self, response_id: str, timeout: float = 10) -> StoredResponse:
+        """Block until the background response has ended (whoever reads it); the stored response."""
+        with self._generated:
+            ended = self._generated.wait_for(
+                lambda: (found := self.stored(response_id)) is not None and found.done, timeout
+            )
+        found = self.stored(response_id)
+        if not ended or found is None:
+            raise TimeoutError(f"{response_id} did not end within {timeout} s")
+        return found
 
     async def follow(self, stored: StoredResponse, after: int | None, send: Send) -> None:
         await self._follow_cut(stored, after, send, cut_deltas=None)
@@ -229,6 +247,7 @@ class FaultyUpstream(DemoUpstream):
     async def _respond(self, scenario: Scenario, request: dict[str, Any], send: Send) -> None:
         if scenario.burst:
             send = _Burst(send)
+        send = self.conversations.generation(request, send)
         answer = scenario.answer or (Answer(scenario.text) if scenario.text is not None else None)
         script = Script(request, answer, scenario.chunk_chars)
         await send({"type": "http.response.start", "status": 200, "headers": self._stream_headers()})

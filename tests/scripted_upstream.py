@@ -5,7 +5,8 @@ here from items (function calls, text, MCP approval requests and calls), not by 
 Each reply is one streamed response: `response.created`, `response.in_progress`, each item's
 events as the Responses API sends them, then `response.completed` with the output and usage.
 A reply may instead be an HTTP status, answered with an error body. Every request body is kept,
-and every response it streamed can be retrieved (`GET /responses/{id}`) as it ended.
+and every response it streamed can be retrieved (`GET /responses/{id}`) as it ended, or deleted.
+It has the Conversations API too (scripted_conversations.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import orjson
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+from .scripted_conversations import ScriptedConversations
+
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 
 
@@ -33,6 +36,7 @@ class FunctionCall:
 @dataclass(frozen=True)
 class Text:
     text: str
+    annotations: tuple[dict[str, Any], ...] = ()  # url citations, each sent once its text is out
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class ScriptedUpstream:
         self.replies: list[Reply] = []
         self.requests: list[dict[str, Any]] = []
         self.stored: dict[str, dict[str, Any]] = {}  # each streamed response's object, by id
+        self.conversations = ScriptedConversations()
         self.base_url = ""
         self._numbers = itertools.count(1)
         self._server: uvicorn.Server | None = None
@@ -104,15 +109,27 @@ class ScriptedUpstream:
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
-        stored = self.stored.get(scope["path"].removeprefix("/v1/responses/"))
-        if scope["method"] == "GET" and stored is not None:
+        method, path = scope["method"], scope["path"]
+        stored = self.stored.get(path.removeprefix("/v1/responses/"))
+        if method in ("GET", "DELETE") and stored is not None:
+            if method == "DELETE":
+                del self.stored[stored["id"]]
+                self.conversations.inputs.pop(stored["id"], None)
             await _json(send, 200, stored)
             return
-        if (scope["method"], scope["path"]) != ("POST", "/v1/responses") or not self.replies:
-            await _json(send, 404 if self.replies else 500, {"error": {"code": "unscripted", "message": scope["path"]}})
+        other = self.conversations.answer(method, path, scope["query_string"], orjson.loads(body or b"{}"))
+        if other is not None:
+            await _json(send, *other)
+            return
+        if (method, path) != ("POST", "/v1/responses") or not self.replies:
+            await _json(send, 404 if self.replies else 500, {"error": {"code": "unscripted", "message": path}})
             return
         request = orjson.loads(body)
         self.requests.append(request)
+        refused = self.conversations.refusal(request)
+        if refused is not None:
+            await _json(send, *refused)
+            return
         scripted = self.replies.pop(0)
         if scripted.status != 200:
             await _json(send, scripted.status, {"error": {"code": str(scripted.status), "message": "Scripted."}})
@@ -121,6 +138,7 @@ class ScriptedUpstream:
         for payload in _Response(f"resp_scripted{next(self._numbers)}", request, scripted).events():
             if payload["type"] == "response.completed":
                 self.stored[payload["response"]["id"]] = payload["response"]
+                self.conversations.completed(request, payload["response"])
             frame = b"event: " + payload["type"].encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -157,6 +175,7 @@ class _Response:
             "output": list(self.output),
             "previous_response_id": self.request.get("previous_response_id"),
             "metadata": self.request.get("metadata") or {},
+            "conversation": {"id": given} if isinstance(given := self.request.get("conversation"), str) else given,
         }
 
     def _item(self, index: int, item: Item) -> Iterator[dict[str, Any]]:
@@ -174,8 +193,9 @@ class _Response:
                 "response.function_call_arguments.done", **where, item_id=done["id"], arguments=item.arguments
             )
         elif isinstance(item, Text):
+            text = {"type": "output_text", "text": item.text, "annotations": list(item.annotations)}
             done = {"type": "message", "id": f"msg_{self.id}_{index}", "role": "assistant", "status": "completed",
-                    "content": [{"type": "output_text", "text": item.text, "annotations": []}]}  # fmt: skip
+                    "content": [text]}  # fmt: skip
             part = {**where, "item_id": done["id"], "content_index": 0}
             yield self._event(
                 "response.output_item.added", **where, item={**done, "content": [], "status": "in_progress"}
@@ -184,6 +204,10 @@ class _Response:
             words = item.text.split(" ")
             for delta in [word + " " for word in words[:-1]] + words[-1:]:
                 yield self._event("response.output_text.delta", **part, delta=delta)
+            for number, annotation in enumerate(item.annotations):
+                yield self._event(
+                    "response.output_text.annotation.added", **part, annotation_index=number, annotation=annotation
+                )
             yield self._event("response.output_text.done", **part, text=item.text)
         elif isinstance(item, ApprovalRequest):
             done = {"type": "mcp_approval_request", "id": f"mcpr_{self.id}_{index}", "server_label": item.server_label,

@@ -18,7 +18,8 @@ from responses_relay.service import ChatService
 from responses_relay.settings import Settings
 from responses_relay.tools import Tool, function_tool
 
-from .conftest import RESUMABLE, RelayServer, serve
+from .azurite import Azurite
+from .conftest import OWNER_SECRET, RESUMABLE, RelayServer, serve
 from .faulty_upstream import FaultyUpstream, Scenario
 from .sse_client import Received, read_sse
 from .test_tool_calls import posts
@@ -211,3 +212,19 @@ async def test_the_final_usage_counts_every_round_whichever_streams_read_them(
     assert len(rounds) == 2
     billed = sum(stored.response()["usage"]["total_tokens"] for stored in rounds)
     assert completed(streams[-1])["usage"]["total_tokens"] == billed
+
+
+async def test_an_answer_goes_on_when_its_record_cannot_be_reached(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings], azurite: Azurite
+) -> None:
+    # The storage account is down: the answer's rounds go on as they would on one instance.
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    closed = azurite.connection_string.replace(f"127.0.0.1:{azurite.port}", "127.0.0.1:9")  # the discard port
+    settings = make_settings(OWNER_HASH_SECRET=OWNER_SECRET, AzureWebJobsStorage=closed)
+    held = HeldTool()
+    held.release.set()
+    async with instances(settings, [held.tool()]) as [a, _]:
+        received = await read_sse(a.client, "POST", "/api/chat", content=QUESTION, headers=JSON)
+    assert held.runs == 1
+    assert received.text.startswith("京都は今 ")
+    assert completed(received)["status"] == "completed"

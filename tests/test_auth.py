@@ -214,8 +214,9 @@ def test_routes_are_anonymous_to_the_host_in_entra_mode_and_keyed_otherwise(
             for function in http_functions(function_app.create_app(ChatService(settings)))
         }
 
-    callers = ("chat", "resume", "cancel", "feedback", "ai_sdk_chat", "ai_sdk_resume", "ag_ui_run", "ag_ui_resume")
-    assert levels(entra) == dict.fromkeys([*callers, "health"], "anonymous")
+    callers = ("chat", "resume", "cancel", "conversations", "conversation", "feedback", "ai_sdk_chat",
+               "ai_sdk_resume", "ag_ui_run", "ag_ui_resume")  # fmt: skip
+    assert levels(entra) == {**dict.fromkeys(callers, "anonymous"), "health": "anonymous"}
     assert levels(make_settings()) == {**dict.fromkeys(callers, "function"), "health": "anonymous"}
 
 

@@ -78,6 +78,7 @@ async def test_demo_mode_needs_no_settings_and_says_so() -> None:
         "worker": "in-process",
         "stores_responses": True,
         "budget": None,
+        "conversations": False,  # they need an owner secret and a storage account
         "feedback": False,
         "limits": DEFAULT_LIMITS,
     }

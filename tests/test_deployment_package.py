@@ -68,6 +68,8 @@ def test_the_app_indexes_and_starts_from_the_deployed_files_alone(tmp_path: Path
         "chat": "chat",
         "resume": "chat/{response_id}",
         "cancel": "chat/{response_id}/cancel",
+        "conversations": "conversations",
+        "conversation": "conversations/{conversation_id}",
         "ai_sdk_chat": "ai-sdk/chat",
         "ai_sdk_resume": "ai-sdk/chat/{chat_id}/stream",
         "ag_ui_run": "ag-ui",

@@ -113,6 +113,8 @@ def test_app_registers_the_contract_routes() -> None:
         "chat": ("chat", ["POST"], func.AuthLevel.FUNCTION),
         "resume": ("chat/{response_id}", ["GET"], func.AuthLevel.FUNCTION),
         "cancel": ("chat/{response_id}/cancel", ["POST"], func.AuthLevel.FUNCTION),
+        "conversations": ("conversations", ["GET", "POST"], func.AuthLevel.FUNCTION),
+        "conversation": ("conversations/{conversation_id}", ["GET", "PATCH", "DELETE"], func.AuthLevel.FUNCTION),
         "ai_sdk_chat": ("ai-sdk/chat", ["POST"], func.AuthLevel.FUNCTION),
         "ai_sdk_resume": ("ai-sdk/chat/{chat_id}/stream", ["GET"], func.AuthLevel.FUNCTION),
         "ag_ui_run": ("ag-ui", ["POST"], func.AuthLevel.FUNCTION),
@@ -169,9 +171,16 @@ async def test_cors_preflight_for_allowed_origin(
         other = await server.client.options(
             "/api/chat", headers={"origin": "https://evil.example", "access-control-request-method": "POST"}
         )
+        renames_and_deletes = [
+            await server.client.options(
+                "/api/conversations/conv_abc", headers={"origin": origin, "access-control-request-method": method}
+            )
+            for method in ("PATCH", "DELETE")
+        ]
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == origin
     assert "access-control-allow-origin" not in other.headers
+    assert [answer.status_code for answer in renames_and_deletes] == [200, 200]
 
 
 async def test_relay_answers_health(relay: RelayServer) -> None:
@@ -186,6 +195,7 @@ async def test_relay_answers_health(relay: RelayServer) -> None:
         "worker": "in-process",
         "stores_responses": False,  # an OpenAI-compatible server may keep no responses: send the history
         "budget": None,
+        "conversations": False,  # no owner secret, no storage account
         "feedback": False,
         "limits": DEFAULT_LIMITS,
     }

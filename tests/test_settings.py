@@ -19,6 +19,7 @@ from responses_relay.settings import (
     DEFAULT_INSTRUCTIONS,
     REASONING_EFFORTS,
     REASONING_SUMMARIES,
+    ConversationSettings,
     LocalHostSettings,
     SettingsError,
     load_local_host_settings,
@@ -274,6 +275,50 @@ def test_the_budget_table_is_the_function_apps_storage() -> None:
     local = load_settings({**budget, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}).storage
     assert local is not None
     assert local.connection_string == "UseDevelopmentStorage=true"
+
+
+KEPT = {"OWNER_HASH_SECRET": "s" * 32, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+
+
+@pytest.mark.parametrize(
+    ("environ", "kept", "retention"),
+    [
+        pytest.param(KEPT, True, 30, id="auto, with the owner secret and storage: on, 30 days"),
+        pytest.param({**KEPT, "CONVERSATION_RETENTION_DAYS": "0"}, True, None, id="retention 0: kept until deleted"),
+        pytest.param({**KEPT, "CONVERSATIONS": "off"}, False, None, id="off"),
+        pytest.param({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}, False, None, id="auto, no owner secret"),
+        pytest.param({"OWNER_HASH_SECRET": "s" * 32}, False, None, id="auto, no storage"),
+    ],
+)
+def test_conversations_are_kept_when_auto_finds_what_they_need(
+    environ: dict[str, str], kept: bool, retention: int | None
+) -> None:
+    conversations = load_settings(environ).conversations
+    expected = ConversationSettings(required=False, retention_days=retention) if kept else None
+    assert conversations == expected
+
+
+def test_conversations_on_are_required() -> None:
+    on = load_settings({**KEPT, "CONVERSATIONS": "on"}).conversations
+    assert on == ConversationSettings(required=True, retention_days=30)
+
+
+@pytest.mark.parametrize(
+    ("environ", "says"),
+    [
+        ({"CONVERSATIONS": "on"}, "CONVERSATIONS=on needs OWNER_HASH_SECRET and AzureWebJobsStorage: "),
+        ({"CONVERSATIONS": "on", "OWNER_HASH_SECRET": "s" * 32}, "CONVERSATIONS=on needs AzureWebJobsStorage: "),
+        ({"CONVERSATIONS": "sometimes"}, "CONVERSATIONS must be one of auto, on, off"),
+        ({**KEPT, "CONVERSATION_RETENTION_DAYS": "-1"}, "CONVERSATION_RETENTION_DAYS must be between 0 and 36500"),
+    ],
+)
+def test_conversations_on_without_what_they_need_stops_start_up_with_one_line(
+    environ: dict[str, str], says: str
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ)
+    assert str(caught.value).startswith(says)
+    assert "\n" not in str(caught.value)
 
 
 def test_secrets_stay_out_of_the_settings_repr() -> None:

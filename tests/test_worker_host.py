@@ -85,6 +85,8 @@ def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host:
         "chat": ("POST", "/api/chat", "function"),
         "resume": ("GET", "/api/chat/{response_id}", "function"),
         "cancel": ("POST", "/api/chat/{response_id}/cancel", "function"),
+        "conversations": ("GET,POST", "/api/conversations", "function"),
+        "conversation": ("DELETE,GET,PATCH", "/api/conversations/{conversation_id}", "function"),
         "ai_sdk_chat": ("POST", "/api/ai-sdk/chat", "function"),
         "ai_sdk_resume": ("GET", "/api/ai-sdk/chat/{chat_id}/stream", "function"),
         "ag_ui_run": ("POST", "/api/ag-ui", "function"),
@@ -93,6 +95,17 @@ def test_routes_methods_and_auth_levels_come_from_the_workers_index(worker_host:
         "health": ("GET", "/api/health", "anonymous"),
     }
     assert f"back end: {BACK_END})" in worker_host.output
+
+
+async def test_patch_and_delete_reach_the_function(client: httpx2.AsyncClient) -> None:
+    # Without an owner secret or storage account conversations are off: the function itself says so.
+    answers = [
+        await client.request(method, "/api/conversations/conv_abc", headers=KEYED, json={"title": "x"})
+        for method in ("PATCH", "DELETE")
+    ]
+    assert [(answer.status_code, answer.json()["error"]["code"]) for answer in answers] == [
+        (404, "conversations_disabled")
+    ] * 2
 
 
 async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
@@ -108,6 +121,7 @@ async def test_health_and_the_function_key(client: httpx2.AsyncClient) -> None:
         "worker": WORKER,
         "stores_responses": False,
         "budget": None,
+        "conversations": False,
         "feedback": False,
         "limits": DEFAULT_LIMITS,
     }

@@ -198,6 +198,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       AUTH_APP_ROLE: ''
       OWNER_HASH_SECRET: ownerHashSecret
       USER_DAILY_TOKENS: userDailyTokens > 0 ? string(userDailyTokens) : ''
+      // Each user's conversations: the messages in the Conversations API, their index in this storage account.
+      CONVERSATIONS: 'auto'
+      CONVERSATION_RETENTION_DAYS: '30'
       HEARTBEAT_SECONDS: '5'
       STREAM_TIME_LIMIT_SECONDS: '220'
       SPILLOVER_DEPLOYMENT: ''

@@ -57,7 +57,7 @@ class StoredResponse:
             self._changed.notify_all()
 
     def _store(self, frame: bytes) -> None:
-        payload = _payload(frame)
+        payload = frame_payload(frame)
         sequence = payload.get("sequence_number") if payload else None
         self.frames.append((sequence if type(sequence) is int else None, frame))
         if not payload:
@@ -115,7 +115,7 @@ class StoredResponse:
             self._changed.notify_all()
 
 
-def _payload(frame: bytes) -> dict[str, Any] | None:
+def frame_payload(frame: bytes) -> dict[str, Any] | None:
     for line in frame.splitlines():
         if line.startswith(b"data: "):
             try:

@@ -5,7 +5,8 @@ through the real openai SDK exactly as it would reach Azure. An answer may come
 with a reasoning summary (also whenever the request asks for one), a web search
 with url citations, or be a refusal. Requests with `background: true` get background
 mode (see `background.py`): stored, resumable from any point, retrievable and
-cancellable. It keeps nothing of a request but a bounded number of background
+cancellable. It also has the Conversations API (see `conversations.py`). It keeps nothing of a
+request but a bounded number of background responses and of conversations and their
 responses, so a deployment left in demo mode does not grow.
 """
 
@@ -25,10 +26,12 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..disconnect import until_disconnected
 from .background import StoredResponse
+from .conversations import ConversationStore
 from .script import Script
 from .wire import error_body, sse
 
-# POST /responses, GET /responses/{id}, POST /responses/{id}/cancel
+# POST /responses, GET /responses/{id}, POST /responses/{id}/cancel; the rest: conversations.py's, or DELETE
+_RESPONSE = re.compile(r"/responses/(?P<id>resp_[A-Za-z0-9_-]+)$")
 _ROUTE = re.compile(r"/responses(?:/(?P<id>resp_[A-Za-z0-9_-]+)(?P<cancel>/cancel)?)?$")
 _ROUTES = {("POST", True, True), ("GET", False, True), ("POST", False, False)}
 STORED_RESPONSES = 1000  # responses kept, the oldest dropped first
@@ -61,6 +64,7 @@ class DemoUpstream:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stored: list[StoredResponse] = []  # stored responses, the latest last
+        self.conversations = ConversationStore()
 
     @property
     def base_url(self) -> str:
@@ -98,15 +102,15 @@ class DemoUpstream:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        route = _ROUTE.search(scope["path"]) if scope["method"] in ("GET", "POST") else None
-        if route is None or (scope["method"], route["id"] is None, route["cancel"] is None) not in _ROUTES:
-            await send_json(send, 404, error_body("404", "Resource not found"))
-            return
         body = await _read_body(receive)
         try:
             request = orjson.loads(body) if body else {}
         except orjson.JSONDecodeError:
             await send_json(send, 400, error_body("invalid_json", "The body is not JSON"))
+            return
+        route = _ROUTE.search(scope["path"]) if scope["method"] in ("GET", "POST") else None
+        if route is None or (scope["method"], route["id"] is None, route["cancel"] is None) not in _ROUTES:
+            await self.answer_other(scope, request if isinstance(request, dict) else {}, send)
             return
         call = Call(
             method=scope["method"],
@@ -132,9 +136,30 @@ class DemoUpstream:
             raise error  # uvicorn drops the connection
         return client_left
 
+    async def answer_other(self, scope: Scope, request: dict[str, Any], send: Send) -> None:
+        """The Conversations API, a response's input items, and a response's deletion."""
+        method, path = scope["method"], scope["path"]
+        deleted = _RESPONSE.search(path) if method == "DELETE" else None
+        if deleted is not None:
+            stored = self.stored(deleted["id"])
+            if stored is not None:
+                self._stored.remove(stored)
+            if self.conversations.forget(deleted["id"]) or stored is not None:
+                await send_json(send, 200, orjson.dumps({"id": deleted["id"], "object": "response", "deleted": True}))
+                return
+        answer = None if deleted else self.conversations.answer(method, path, scope["query_string"].decode(), request)
+        if answer is None:
+            await send_json(send, 404, error_body("404", "Resource not found"))
+        else:
+            await send_json(send, *answer)
+
     async def handle(self, call: Call, send: Send) -> None:
         if call.response_id is None:
-            await self.create(call.request, send)
+            refusal = self.conversations.refusal(call.request)
+            if refusal is not None:
+                await send_json(send, *refusal)
+            else:
+                await self.create(call.request, send)
             return
         stored = self.stored(call.response_id)
         if stored is None:
@@ -174,6 +199,7 @@ class DemoUpstream:
 
     async def respond(self, request: dict[str, Any], send: Send) -> None:
         """Generate one answer to `request` as a stream, paced like a model."""
+        send = self.conversations.generation(request, send)
         script = Script(request)
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         for step in script.body():

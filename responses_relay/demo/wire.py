@@ -47,6 +47,7 @@ class ResponseEvents:
 
     def response(self, status: str, **fields: Any) -> dict[str, Any]:
         request = self.request
+        conversation = conversation_of(request)
         output = list(self.output)
         if (self.text or self.refusal) and len(output) == self.message_index:
             output.append(self._message("completed" if status == "completed" else "incomplete"))
@@ -64,6 +65,7 @@ class ResponseEvents:
             "output": output,
             "parallel_tool_calls": True,
             "previous_response_id": request.get("previous_response_id"),
+            "conversation": None if conversation is None else {"id": conversation},
             "reasoning": request.get("reasoning"),
             "temperature": request.get("temperature"),
             "text": {"format": {"type": "text"}},
@@ -247,6 +249,13 @@ def _reasoning(item_id: str, summary: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _summary(text: str) -> dict[str, Any]:
     return {"type": "summary_text", "text": text}
+
+
+def conversation_of(request: dict[str, Any]) -> str | None:
+    """The id in a request's `conversation` (`"conv_..."` or `{"id": "conv_..."}`)."""
+    value = request.get("conversation")
+    value = value.get("id") if isinstance(value, dict) else value
+    return value if isinstance(value, str) else None
 
 
 def error_body(code: str, message: str) -> bytes:

@@ -79,7 +79,7 @@ def build_asgi_app(
             Middleware(
                 CORSMiddleware,
                 allow_origins=list(cors_origins),
-                allow_methods=["GET", "POST"],
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
                 allow_headers=[*_CALLER_HEADERS, "traceparent", "tracestate"],  # and the W3C trace context
                 expose_headers=["retry-after", "www-authenticate"],
                 max_age=600,

@@ -12,6 +12,7 @@ fields of its own beside these (merged, never replaced).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from azure.core import MatchConditions
@@ -46,25 +47,32 @@ class ChatRecords:
 
     async def clear_active(self, owner: str, chat_id: str, response_id: str) -> None:
         """The answer `response_id` ended: the chat has no active answer, unless a newer one started."""
-        await self._update_if_active(owner, chat_id, response_id, {ACTIVE: ""})
+        await self.update(owner, chat_id, lambda row: {ACTIVE: ""} if row.get(ACTIVE) == response_id else None)
 
     async def end_active(self, owner: str, chat_id: str, response_id: str) -> None:
         """A stream ended the answer `response_id`: noted once (when it ended first), if it is still active."""
-        await self._update_if_active(owner, chat_id, response_id, {ENDED: time.time()}, unless=ENDED)
+        noted = time.time()
+        await self.update(
+            owner,
+            chat_id,
+            lambda row: {ENDED: noted} if row.get(ACTIVE) == response_id and not row.get(ENDED) else None,
+        )
 
-    async def _update_if_active(
-        self, owner: str, chat_id: str, response_id: str, fields: dict[str, Any], *, unless: str | None = None
-    ) -> None:
-        """Merge `fields` into the chat's row while it names `response_id` as active (and has no
-        `unless` field set yet)."""
+    async def update(
+        self, owner: str, chat_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Merge into the chat's row the fields `change` makes of it (None: no change), read and
+        written again if another writer changed the row meanwhile; the row as written, or None when
+        there is no row (an update never makes one)."""
         table = await self._tables.ensure(TABLE)
         while True:
             try:
                 entity = await table.get_entity(owner, chat_id)
             except ResourceNotFoundError:
-                return
-            if entity.get(ACTIVE) != response_id or (unless is not None and entity.get(unless)):
-                return
+                return None
+            fields = change(dict(entity))
+            if fields is None:
+                return dict(entity)
             try:
                 await table.update_entity(
                     {"PartitionKey": owner, "RowKey": chat_id, **fields},
@@ -72,9 +80,11 @@ class ChatRecords:
                     etag=entity.metadata["etag"],
                     match_condition=MatchConditions.IfNotModified,
                 )
-                return
             except ResourceModifiedError:  # changed meanwhile: look again
                 continue
+            except ResourceNotFoundError:  # deleted meanwhile
+                return None
+            return {**entity, **fields}
 
     async def get(self, owner: str, chat_id: str) -> dict[str, Any] | None:
         """The chat's row, or None."""

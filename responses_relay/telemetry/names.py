@@ -28,7 +28,8 @@ SERVER_PORT = "server.port"
 PEER_NAME = "net.peer.name"  # the older name of the server's address: Application Insights' dependency target
 PEER_PORT = "net.peer.port"
 ERROR_TYPE = "error.type"
-ROUTE = "relay.route"  # chat, resume, cancel or feedback: the request's (a stream's: chat or resume)
+# chat, resume, cancel, feedback, conversations or conversation: the request's (a stream's: chat or resume)
+ROUTE = "relay.route"
 # completed, incomplete, cancelled, requires_approval, handed_off, client_disconnected, or an error code
 OUTCOME = "relay.outcome"
 TIME_TO_FIRST_DELTA = "relay.stream.time_to_first_delta"

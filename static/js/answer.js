@@ -94,6 +94,30 @@ export class AnswerView {
     return true;
   }
 
+  /**
+   * Show an answer as GET /api/conversations/{id} gives it (a message of the conversation), through
+   * the events its stream showed, so it is drawn as it was. An approval it asked for shows its
+   * decision, or waits for one (`open()` the calls to ask).
+   */
+  replay({ text, refusal, citations, reasoning, calls }) {
+    reasoning.forEach((delta, part) => this.think({ delta, output_index: 0, summary_index: part }));
+    for (const call of calls) {
+      if (call.type === "function_call") {
+        this.calls.call(call);
+        if (call.output !== null) this.calls.result(call);
+      } else if (call.type === "mcp_call") {
+        this.calls.mcp({ ...call, type: `response.mcp_call.${call.status === "failed" ? "failed" : "completed"}` });
+      } else if (call.type === "approval_request") {
+        this.calls.ask(call);
+        if (call.approve !== null) this.calls.settle(call.approval_request_id, call.approve);
+      }
+    }
+    if (refusal) this.show({ type: "response.refusal.delta", data: { delta: refusal } });
+    if (text) this.show({ type: "response.output_text.delta", data: { delta: text } });
+    for (const annotation of citations) this.show({ type: "response.output_text.annotation.added", data: { annotation } });
+    this.render();
+  }
+
   /** Render what is pending now (the stream ended or was stopped). */
   render() {
     this.markdown.render();

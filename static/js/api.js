@@ -1,5 +1,5 @@
 // The relay's HTTP API: where it is, the caller's credential (a signed-in user's token, or the
-// function key), health, and the chat request.
+// function key), health, the chat request, and the conversations kept for the user.
 import { accessToken } from "./auth.js";
 import { traceparent } from "./trace.js";
 
@@ -32,7 +32,7 @@ export function saveFunctionKey(key) {
   else sessionStorage.removeItem(KEY_STORAGE);
 }
 
-/** GET /api/health: {status, upstream, model, resumable, stores_responses, limits}, or null when unreachable. */
+/** GET /api/health: {status, upstream, model, resumable, stores_responses, conversations, limits}, or null when unreachable. */
 export async function health(apiBase) {
   try {
     const response = await fetch(`${apiBase}/health`, { cache: "no-store" });
@@ -67,6 +67,36 @@ export async function cancelChat(apiBase, responseId, traceId) {
   } catch {
     // the page may be offline: the answer is marked as stopped all the same
   }
+}
+
+/** GET a page of the user's conversations (`after`: the previous page's `next`); resolves to the Response. */
+export async function listConversations(apiBase, after = null) {
+  const query = after === null ? "" : `?after=${encodeURIComponent(after)}`;
+  return fetch(`${apiBase}/conversations${query}`, { headers: await authorized({}), cache: "no-store" });
+}
+
+/** POST a new, empty conversation; resolves to the Response (201 {id, title, created_at, updated_at}). */
+export async function createConversation(apiBase, signal) {
+  return fetch(`${apiBase}/conversations`, { method: "POST", headers: await authorized({}), signal, cache: "no-store" });
+}
+
+/** GET a conversation with its messages; resolves to the Response. */
+export async function getConversation(apiBase, id, signal) {
+  const url = `${apiBase}/conversations/${encodeURIComponent(id)}`;
+  return fetch(url, { headers: await authorized({}), signal, cache: "no-store" });
+}
+
+/** PATCH a conversation's title; resolves to the Response. */
+export async function renameConversation(apiBase, id, title) {
+  const headers = await authorized({ "Content-Type": "application/json" });
+  const url = `${apiBase}/conversations/${encodeURIComponent(id)}`;
+  return fetch(url, { method: "PATCH", headers, body: JSON.stringify({ title }), cache: "no-store" });
+}
+
+/** DELETE a conversation for good; resolves to the Response (204). */
+export async function deleteConversation(apiBase, id) {
+  const url = `${apiBase}/conversations/${encodeURIComponent(id)}`;
+  return fetch(url, { method: "DELETE", headers: await authorized({}), cache: "no-store" });
 }
 
 /** POST /api/feedback {response_id, rating, comment}; resolves to {ok, code} (code: why not, or null). */

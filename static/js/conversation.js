@@ -1,5 +1,6 @@
-// The conversation, and the request body that continues it. When the server keeps responses
-// the next question names the last one (`previous_response_id`) and carries nothing else;
+// The conversation, and the request body that continues it. In a conversation the server keeps
+// (`conversationId`), the question names it (`conversation_id`) and carries nothing else. Else,
+// when the server keeps responses, the next question names the last one (`previous_response_id`);
 // otherwise the earlier exchanges go back as the `input` list, the oldest left out first when
 // the whole would pass the API's limits (GET /api/health gives them). A question is its text,
 // or {text, attachments}: its photos and PDFs go as content parts (attachments.js).
@@ -21,6 +22,7 @@ export class Conversation {
   constructor() {
     this.exchanges = []; // {question, answer}, oldest first
     this.responseId = null; // the last answered response, for previous_response_id
+    this.conversationId = null; // a conversation the server keeps: it continues itself
   }
 
   /**
@@ -31,6 +33,9 @@ export class Conversation {
   request(question, { chain = true, limits = DEFAULT_LIMITS, keep = Infinity } = {}) {
     const asked = { role: "user", content: contentOf(question, Infinity) };
     const count = this.exchanges.length;
+    if (this.conversationId !== null) {
+      return { body: { input: [asked], conversation_id: this.conversationId }, omitted: 0, sent: count };
+    }
     if (chain && this.responseId !== null && keep >= count) {
       return { body: { input: [asked], previous_response_id: this.responseId }, omitted: 0, sent: count };
     }
@@ -57,6 +62,12 @@ export class Conversation {
     if (responseId) this.responseId = responseId;
   }
 
+  /** The body that answers a response's approval requests: through the conversation, or naming the response. */
+  approvals(responseId, approvals) {
+    if (this.conversationId !== null) return { conversation_id: this.conversationId, approvals };
+    return { previous_response_id: responseId, approvals };
+  }
+
   /** Forget the last exchange, so that its question can be asked again from the same context (Regenerate). */
   forgetLast() {
     const last = this.exchanges.pop();
@@ -66,6 +77,7 @@ export class Conversation {
   clear() {
     this.exchanges = [];
     this.responseId = null;
+    this.conversationId = null;
   }
 }
 

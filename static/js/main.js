@@ -1,11 +1,14 @@
 // The chat page: wires the form, the stream reader and the transcript together.
 import { showAccount } from "./account.js";
+import { addressOf, conversationIn } from "./address.js";
 import { AnswerView } from "./answer.js";
 import { AnswerActions } from "./answer_actions.js";
 import {
   cancelChat,
+  createConversation,
   errorOf,
   functionKey,
+  getConversation,
   health,
   loadConfig,
   postChat,
@@ -17,6 +20,7 @@ import { signIn, signsIn, startSignIn } from "./auth.js";
 import { Composer, thumbnails } from "./composer.js";
 import { Conversation, DEFAULT_LIMITS } from "./conversation.js";
 import { FollowScroll } from "./follow.js";
+import { History } from "./history.js";
 import { chooseLanguage, localize, setLanguage, t, translatePage } from "./i18n.js";
 import { isSendKey, watchComposition } from "./keyboard.js";
 import { clearPending, Progress, savePending, takePending } from "./resume.js";
@@ -36,6 +40,7 @@ const banner = $("#demo-banner");
 const languageSelect = $("#language");
 const keyDialog = $("#key-dialog");
 const narrow = matchMedia("(max-width: 32rem)"); // app.css's phone layout
+const drawer = matchMedia("(max-width: 48rem)"); // app.css: the conversations' list is a drawer
 
 const state = {
   apiBase: null, // from config.json; nothing is sent before it is read
@@ -46,6 +51,7 @@ const state = {
   calls: null, // the last answer's tool calls (a ToolCalls), whose approval prompts a new question expires
   leaving: false, // the page is being unloaded: an unfinished answer stays for the reload to continue
   conversation: new Conversation(),
+  history: null, // the user's conversations (a History), when the server keeps them
   feedback: false, // the server keeps votes on answers (POST /api/feedback)
   actions: null, // the last answer's actions (an AnswerActions), the only one that can be regenerated
 };
@@ -118,6 +124,11 @@ function askForKey() {
 
 /** POST the question in trace `traceId`, continuing the conversation as the server allows; resolves to {response, omitted}. */
 async function post(asked, traceId, signal) {
+  if (state.history && state.conversation.conversationId === null) {
+    const created = await createConversation(state.apiBase, signal); // the first question starts one
+    if (!created.ok) return { response: created, omitted: 0 };
+    enter((await created.json()).id);
+  }
   let keep = Infinity;
   for (;;) {
     const { body, omitted, sent } = state.conversation.request(asked, { chain: state.chain, limits: state.limits, keep });
@@ -161,7 +172,7 @@ async function askOver(asked) {
 /** Go on with the answer to `text` whose response `responseId` asked for approvals, as the user decided. */
 async function answerApprovals(text, responseId, approvals) {
   if (state.session || state.apiBase === null) return;
-  const body = { previous_response_id: responseId, approvals };
+  const body = state.conversation.approvals(responseId, approvals);
   const progress = new Progress(text);
   const posted = (signal) => postChat(state.apiBase, body, signal, progress.traceId);
   const open = async (signal) => ({ response: await posted(signal), omitted: 0 });
@@ -180,21 +191,23 @@ async function continuePending({ question: text, responseId, traceId }) {
 /**
  * Show the answer to `progress.question` that `open(signal)` starts ({response, omitted});
  * `asked`: show the question as the user's turn (not for an answer that goes on after approvals,
- * or is asked again); `question`: the question with its attachments, when there is one to ask
- * again (Retry, Regenerate); `again(question)`: how to ask it again after a key was given.
+ * or is asked again, nor for one a conversation showed already); `question`: the question with its
+ * attachments, when there is one to ask again (Retry, Regenerate); `again(question)`: how to ask it
+ * again after a key was given; `drawn`: the answer's turn and view, when a conversation drew its
+ * start already ({answer, view}).
  */
-async function showAnswer(progress, typing, open, { asked = true, question: full = null, again = null } = {}) {
+async function showAnswer(progress, typing, open, { asked = true, question: full = null, again = null, drawn = null } = {}) {
   const text = progress.question;
   const question = full ?? { text, attachments: [] };
   alertRegion.replaceChildren();
   const userTurn = createTurn(template, "user");
   userTurn.body.textContent = text;
   if (question.attachments.length) userTurn.body.after(thumbnails(question.attachments));
-  const answer = createTurn(template, "assistant");
+  const answer = drawn?.answer ?? createTurn(template, "assistant");
   localize(answer.status, "thinking");
-  transcript.append(...(asked ? [userTurn.article] : []), answer.article);
+  if (drawn === null) transcript.append(...(asked ? [userTurn.article] : []), answer.article);
   showTrace(answer, progress.traceId);
-  const view = new AnswerView(answer, (approvals) => answerApprovals(text, progress.responseId, approvals));
+  const view = drawn?.view ?? new AnswerView(answer, (approvals) => answerApprovals(text, progress.responseId, approvals));
   state.calls = view.calls;
   const started = performance.now();
   let firstAt = null;
@@ -228,6 +241,7 @@ async function showAnswer(progress, typing, open, { asked = true, question: full
   } finally {
     if (state.session === session) state.session = null;
     if (!state.leaving) clearPending(sessionStorage);
+    state.history?.load(); // a title, or the order, may have changed
     follow.stop();
     setBusy(answer, false, typing);
     if (askAgain) {
@@ -287,12 +301,21 @@ async function showOutcome(outcome, { answer, view, question, started, firstAt, 
   return false;
 }
 
-/** Regenerate (when `question` can be asked again), Copy and the ratings under a finished answer. */
+/**
+ * Regenerate (when `question` can be asked again: not in a kept conversation, which keeps every
+ * answer), Copy and the ratings under a finished answer.
+ */
 function offerActions(answer, view, responseId, question) {
   state.actions?.dropRegenerate();
-  state.actions = new AnswerActions(answer, {
+  const again = question && state.conversation.conversationId === null ? () => regenerate(question, answer) : null;
+  state.actions = actionsFor(answer, view, responseId, again);
+}
+
+/** Copy and the ratings (and Regenerate, with `regenerate`) under an answer. */
+function actionsFor(answer, view, responseId, regenerate) {
+  return new AnswerActions(answer, {
     text: () => view.text,
-    regenerate: question ? () => regenerate(question, answer) : null,
+    regenerate,
     sendFeedback:
       state.feedback && responseId
         ? (rating, comment) => postFeedback(state.apiBase, { response_id: responseId, rating, comment })
@@ -341,7 +364,8 @@ addEventListener("pageshow", () => {
   state.leaving = false; // back from the back/forward cache: still this page's answer
 });
 
-$("#new-chat").addEventListener("click", () => {
+/** Leave the transcript empty for another conversation: the answer being read stops. */
+function clearTranscript() {
   stopAnswer();
   state.calls = null;
   state.actions = null;
@@ -350,7 +374,102 @@ $("#new-chat").addEventListener("click", () => {
   composer.clear();
   transcript.replaceChildren();
   alertRegion.replaceChildren();
+}
+
+/** A new conversation (kept by the server from its first question on). */
+function startNew() {
+  clearTranscript();
+  state.history?.show(null);
+  if (state.history && conversationIn(location.hash) !== null) location.hash = addressOf(null);
+}
+
+$("#new-chat").addEventListener("click", () => {
+  startNew();
   question.focus();
+});
+
+/** The conversation the page is in now is `id` (its address, and its entry in the list). */
+function enter(id) {
+  state.conversation.conversationId = id;
+  state.history?.show(id);
+  if (conversationIn(location.hash) !== id) location.hash = addressOf(id);
+}
+
+/**
+ * Open a kept conversation: its messages drawn as they were, and an answer still being written
+ * followed (in its trace, when `pending` is the one a reload of this tab left unfinished).
+ */
+async function openConversation(id, pending = null) {
+  clearTranscript();
+  enter(id);
+  const notice = createTurn(template, "assistant");
+  let response;
+  try {
+    response = await getConversation(state.apiBase, id);
+  } catch {
+    response = null;
+  }
+  if (state.conversation.conversationId !== id) return; // another was opened meanwhile
+  if (response === null || !response.ok) {
+    const { code, message } = response ? await errorOf(response) : { code: "network", message: "" };
+    const key = response?.status === 404 ? "conversationGone" : "conversationFailed";
+    localize(notice.status, key, { code, message });
+    notice.status.classList.add("error");
+    transcript.append(notice.article);
+    say(alertRegion, t(key, { code, message }));
+    return;
+  }
+  const { messages, active_response_id: active } = await response.json();
+  const { last, asked } = drawMessages(messages);
+  follow.toEnd();
+  if (active && state.resumable) {
+    const progress = new Progress(asked, pending?.responseId === active ? pending.traceId : undefined);
+    progress.responseId = active;
+    const resumed = (signal) => resumeChat(state.apiBase, active, null, signal, progress.traceId);
+    const resume = async (signal) => ({ response: await resumed(signal), omitted: 0 });
+    showAnswer(progress, false, resume, { asked: false, drawn: last });
+  } else if (last) {
+    state.calls = last.view.calls;
+    last.view.calls.open(); // an approval it still waits for can be given here
+  }
+}
+
+/** Draw a conversation's messages (GET /api/conversations/{id}); the last answer's {answer, view} and question. */
+function drawMessages(messages) {
+  let last = null;
+  let asked = "";
+  for (const message of messages) {
+    if (message.role === "user") {
+      const turn = createTurn(template, "user");
+      turn.body.textContent = message.text;
+      if (message.attachments.length) turn.body.after(thumbnails(message.attachments.map(attachmentOf)));
+      transcript.append(turn.article);
+      asked = message.text;
+      last = null;
+      continue;
+    }
+    const answer = createTurn(template, "assistant");
+    transcript.append(answer.article);
+    const text = asked;
+    const view = new AnswerView(answer, (approvals) => answerApprovals(text, message.response_id, approvals));
+    view.replay(message);
+    if (view.text.trim()) actionsFor(answer, view, message.response_id, null); // Copy, and the ratings
+    last = { answer, view };
+  }
+  return { last, asked };
+}
+
+/** An attachment of a kept question ({kind, url} or {kind, name}), as the composer's thumbnails take it. */
+function attachmentOf({ kind, url, name }) {
+  return kind === "image" ? { kind, dataUrl: url, name: t("image") } : { kind, name };
+}
+
+addEventListener("hashchange", () => {
+  if (!state.history) return;
+  const id = conversationIn(location.hash);
+  if (id === state.conversation.conversationId) return; // the page put it there itself
+  if (id === null) startNew();
+  else openConversation(id);
 });
 
 languageSelect.addEventListener("change", () => {
@@ -382,4 +501,14 @@ question.maxLength = state.limits.max_message_chars;
 banner.hidden = status?.upstream !== "demo";
 document.body.dataset.ready = "true";
 const pending = takePending(sessionStorage);
-if (pending && state.resumable) continuePending(pending);
+const shown = conversationIn(location.hash);
+if (status?.conversations === true) {
+  const speak = (region, text) => say(region === "alert" ? alertRegion : announcer, text);
+  const onDeleted = (id) => {
+    if (id === state.conversation.conversationId) startNew();
+  };
+  state.history = new History({ document, apiBase: state.apiBase, say: speak, onDeleted, drawer });
+  state.history.start();
+  if (shown !== null) openConversation(shown, pending); // an answer still being written goes on there
+}
+if (pending && state.resumable && !(state.history && shown !== null)) continuePending(pending);

@@ -96,6 +96,15 @@ export class ToolCalls {
     }
   }
 
+  /** An approval decided before (shown when a conversation is opened again): its decision, no buttons to press. */
+  settle(id, approve) {
+    const approval = this.approvals.find((entry) => entry.id === id);
+    if (!approval || approval.decision !== null) return;
+    approval.decision = approve;
+    for (const button of approval.buttons) button.disabled = true;
+    localize(approval.question, approve ? "approved" : "denied", { server: approval.server, name: approval.name });
+  }
+
   decide(approval, approve) {
     if (approval.decision !== null || approval.buttons[0].disabled) return;
     approval.decision = approve;

@@ -31,8 +31,10 @@ SHIGA = "滋賀県について教えてください。"
 
 @pytest.fixture
 async def site(upstream: FaultyUpstream, azurite: Azurite) -> AsyncIterator[RelayServer]:
-    """Demo mode with owners and a storage account: feedback is kept."""
-    settings = load_settings({"AzureWebJobsStorage": azurite.connection_string, "OWNER_HASH_SECRET": OWNER_SECRET})
+    """Demo mode with owners and a storage account: feedback is kept. Conversations are not (they
+    would be, by default), so that Regenerate is offered: a kept conversation keeps every answer."""
+    environ = {"AzureWebJobsStorage": azurite.connection_string, "OWNER_HASH_SECRET": OWNER_SECRET}
+    settings = load_settings({**environ, "CONVERSATIONS": "off"})
     async for server in serve(ChatService(settings, demo=upstream), static_dir=ROOT / "static"):
         yield server
 

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
+import { addressOf, conversationIn } from "../../static/js/address.js";
 import { retryAfterSeconds } from "../../static/js/api.js";
 import { Conversation, cutToChars, DEFAULT_LIMITS } from "../../static/js/conversation.js";
 import { chooseLanguage, setLanguage, t } from "../../static/js/i18n.js";
@@ -34,6 +35,32 @@ test("the conversation continues from the last response when the server keeps re
   assert.equal(conversation.request("x").body.previous_response_id, "resp_2");
   conversation.clear();
   assert.deepEqual(conversation.request("x").body, { input: [{ role: "user", content: "x" }] });
+});
+
+test("in a kept conversation the question names it, and nothing else goes back", () => {
+  const conversation = new Conversation();
+  conversation.remember("滋賀は？", "琵琶湖があります。", "resp_1");
+  conversation.conversationId = "conv_1";
+  for (const chain of [true, false]) {
+    assert.deepEqual(conversation.request("京都は？", { chain }).body, {
+      input: [{ role: "user", content: "京都は？" }],
+      conversation_id: "conv_1",
+    });
+  }
+  const decided = [{ approval_request_id: "mcpr_1", approve: true }];
+  assert.deepEqual(conversation.approvals("resp_1", decided), { conversation_id: "conv_1", approvals: decided });
+  conversation.clear();
+  assert.equal(conversation.conversationId, null);
+  assert.deepEqual(conversation.approvals("resp_1", decided), { previous_response_id: "resp_1", approvals: decided });
+});
+
+test("the address names a conversation, and nothing else", () => {
+  assert.equal(conversationIn("#/c/conv_abc-1_2"), "conv_abc-1_2");
+  assert.equal(conversationIn(addressOf("conv_x")), "conv_x");
+  for (const other of ["", "#", "#/", "#/c/", "#/c/resp_1", "#/c/conv_a/b", "#/c/conv_<img>", "#c/conv_a"]) {
+    assert.equal(conversationIn(other), null, other);
+  }
+  assert.equal(addressOf(null), "#/");
 });
 
 test("without chaining, the history goes back whole while it fits", () => {
