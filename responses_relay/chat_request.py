@@ -33,7 +33,7 @@ from .errors import (
 from .settings import Settings
 
 ROLES = ("user", "assistant")
-_FIELDS = {"input", "previous_response_id", "conversation_id", "approvals"}
+_FIELDS = {"input", "previous_response_id", "conversation_id", "approvals", "regenerate"}
 _MESSAGE_FIELDS = {"role", "content", "type"}
 _APPROVAL_FIELDS = {"approval_request_id", "approve"}
 _TEXT_FIELDS = {"type", "text"}
@@ -66,6 +66,9 @@ class ChatRequest:
     previous_response_id: str | None = None
     approvals: tuple[Approval, ...] = ()
     conversation_id: str | None = None  # the answer continues this conversation (never with previous_response_id)
+    # Ask the conversation's last question again, in place of its last answer, which this response
+    # ends (only with conversation_id; no input, approvals or previous_response_id).
+    regenerate: str | None = None
     # Function tools the caller runs (AG-UI's front-end tools), offered beside the relay's own: a
     # round that calls one ends the answer, the call left to the caller.
     client_tools: tuple[dict[str, Any], ...] = ()
@@ -133,13 +136,14 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
     for name in document:
         if name not in _FIELDS:
             raise invalid(
-                f"Unknown field {_quote(name)}: only 'input', 'previous_response_id', 'conversation_id' and"
-                " 'approvals' are accepted"
+                f"Unknown field {_quote(name)}: only 'input', 'previous_response_id', 'conversation_id',"
+                " 'approvals' and 'regenerate' are accepted"
                 " (model, instructions and limits are set by the server)",
                 name,
             )
     approvals = _parse_approvals(document.get("approvals"), settings)
-    if "input" not in document and not approvals:
+    regenerate = _parse_regenerate(document)
+    if "input" not in document and not approvals and regenerate is None:
         raise invalid("'input' is required: a string, or a list of {role, content} messages", "input")
     previous_response_id = _parse_id(
         document.get("previous_response_id"), _RESPONSE_ID, "previous_response_id", "resp_abc123"
@@ -159,7 +163,24 @@ def parse_chat_request(body: bytes, settings: Settings) -> ChatRequest:
         previous_response_id=previous_response_id,
         approvals=approvals,
         conversation_id=conversation_id,
+        regenerate=regenerate,
     )
+
+
+def _parse_regenerate(document: dict[str, Any]) -> str | None:
+    """`regenerate`: the response that ends a conversation's last answer, to ask its question
+    again; it goes with `conversation_id` alone."""
+    regenerate = _parse_id(document.get("regenerate"), _RESPONSE_ID, "regenerate", "resp_abc123")
+    if regenerate is None:
+        return None
+    for name in ("input", "approvals", "previous_response_id"):
+        if name in document:
+            message = f"'regenerate' asks the conversation's last question again: it takes no {_quote(name)}"
+            raise invalid(message, name)
+    if "conversation_id" not in document:
+        message = "'regenerate' needs 'conversation_id': the conversation whose last answer it replaces"
+        raise invalid(message, "conversation_id")
+    return regenerate
 
 
 def _parse_input(value: Any, settings: Settings) -> str | list[dict[str, Any]]:

@@ -72,6 +72,14 @@ CONVERSATIONS_DISABLED = _entry(
 CONVERSATIONS_UNAVAILABLE = _entry(
     "conversations_unavailable", 503, "the conversations' index in the storage account could not be reached"
 )
+ANSWER_IN_PROGRESS = _entry(
+    "answer_in_progress",
+    409,
+    "`regenerate`: the conversation's answer is still being generated, or another regenerate of it is under way",
+)
+NOT_LAST_ANSWER = _entry(
+    "not_last_answer", 409, "`regenerate`: the response named is not the one that ends the conversation's last answer"
+)
 # Photos and PDFs in a message; the message names the part (`input[i].content[j]`) and its filename.
 UNSUPPORTED_ATTACHMENT = _entry(
     "unsupported_attachment",

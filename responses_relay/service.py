@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # imported when used: a configuration with an endpoint never 
 
     from .access.budget import Budget, Hold, StoredResponse
     from .conversations.answer import ConversationAnswer, ConversationChat
+    from .conversations.regenerate import Regeneration
     from .conversations.routes import Conversations
     from .demo import DemoUpstream
     from .storage.answers import AnswerRecords
@@ -235,8 +236,13 @@ class ChatService:
         """The stream of a new answer to `chat_request`, in the protocol `encoder` speaks (the native
         one by default). `around` wraps what the stream reads (see round_views.py); `ended` gets the
         stream's translator once the stream has ended."""
-        conversation = await self._conversation_chat(chat_request, owner)
         upstream = await self.upstream()
+        regeneration = await self._regeneration(chat_request, owner, upstream)
+        conversation: ConversationChat | None = None
+        if regeneration is not None:  # the conversation's last question, asked again from before its answer
+            conversation, chat_request = regeneration.chat, regeneration.request(chat_request)
+        else:
+            conversation = await self._conversation_chat(chat_request, owner)
         if conversation is not None:  # its last response: what approvals answer, and its context (for a budget)
             last = conversation.last_response_id
             looked_at = chat_request.approvals or self._budget is not None
@@ -250,22 +256,38 @@ class ChatService:
         hold = await self._reserve(answer, input_estimate)
         call = observed.model_call(upstream.base_url, chat_request)
         try:
+            if regeneration is not None:  # the old answer goes only now, when the new one is about to be asked
+                await regeneration.clear()
             response = await upstream.open(chat_request, owner=owner, answer=answer.answer_id)
-        except HttpError as error:
-            if hold is not None and self._budget is not None:  # nothing was generated, or at most the input read
-                await self._budget.settle(hold, 0 if error.status < 500 else input_estimate)
+        except Exception as error:
+            if regeneration is not None:
+                await regeneration.put_back()  # the question is never lost
+            if isinstance(error, HttpError) and hold is not None and self._budget is not None:
+                await self._budget.settle(hold, 0 if error.status < 500 else input_estimate)  # nothing was generated
             raise
         first = UpstreamEvents(response, call=call, **self._healing(upstream))
         stored = self.settings.stores_responses or conversation is not None
         rounds = self._rounds(upstream, first, chat_request, answer, observed, stored=stored,
                               input_estimate=input_estimate, hold=hold)  # fmt: skip
-        read = rounds if conversation is None else conversation.answer(rounds, question_of(chat_request))
+        read = rounds if conversation is None else conversation.answer(
+            rounds, question_of(chat_request), ended=regeneration.answer_ended if regeneration is not None else None
+        )  # fmt: skip
         translator = Translator(redact=upstream.redact)
         deployment = upstream.answered_by(response)
         return self._relay(
             request, upstream, read, translator, owner, observed,
             hold=hold, deployment=deployment, encoder=encoder, around=around, ended=ended,
         )  # fmt: skip
+
+    async def _regeneration(
+        self, chat_request: ChatRequest, owner: str | None, upstream: Upstream
+    ) -> Regeneration | None:
+        """The regenerate the chat asks for, if it does (see conversations/regenerate.py)."""
+        if chat_request.regenerate is None or chat_request.conversation_id is None:
+            return None
+        conversations = self._kept_conversations()
+        assert owner is not None, "conversations are kept only with owners"
+        return await conversations.regeneration(owner, chat_request.conversation_id, chat_request.regenerate, upstream)
 
     async def _conversation_chat(self, chat_request: ChatRequest, owner: str | None) -> ConversationChat | None:
         """The conversation the chat goes on with, if it names one: 404 when it is not the caller's."""

@@ -81,6 +81,16 @@ def make_settings(upstream_server: FaultyUpstream, request: pytest.FixtureReques
     return make
 
 
+@pytest.fixture
+def kept(azurite: Azurite, make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
+    """Settings that keep conversations: the owner secret, and Azurite as the storage account."""
+
+    def make(**overrides: str) -> Settings:
+        return make_settings(OWNER_HASH_SECRET=OWNER_SECRET, AzureWebJobsStorage=azurite.connection_string, **overrides)
+
+    return make
+
+
 class RelayServer:
     """The relay on a real socket, and a client for it."""
 

@@ -1,7 +1,8 @@
 """The Conversations API of the scripted upstream (scripted_upstream.py), written apart from the
 demo's: conversations whose items are the input and output items of each response created in
-them (joining when the response completes), read in either order and in pages; a response's
-input items; deletions. `missing` plays a server without the API (404 or 405 to its routes).
+them (joining when the response completes), read in either order and in pages, added (up to 20
+at a time) and deleted one by one; a response's input items; deletions. `missing` plays a server
+without the API (404 or 405 to its routes).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qs
 
-_CONVERSATIONS = re.compile(r"/v1/conversations(?:/(?P<id>[^/]+)(?P<items>/items)?)?")
+_CONVERSATIONS = re.compile(r"/v1/conversations(?:/(?P<id>[^/]+)(?P<items>/items)?(?:/(?P<item>[^/]+))?)?")
 _RESPONSE = re.compile(r"/v1/responses/(?P<id>resp_[^/]+)(?P<input_items>/input_items)?")
 
 Answer = tuple[int, dict[str, Any]]
@@ -23,6 +24,7 @@ class ScriptedConversations:
         self.metadata: dict[str, dict[str, Any]] = {}
         self.inputs: dict[str, list[dict[str, Any]]] = {}  # each response's input items, by response id
         self.missing: int | None = None  # a server without the Conversations API answers this status
+        self.deleted_items: list[str] = []  # every item deleted, in order
         self._numbers = itertools.count(1)
 
     def refusal(self, request: dict[str, Any]) -> Answer | None:
@@ -52,6 +54,8 @@ class ScriptedConversations:
         if route := _CONVERSATIONS.fullmatch(path):
             if self.missing is not None:
                 return self.missing, _error("not_found", "Unknown route")
+            if route["item"] is not None:
+                return self._item(method, route["id"], route["item"]) if route["items"] else None
             return self._conversation(method, route["id"], route["items"] is not None, params, body)
         route = _RESPONSE.fullmatch(path)
         if route is None or (method, bool(route["input_items"])) not in (("GET", True), ("DELETE", False)):
@@ -76,10 +80,30 @@ class ScriptedConversations:
             return 404, _error("not_found", f"Conversation '{conversation}' not found")
         if items and method == "GET":
             return 200, _page(self.items[conversation], params)
+        if items and method == "POST":
+            given = body.get("items")
+            if not isinstance(given, list) or not 1 <= len(given) <= 20:
+                return 400, _error("invalid_request_error", "'items' must hold 1 to 20 items")
+            added = [self._input_item(item) for item in given]
+            self.items[conversation] += added
+            return 200, {"object": "list", "data": added, "first_id": added[0]["id"], "last_id": added[-1]["id"],
+                         "has_more": False}  # fmt: skip
         if not items and method == "DELETE":
             del self.items[conversation]
             return 200, {"id": conversation, "object": "conversation.deleted", "deleted": True}
         return None
+
+    def _item(self, method: str, conversation: str, item_id: str) -> Answer | None:
+        """DELETE /conversations/{id}/items/{item_id}: the conversation object, as the API answers."""
+        if method != "DELETE":
+            return None
+        items = self.items.get(conversation)
+        if items is None or item_id not in [item["id"] for item in items]:
+            return 404, _error("not_found", f"Item '{item_id}' not found")
+        self.items[conversation] = [item for item in items if item["id"] != item_id]
+        self.deleted_items.append(item_id)
+        return 200, {"id": conversation, "object": "conversation", "created_at": 0,
+                     "metadata": self.metadata[conversation]}  # fmt: skip
 
     def _input_item(self, item: dict[str, Any]) -> dict[str, Any]:
         number = next(self._numbers)

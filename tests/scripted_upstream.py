@@ -79,6 +79,7 @@ class ScriptedUpstream:
         self.requests: list[dict[str, Any]] = []
         self.stored: dict[str, dict[str, Any]] = {}  # each streamed response's object, by id
         self.conversations = ScriptedConversations()
+        self.failing_deletes: set[str] = set()  # stored responses whose DELETE fails (500) while here
         self.base_url = ""
         self._numbers = itertools.count(1)
         self._server: uvicorn.Server | None = None
@@ -111,6 +112,9 @@ class ScriptedUpstream:
                 break
         method, path = scope["method"], scope["path"]
         stored = self.stored.get(path.removeprefix("/v1/responses/"))
+        if method == "DELETE" and stored is not None and stored["id"] in self.failing_deletes:
+            await _json(send, 500, {"error": {"code": "server_error", "message": "Scripted."}})
+            return
         if method in ("GET", "DELETE") and stored is not None:
             if method == "DELETE":
                 del self.stored[stored["id"]]

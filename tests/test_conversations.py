@@ -52,16 +52,6 @@ def a_user() -> dict[str, str]:
     return {"x-functions-key": "key-" + uuid.uuid4().hex}
 
 
-@pytest.fixture
-def kept(azurite: Azurite, make_settings: Callable[..., Settings]) -> Callable[..., Settings]:
-    """Settings that keep conversations: the owner secret, and Azurite as the storage account."""
-
-    def make(**overrides: str) -> Settings:
-        return make_settings(OWNER_HASH_SECRET=OWNER_SECRET, AzureWebJobsStorage=azurite.connection_string, **overrides)
-
-    return make
-
-
 async def create(server: RelayServer, user: dict[str, str]) -> str:
     created = await server.client.post("/api/conversations", headers=user)
     assert created.status_code == 201, created.text

@@ -9,12 +9,10 @@ A storage account that cannot be reached is 503 `conversations_unavailable`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -25,9 +23,9 @@ from starlette.responses import JSONResponse, Response
 
 from ..chat_request import CONVERSATION_ID, check_content_type, check_conversation_id, read_body
 from ..errors import (
+    ANSWER_IN_PROGRESS,
     CONVERSATION_NOT_FOUND,
     CONVERSATIONS_DISABLED,
-    CONVERSATIONS_UNAVAILABLE,
     INVALID_CURSOR,
     INVALID_JSON,
     INVALID_REQUEST,
@@ -40,15 +38,16 @@ from ..storage.conversations import ConversationIndex, ConversationRow
 from ..storage.tables import Tables
 from ..upstream import Upstream
 from .answer import ConversationChat
-from .api import ConversationApi
+from .api import ConversationApi, bounded
 from .messages import messages
+from .regenerate import Regeneration, plan
+from .unreachable import reaching_the_index
 
 MAX_TITLE_CHARS = 200
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 _CURSOR = re.compile(r"([0-9]{1,15})\.(" + CONVERSATION_ID.pattern + ")")  # `next`: a row's update time and id
 _RENAME_BODY_BYTES = 4096
-_CONCURRENT_CALLS = 8  # upstream calls at once for one conversation (retrieves, deletes)
 _DAY_MS = 86_400_000
 _ENDED = frozenset({"completed", "incomplete", "failed", "cancelled"})
 
@@ -64,7 +63,7 @@ class Conversations:
 
     async def collection(self, request: Request, owner: str, upstream: Upstream) -> Response:
         """POST /api/conversations creates one; GET lists the caller's."""
-        async with self._reaching_the_index():
+        async with reaching_the_index():
             if request.method == "POST":
                 return await self._create(owner, upstream)
             return await self._list(request, owner, upstream)
@@ -72,7 +71,7 @@ class Conversations:
     async def item(self, request: Request, owner: str, conversation_id: str, upstream: Upstream) -> Response:
         """GET /api/conversations/{id} with its messages; PATCH renames; DELETE deletes it for good."""
         check_conversation_id(conversation_id)
-        async with self._reaching_the_index():
+        async with reaching_the_index():
             if request.method == "PATCH":
                 title = await _title(request)
                 return _summary(await self._owned(self._index.rename(owner, conversation_id, title)))
@@ -84,9 +83,24 @@ class Conversations:
 
     async def chat(self, owner: str, conversation_id: str) -> ConversationChat:
         """A chat in the conversation; 404 for an unknown one, or someone else's."""
-        async with self._reaching_the_index():
+        async with reaching_the_index():
             row = await self._owned(self._index.get(owner, conversation_id))
         return self._chat(owner, row)
+
+    async def regeneration(self, owner: str, conversation_id: str, named: str, upstream: Upstream) -> Regeneration:
+        """A regenerate of the conversation's last answer, which the caller names by its response
+        `named` (see regenerate.py): 404 for an unknown conversation, or someone else's; 409 while
+        an answer is being generated, or when `named` does not end the last answer. Nothing is
+        changed yet."""
+        async with reaching_the_index():
+            row = await self._owned(self._index.get(owner, conversation_id))
+            active = row.active_response_id
+            if active is not None and await self._answering(owner, row, active, upstream):
+                raise HttpError(ANSWER_IN_PROGRESS, "The conversation's answer is still being generated")
+            items = await ConversationApi(upstream).last_exchange(row.id)
+            first_outputs = await self._first_outputs(owner, row, upstream)
+        exchange = plan(row.responses, named, items, first_outputs)
+        return Regeneration(ConversationChat(self._index, owner, row.id, exchange.before), exchange, upstream)
 
     async def of_response(self, owner: str, response: dict[str, Any]) -> ConversationChat | None:
         """The chat a stored response of the owner's was part of, when it was in a conversation of theirs."""
@@ -94,7 +108,7 @@ class Conversations:
         conversation_id = conversation.get("id") if isinstance(conversation, dict) else None
         if not isinstance(conversation_id, str) or not CONVERSATION_ID.fullmatch(conversation_id):
             return None
-        async with self._reaching_the_index():
+        async with reaching_the_index():
             row = await self._index.get(owner, conversation_id)
         return None if row is None else self._chat(owner, row)
 
@@ -174,13 +188,20 @@ class Conversations:
         """The answer being generated, if it still is, and the items with its question. Items join a
         conversation when a response ends, so the question comes from the response's own input
         items; one that ended meanwhile is cleared, and its items read."""
-        response = await _retrieved(upstream, active)
-        if response is None or not self._goes_on(response):
-            await self._index.end_response(owner, row.id, active)
+        if not await self._answering(owner, row, active, upstream):
             last = items[-1].get("id") if items else None
             return None, items + await api.items(row.id, after=last if isinstance(last, str) else None)
         seen = {item.get("id") for item in items}
         return active, items + [item for item in await api.input_items(active) if item.get("id") not in seen]
+
+    async def _answering(self, owner: str, row: ConversationRow, active: str, upstream: Upstream) -> bool:
+        """Whether the conversation's active answer, `active`, is still being made; one that has
+        ended is cleared from its row."""
+        response = await _retrieved(upstream, active)
+        if response is None or not self._goes_on(response):
+            await self._index.end_response(owner, row.id, active)
+            return False
+        return True
 
     def _goes_on(self, response: dict[str, Any]) -> bool:
         """Whether the answer the response is part of is still being made: it is generating, or (in
@@ -202,7 +223,7 @@ class Conversations:
         once their response has ended)."""
         unknown = [entry.response_id for entry in row.responses if entry.first_output is None]
         found = dict(
-            zip(unknown, await _bounded(_first_output(upstream, response_id) for response_id in unknown), strict=True)
+            zip(unknown, await bounded(_first_output(upstream, response_id) for response_id in unknown), strict=True)
         )
         ended = {response_id: first for response_id, (first, done) in found.items() if done}
         if ended:
@@ -213,12 +234,13 @@ class Conversations:
 
     async def _purge(self, owner: str, row: ConversationRow, upstream: Upstream) -> None:
         """Delete the conversation for good: its answer being generated stopped (background mode),
-        every stored response of it, the upstream conversation, then its row (last, so a failure
-        leaves it to delete again)."""
+        every stored response of it (those of answers regenerated away too), the upstream
+        conversation, then its row (last, so a failure leaves it to delete again)."""
         api = ConversationApi(upstream)
         if row.active_response_id is not None and self._resumable:
             await _quietly(upstream.cancel(row.active_response_id))
-        await _bounded(api.delete_response(entry.response_id) for entry in row.responses)
+        responses = [*(entry.response_id for entry in row.responses), *row.dropped]
+        await bounded(api.delete_response(response_id) for response_id in responses)
         await api.delete(row.id)
         await self._index.delete(owner, row.id)
 
@@ -239,16 +261,6 @@ class Conversations:
         if row is None:
             raise HttpError(CONVERSATION_NOT_FOUND, "No conversation has that id")
         return row
-
-    @asynccontextmanager
-    async def _reaching_the_index(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except AzureError as error:
-            logger.warning("conversations' index unreachable: %s", type(error).__name__)
-            raise HttpError(
-                CONVERSATIONS_UNAVAILABLE, "Conversations cannot be reached right now; retry later"
-            ) from None
 
 
 async def _title(request: Request) -> str:
@@ -320,22 +332,6 @@ async def _first_output(upstream: Upstream, response_id: str) -> tuple[str, bool
     output = response.get("output")
     first = output[0].get("id") if isinstance(output, list) and output and isinstance(output[0], dict) else None
     return (first if isinstance(first, str) else ""), response.get("status") in _ENDED
-
-
-async def _bounded(calls: Iterable[Awaitable[Any]]) -> list[Any]:
-    """The results of `calls`, at most _CONCURRENT_CALLS of them running at once; all of them
-    finish before the first failure is raised."""
-    gate = asyncio.Semaphore(_CONCURRENT_CALLS)
-
-    async def gated(call: Awaitable[Any]) -> Any:
-        async with gate:
-            return await call
-
-    results = await asyncio.gather(*(gated(call) for call in calls), return_exceptions=True)
-    failure = next((result for result in results if isinstance(result, BaseException)), None)
-    if failure is not None:
-        raise failure
-    return results
 
 
 async def _quietly(call: Awaitable[object]) -> None:

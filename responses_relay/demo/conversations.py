@@ -1,7 +1,8 @@
 """The Conversations API for the demo upstream, the parts the relay uses, as the Responses API
 has them: a conversation (`POST /conversations`, `GET` and `DELETE /conversations/{id}`) holds
 items (`GET /conversations/{id}/items`, newest first unless `order=asc`, 20 a page unless
-`limit`, after the item `after`). A response created with `conversation` adds its input items
+`limit`, after the item `after`; `POST /conversations/{id}/items` appends up to 20, `DELETE
+/conversations/{id}/items/{item_id}` deletes one). A response created with `conversation` adds its input items
 and then its output items to it when it completes (or ends incomplete), and keeps its input
 items (`GET /responses/{id}/input_items`) and its object (`GET /responses/{id}`) until it is
 deleted (`DELETE /responses/{id}`). Both kinds are bounded, the oldest dropped first.
@@ -30,10 +31,13 @@ STORED_CONVERSATIONS = 1000
 KEPT_RESPONSES = 5000
 _PAGE = 20
 _MAX_PAGE = 100
+_MAX_ADDED = 20  # items added at a time
 _ITEM_PREFIXES = {"message": "msg", "function_call_output": "fco", "mcp_approval_response": "mcpa"}
 _JOINING_STATUSES = frozenset({"completed", "incomplete"})  # a response that ends so adds its items
-# /conversations[/{id}[/items]], /responses/{id}/input_items
-CONVERSATION_ROUTE = re.compile(r"/conversations(?:/(?P<id>[A-Za-z0-9_-]+)(?P<items>/items)?)?$")
+# /conversations[/{id}[/items[/{item_id}]]], /responses/{id}/input_items
+CONVERSATION_ROUTE = re.compile(
+    r"/conversations(?:/(?P<id>[A-Za-z0-9_-]+)(?P<items>/items(?:/(?P<item>[A-Za-z0-9_-]+))?)?)?$"
+)
 INPUT_ITEMS_ROUTE = re.compile(r"/responses/(?P<id>resp_[A-Za-z0-9_-]+)/input_items$")
 
 
@@ -88,7 +92,9 @@ class ConversationStore:
     def answer(self, method: str, path: str, query: str, body: dict[str, Any]) -> tuple[int, bytes] | None:
         """The answer to a Conversations API call or to a response's input items (None: not one of those)."""
         params = parse_qs(query)
-        if route := CONVERSATION_ROUTE.search(path):
+        if (route := CONVERSATION_ROUTE.search(path)) and route["item"] is not None:
+            return self._item_call(method, route["id"], route["item"])
+        if route:
             return self._conversation_call(method, route["id"], route["items"] is not None, params, body)
         route = INPUT_ITEMS_ROUTE.search(path)
         if route is None or method != "GET":
@@ -108,12 +114,37 @@ class ConversationStore:
             return 404, _not_found("Conversation", conversation_id)
         if items and method == "GET":
             return 200, _page(conversation.items, params)
+        if items and method == "POST":
+            return self._add(conversation, body)
         if not items and method == "GET":
             return 200, orjson.dumps(conversation.object())
         if not items and method == "DELETE":
             del self._conversations[conversation_id]
             return 200, orjson.dumps({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
         return None
+
+    def _add(self, conversation: Conversation, body: dict[str, Any]) -> tuple[int, bytes]:
+        """Append `items` (1 to 20): the list of the items added, with their ids."""
+        given = body.get("items")
+        if not isinstance(given, list) or not 1 <= len(given) <= _MAX_ADDED:
+            message = f"'items' must be a list of 1 to {_MAX_ADDED} items."
+            return 400, error_body("invalid_request_error", message)
+        added = _input_items(given)
+        conversation.items += added
+        return 200, _list(added, has_more=False)
+
+    def _item_call(self, method: str, conversation_id: str, item_id: str) -> tuple[int, bytes] | None:
+        """DELETE /conversations/{id}/items/{item_id}: the conversation, without the item."""
+        if method != "DELETE":
+            return None
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            return 404, _not_found("Conversation", conversation_id)
+        kept = [item for item in conversation.items if item["id"] != item_id]
+        if len(kept) == len(conversation.items):
+            return 404, _not_found("Item", item_id)
+        conversation.items = kept
+        return 200, orjson.dumps(conversation.object())
 
     def _create(self, body: dict[str, Any]) -> tuple[int, bytes]:
         metadata = body.get("metadata") or {}
@@ -202,14 +233,17 @@ def _page(items: list[dict[str, Any]], params: dict[str, list[str]]) -> bytes:
     start = ids.index(after) + 1 if after in ids else 0
     given = params.get("limit", [""])[0]
     limit = min(_MAX_PAGE, max(1, int(given))) if given.isdigit() else _PAGE
-    data = ordered[start : start + limit]
+    return _list(ordered[start : start + limit], has_more=start + limit < len(ordered))
+
+
+def _list(data: list[dict[str, Any]], *, has_more: bool) -> bytes:
     return orjson.dumps(
         {
             "object": "list",
             "data": data,
             "first_id": data[0]["id"] if data else None,
             "last_id": data[-1]["id"] if data else None,
-            "has_more": start + limit < len(ordered),
+            "has_more": has_more,
         }
     )
 

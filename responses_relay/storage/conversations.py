@@ -3,12 +3,13 @@ chats.py) per conversation, PartitionKey the owner hash and RowKey the model ser
 `conv_...` id. Beside the chat's `active_response_id` (the answer being generated) the row
 holds the title, when the conversation was created and last updated, and the ids of its
 responses in order, each with the id of its first output item once that is known (where its
-items start among the conversation's). The messages themselves stay with the model service.
+items start among the conversation's), and the responses of answers regenerated away whose stored
+responses are still to be deleted. The messages themselves stay with the model service.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from .tables import Tables
 KIND = "conversation"  # the rows of conversations, among the table's chats
 TITLE_CHARS = 60  # a title made from the first question
 _PACKED = "responses"  # responses, responses1, ...: the packed response list, in pieces
+_DROPPED = "dropped"  # dropped, dropped1, ...: responses regenerated away, their deletion upstream not yet known done
 _PIECE_CHARS = 30_000  # a string property holds at most 32 K characters
 _SUMMARY_FIELDS = ["RowKey", "kind", "title", "created_at", "updated_at", ACTIVE]
 
@@ -46,6 +48,7 @@ class ConversationRow:
     updated_ms: int
     active_response_id: str | None
     responses: tuple[ResponseEntry, ...] = ()  # in order; left out of a list's rows
+    dropped: tuple[str, ...] = ()  # regenerated away: to delete upstream; left out of a list's rows
 
     def summary(self) -> dict[str, Any]:
         """The conversation as the API lists it (times in Unix seconds)."""
@@ -98,7 +101,7 @@ class ConversationIndex:
             if any(entry.response_id == response_id for entry in responses):
                 return None
             fields = {ACTIVE: response_id, "updated_at": _milliseconds(now_ms)}
-            fields |= _pack([*responses, ResponseEntry(response_id, None)])
+            fields |= _pack_responses([*responses, ResponseEntry(response_id, None)], entity)
             if question is not None and not entity.get("title") and not entity.get("renamed"):
                 fields["title"] = title_from(question)
             return fields
@@ -117,7 +120,39 @@ class ConversationIndex:
                 ResponseEntry(entry.response_id, first_outputs.get(entry.response_id, entry.first_output))
                 for entry in _responses(entity)
             ]
-            return _pack(known)
+            return _pack_responses(known, entity)
+
+        await self._update(owner, conversation_id, change)
+
+    async def drop_answer(
+        self, owner: str, conversation_id: str, last: str | None, dropped: Collection[str]
+    ) -> tuple[bool, ConversationRow] | None:
+        """Take the responses `dropped` (an answer being regenerated) out of the conversation's, into
+        its dropped ones, if nothing changed since the regeneration looked: no answer is active, and
+        its last response is still `last`. Whether it did, and the row (as written, or as it was);
+        None when there is no row."""
+        done = False
+
+        def change(entity: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal done
+            responses = _responses(entity)
+            done = not entity.get(ACTIVE) and (responses[-1].response_id if responses else None) == last
+            if not done:
+                return None
+            kept = [entry for entry in responses if entry.response_id not in dropped]
+            to_delete = [*_pieces(entity, _DROPPED).split(), *dropped]
+            return _pack_responses(kept, entity) | _pack(_DROPPED, to_delete, entity)
+
+        row = await self._update(owner, conversation_id, change)
+        return None if row is None else (done, row)
+
+    async def forget_dropped(self, owner: str, conversation_id: str, deleted: Collection[str]) -> None:
+        """Dropped responses whose stored responses are deleted now: nothing is left to delete of them."""
+
+        def change(entity: dict[str, Any]) -> dict[str, Any] | None:
+            dropped = _pieces(entity, _DROPPED).split()
+            kept = [response_id for response_id in dropped if response_id not in deleted]
+            return _pack(_DROPPED, kept, entity) if len(kept) < len(dropped) else None
 
         await self._update(owner, conversation_id, change)
 
@@ -149,28 +184,44 @@ def _row(entity: Mapping[str, Any]) -> ConversationRow:
         updated_ms=_integer(entity.get("updated_at")),
         active_response_id=str(entity.get(ACTIVE) or "") or None,
         responses=tuple(_responses(entity)),
+        dropped=tuple(_pieces(entity, _DROPPED).split()),
     )
 
 
 def _responses(entity: Mapping[str, Any]) -> list[ResponseEntry]:
-    pieces = []
-    index = 0
-    while isinstance(piece := entity.get(_PACKED if index == 0 else f"{_PACKED}{index}"), str):
-        pieces.append(piece)
-        index += 1
     entries = []
-    for packed in "".join(pieces).split():
+    for packed in _pieces(entity, _PACKED).split():
         response_id, separator, first_output = packed.partition("=")
         entries.append(ResponseEntry(response_id, first_output if separator else None))
     return entries
 
 
-def _pack(entries: list[ResponseEntry]) -> dict[str, str]:
-    """The response list as string properties of at most _PIECE_CHARS characters each. A list
-    only grows, so a write never leaves a piece of a longer list behind."""
-    text = " ".join(entry.packed() for entry in entries)
+def _pack_responses(entries: list[ResponseEntry], entity: Mapping[str, Any]) -> dict[str, str]:
+    return _pack(_PACKED, [entry.packed() for entry in entries], entity)
+
+
+def _piece_name(name: str, index: int) -> str:
+    return name if index == 0 else f"{name}{index}"
+
+
+def _pieces(entity: Mapping[str, Any], name: str) -> str:
+    """A list packed in the string properties `name`, `name`1, ...: their text, joined."""
+    pieces: list[str] = []
+    while isinstance(piece := entity.get(_piece_name(name, len(pieces))), str):
+        pieces.append(piece)
+    return "".join(pieces)
+
+
+def _pack(name: str, packed: list[str], entity: Mapping[str, Any]) -> dict[str, str]:
+    """A list of space-free strings as the string properties `name`, `name`1, ... of at most
+    _PIECE_CHARS characters each; the pieces of a longer list that `entity` holds are emptied."""
+    text = " ".join(packed)
     pieces = [text[start : start + _PIECE_CHARS] for start in range(0, len(text), _PIECE_CHARS)] or [""]
-    return {(_PACKED if index == 0 else f"{_PACKED}{index}"): piece for index, piece in enumerate(pieces)}
+    held = 0
+    while isinstance(entity.get(_piece_name(name, held)), str):
+        held += 1
+    pieces += [""] * (held - len(pieces))
+    return {_piece_name(name, index): piece for index, piece in enumerate(pieces)}
 
 
 def _milliseconds(value: int) -> EntityProperty:
