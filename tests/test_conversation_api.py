@@ -107,3 +107,39 @@ async def test_a_server_without_the_api_is_conversations_disabled(scripted: Scri
         with pytest.raises(HttpError) as refused:
             await conversations.create("owner-hash")
     assert (refused.value.status, refused.value.code) == (404, "conversations_disabled")
+
+
+async def check_the_last_exchange_deleted_and_its_question_put_back(base_url: str, answers: int) -> None:
+    """Two questions asked (the last answered with `answers` items): the last exchange read newest first
+    back to its question, across pages; its items deleted once each; the question put back."""
+    async with client_of(base_url) as conversations:
+        conversation_id = await conversations.create("owner-hash")
+        for question in ("最初の質問", "次の質問"):
+            await answer(base_url, conversation_id, question)
+        everything = await conversations.items(conversation_id)
+        exchange = await conversations.last_exchange(conversation_id)
+        deleted = [await conversations.delete_item(conversation_id, item["id"]) for item in exchange]
+        again = await conversations.delete_item(conversation_id, exchange[-1]["id"])
+        await conversations.add_items(conversation_id, [{"role": "user", "content": exchange[-1]["content"]}])
+        after = await conversations.items(conversation_id)
+        with pytest.raises(HttpError) as gone:
+            await conversations.add_items("conv_unknown", [{"role": "user", "content": "x"}])
+    assert exchange == everything[::-1][: answers + 1]
+    assert exchange[-1]["role"] == "user"
+    assert (deleted, again) == ([True] * (answers + 1), False)
+    assert after[:-1] == everything[: -answers - 1]
+    assert (after[-1]["role"], after[-1]["content"]) == ("user", exchange[-1]["content"])
+    assert after[-1]["id"] != exchange[-1]["id"]
+    assert gone.value.code == "conversation_not_found"
+
+
+async def test_the_demos_last_exchange(upstream: FaultyUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0, text="はい。"))
+    monkeypatch.setattr(api, "PAGE_ITEMS", 1)
+    await check_the_last_exchange_deleted_and_its_question_put_back(upstream.base_url, 1)
+
+
+async def test_the_scripted_last_exchange(scripted: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    scripted.script(reply(Text("はい。")), reply(Text("一つ。"), Text("二つ。"), Text("三つ。")))
+    monkeypatch.setattr(api, "PAGE_ITEMS", 2)
+    await check_the_last_exchange_deleted_and_its_question_put_back(scripted.base_url, 3)

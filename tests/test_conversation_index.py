@@ -152,3 +152,31 @@ def test_two_instances_recording_at_once_record_each_response_once(azurite: Azur
 
     recorded = asyncio.run(asyncio.wait_for(record(), 30))
     assert sorted(recorded) == sorted(ids)
+
+
+async def test_an_answer_regenerated_away_leaves_the_responses_for_its_deletion(index: ConversationIndex) -> None:
+    owner, conversation = new_ids()
+    await index.create(owner, conversation, 1000)
+    ids = [f"resp_{number:04d}_{uuid.uuid4().hex}" for number in range(1500)]  # several properties' worth
+    for response_id in ids:
+        await index.begin_response(owner, conversation, response_id, None, 2000)
+    await index.note_first_outputs(owner, conversation, dict.fromkeys(ids, "msg_" + "x" * 40))
+    active = await index.drop_answer(owner, conversation, ids[-1], ids[100:])
+    await index.end_response(owner, conversation, ids[-1])
+    moved = await index.drop_answer(owner, conversation, ids[-2], ids[100:])  # not the last response
+    dropped = await index.drop_answer(owner, conversation, ids[-1], ids[100:])
+    row = await index.get(owner, conversation)
+    assert row is not None
+    twice = await index.drop_answer(owner, conversation, ids[-1], ids[100:])  # the last is another now
+    await index.forget_dropped(owner, conversation, ids[100:1000])
+    forgotten = await index.get(owner, conversation)
+    assert forgotten is not None
+    missing = await index.drop_answer("someone-else", conversation, ids[99], [])
+
+    done = [None if result is None else result[0] for result in (active, moved, dropped, twice)]
+    assert done == [False, False, True, False]  # refused while an answer is generated, or its last is another
+    assert [entry.response_id for entry in row.responses] == ids[:100]  # no piece of the longer list left behind
+    assert row.dropped == tuple(ids[100:])
+    assert [entry.response_id for entry in forgotten.responses] == ids[:100]
+    assert forgotten.dropped == tuple(ids[1000:])
+    assert missing is None

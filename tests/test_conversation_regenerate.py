@@ -17,10 +17,15 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from responses_relay.conversations.regenerate import plan
 from responses_relay.demo.answers import answer_for
+from responses_relay.errors import HttpError
 from responses_relay.service import ChatService
 from responses_relay.settings import Settings
+from responses_relay.storage.conversations import ResponseEntry
 
 from .attachment_files import asking, file_part, image, image_part, pdf
 from .azurite import Azurite
@@ -302,3 +307,66 @@ async def test_a_stored_response_that_could_not_be_deleted_goes_with_the_convers
     assert kept_upstream  # its delete failed: the row keeps it to delete
     assert deleted.status_code == 204
     assert scripted.stored == {}
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> tuple[list[ResponseEntry], list[dict[str, Any]], list[list[str]], bool]:
+    """A conversation as the relay finds it: its responses (each with its first output item's id, ""
+    for one that added none: it failed) and its items, oldest first; the responses of each answered
+    exchange; and whether it ends with a question alone (one put back)."""
+    entries: list[ResponseEntry] = []
+    items: list[dict[str, Any]] = []
+    answered: list[list[str]] = []
+    numbers = iter(range(10_000))
+    for kind in draw(st.lists(st.sampled_from(["answered", "failed"]), min_size=1, max_size=6)):
+        if kind == "failed":  # a response whose items never joined: neither its question nor its output
+            entries.append(ResponseEntry(f"resp_{next(numbers)}", ""))
+            continue
+        items.append({"id": f"msg_{next(numbers)}", "type": "message", "role": "user", "content": []})
+        responses = []
+        for round_number, outputs in enumerate(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))):
+            if round_number:
+                items.append({"id": f"fco_{next(numbers)}", "type": "function_call_output"})
+            made = [{"id": f"item_{next(numbers)}", "type": draw(st.sampled_from(KINDS))} for _ in range(outputs)]
+            responses.append(f"resp_{next(numbers)}")
+            entries.append(ResponseEntry(responses[-1], str(made[0]["id"])))
+            items += made
+        answered.append(responses)
+    alone = draw(st.booleans())
+    if alone:
+        items.append({"id": f"msg_{next(numbers)}", "type": "message", "role": "user", "content": []})
+    return entries, items, answered, alone
+
+
+KINDS = ["message", "function_call", "reasoning", "mcp_call", "mcp_approval_request"]
+
+
+@settings(max_examples=300, derandomize=True)
+@given(conversation=conversations(), named=st.integers(0, 40))
+def test_a_plan_replaces_exactly_the_last_answer_and_only_when_named(
+    conversation: tuple[list[ResponseEntry], list[dict[str, Any]], list[list[str]], bool], named: int
+) -> None:
+    entries, items, answered, alone = conversation
+    newest_first = items[::-1]
+    asked = next((place for place, item in enumerate(newest_first) if item.get("role") == "user"), None)
+    exchange = newest_first[: asked + 1] if asked is not None else newest_first  # what last_exchange reads
+    first_outputs = {entry.first_output: entry.response_id for entry in entries if entry.first_output}
+    ids = [entry.response_id for entry in entries]
+    last_is_answered = bool(answered) and bool(ids) and ids[-1] == answered[-1][-1] and not alone
+    candidates = [*ids, "resp_gone"]
+    response_id = candidates[named % len(candidates)]
+    if not ((alone and response_id not in ids) or (last_is_answered and response_id == ids[-1])):
+        with pytest.raises(HttpError) as refused:
+            plan(entries, response_id, exchange, first_outputs)
+        assert refused.value.code == "not_last_answer"
+        return
+    planned = plan(entries, response_id, exchange, first_outputs)
+    if alone:
+        assert (planned.question, planned.answer_items, planned.responses) == (items[-1], (), ())
+        assert planned.before == (ids[-1] if ids else None)
+        return
+    assert planned.question == exchange[-1]
+    assert list(planned.answer_items) == [item["id"] for item in exchange[:-1]]  # every item after the question
+    assert list(planned.responses) == answered[-1]  # every round of the last answer, nothing before
+    first = ids.index(answered[-1][0])
+    assert planned.before == (ids[first - 1] if first else None)

@@ -131,3 +131,29 @@ async def test_the_demo_keeps_a_bounded_number_of_conversations(monkeypatch: pyt
         demo.stop()
     held = {name: len(value) for name, value in vars(demo.conversations).items()}
     assert held == {"_conversations": 3, "_responses": 2}
+
+
+async def test_items_are_added_and_deleted_one_by_one(upstream: FaultyUpstream) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0))
+    async with sdk(upstream) as client:
+        conversation = await client.conversations.create()
+        await answered(client, input=QUESTION, conversation=conversation.id)
+        question, answer = [item async for item in client.conversations.items.list(conversation.id, order="asc")]
+        left = await client.conversations.items.delete(str(answer.id), conversation_id=conversation.id)
+        again = await client.conversations.items.delete(str(question.id), conversation_id=conversation.id)
+        with pytest.raises(openai.NotFoundError):
+            await client.conversations.items.delete(str(question.id), conversation_id=conversation.id)
+        added = await client.conversations.items.create(conversation.id, items=[{"role": "user", "content": QUESTION}])
+        with pytest.raises(openai.BadRequestError):
+            await client.conversations.items.create(conversation.id, items=[])
+        with pytest.raises(openai.NotFoundError):
+            await client.conversations.items.create("conv_unknown", items=[{"role": "user", "content": "x"}])
+        items = [item async for item in client.conversations.items.list(conversation.id, order="asc")]
+    assert (left.id, again.id) == (conversation.id, conversation.id)
+    [put] = added.data
+    assert isinstance(put, Message)
+    assert (added.first_id, added.last_id, added.has_more) == (put.id, put.id, False)
+    assert put.id != question.id
+    assert [(item.id, item.role, item.content[0].text) for item in items if isinstance(item, Message)] == [  # type: ignore[union-attr]
+        (put.id, "user", QUESTION)
+    ]
