@@ -269,9 +269,11 @@ class ChatService:
         stored = self.settings.stores_responses or conversation is not None
         rounds = self._rounds(upstream, first, chat_request, answer, observed, stored=stored,
                               input_estimate=input_estimate, hold=hold)  # fmt: skip
-        read = rounds if conversation is None else conversation.answer(
-            rounds, question_of(chat_request), ended=regeneration.answer_ended if regeneration is not None else None
-        )  # fmt: skip
+        read: ToolRounds | ConversationAnswer = rounds
+        if conversation is not None:
+            read = conversation.answer(rounds, question_of(chat_request))
+            if regeneration is not None:  # the question put back if the new answer does not come
+                ended = regeneration.after(read, ended)
         translator = Translator(redact=upstream.redact)
         deployment = upstream.answered_by(response)
         return self._relay(

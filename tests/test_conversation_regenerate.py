@@ -71,6 +71,7 @@ async def test_a_regenerated_answer_replaces_the_old_one_for_good_on_the_demo_up
         before = await get(first, user, conversation_id)
         new = await ask(second, user, regenerate(conversation_id, last_response(old)))  # on the other instance
         after = await get(first, user, conversation_id)
+        old_kept = upstream.stored(last_response(old))
         deleted = await first.client.delete(f"/api/conversations/{conversation_id}", headers=user)
 
     assert before["messages"][2:] == [user_message(PLAN), as_streamed(old)]
@@ -83,7 +84,7 @@ async def test_a_regenerated_answer_replaces_the_old_one_for_good_on_the_demo_up
     assert asked["input"] == PLAN  # as the caller sent it; asked again as the conversation kept it
     assert again["conversation"] == {"id": conversation_id}
     assert "previous_response_id" not in again
-    assert upstream.stored(last_response(old)) is None  # deleted upstream
+    assert old_kept is None  # deleted upstream by the regenerate
     assert deleted.status_code == 204
     assert [upstream.stored(last_response(received)) for received in (answered, new)] == [None, None]
 
@@ -146,12 +147,13 @@ async def test_only_the_last_answer_can_be_regenerated(kept: Callable[..., Setti
     async with instances(kept(), 1) as [server]:
         conversation_id = await create(server, user)
         earlier = await ask(server, user, {"input": EVENTS, "conversation_id": conversation_id})
-        await ask(server, user, {"input": PLAN, "conversation_id": conversation_id})
+        last = await ask(server, user, {"input": TIME, "conversation_id": conversation_id})  # a tool round, then text
         before = await get(server, user, conversation_id)
         sent = len(upstream.records)
+        first_round = last.payloads("response.created")[0]["response_id"]  # of the last answer, but not its end
         refused = [
             await server.client.post("/api/chat", json=regenerate(conversation_id, named), headers=user)
-            for named in (last_response(earlier), "resp_unknown")
+            for named in (last_response(earlier), first_round, "resp_unknown")
         ]
         reached = upstream.records[sent:]
         after = await get(server, user, conversation_id)
@@ -370,3 +372,29 @@ def test_a_plan_replaces_exactly_the_last_answer_and_only_when_named(
     assert list(planned.responses) == answered[-1]  # every round of the last answer, nothing before
     first = ids.index(answered[-1][0])
     assert planned.before == (ids[first - 1] if first else None)
+
+
+async def test_a_new_answer_stopped_puts_the_question_back(
+    kept: Callable[..., Settings], upstream: FaultyUpstream
+) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0))
+    user = a_user()
+    finished = Finished()
+    async with asynccontextmanager(serve)(ChatService(kept(RESUMABLE_STREAMS="true")), wrap=finished.wrap) as server:
+        conversation_id = await create(server, user)
+        old = await ask(server, user, {"input": EVENTS, "conversation_id": conversation_id})
+        upstream.set_scenario(Scenario(ending="stall", after_deltas=2, delta_seconds=0))
+        created: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        body = orjson.dumps(regenerate(conversation_id, last_response(old)))
+        reading = asyncio.create_task(
+            read_sse(server.client, "POST", "/api/chat", content=body, headers={**user, **JSON}, created=created)
+        )
+        new_id = await asyncio.wait_for(created, 10)
+        stopped = await server.client.post(f"/api/chat/{new_id}/cancel", headers=user)
+        cancelled = await asyncio.wait_for(reading, 10)
+        await finished.wait_for(4, timeout=10)  # create, ask, the regenerate (what follows its stream too), the cancel
+        after = await get(server, user, conversation_id)
+        upstream.release()
+    assert stopped.json()["status"] == "cancelled"
+    assert cancelled.payloads("response.completed")[-1]["status"] == "cancelled"
+    assert after["messages"] == [user_message(EVENTS)]  # the old answer is gone; its question is not

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +22,6 @@ from ..upstream_events import Payload, StreamBroken
 
 logger = logging.getLogger("responses_relay.conversations")
 
-# Told the first response of an answer once the answer has ended (by itself, or with an error of its own).
-Ended = Callable[[str], Awaitable[None]]
-
 
 @dataclass(frozen=True)
 class ConversationChat:
@@ -35,10 +32,9 @@ class ConversationChat:
     conversation_id: str
     last_response_id: str | None  # the conversation's last response when the chat came: approvals answer it
 
-    def answer(self, rounds: ToolRounds, question: str | None, *, ended: Ended | None = None) -> ConversationAnswer:
-        """What the relay reads: `rounds`, recorded. `question` names a conversation nobody named yet;
-        `ended` is told the answer's first response once the answer has ended."""
-        return ConversationAnswer(rounds, self, question, ended)
+    def answer(self, rounds: ToolRounds, question: str | None) -> ConversationAnswer:
+        """What the relay reads: `rounds`, recorded. `question` names a conversation nobody named yet."""
+        return ConversationAnswer(rounds, self, question)
 
     async def begin(self, response_id: str, question: str | None) -> None:
         try:
@@ -57,13 +53,11 @@ class ConversationChat:
 class ConversationAnswer:
     """`ToolRounds`, recorded (see the module); what the relay reads instead of them."""
 
-    def __init__(
-        self, rounds: ToolRounds, chat: ConversationChat, question: str | None, ended: Ended | None = None
-    ) -> None:
+    def __init__(self, rounds: ToolRounds, chat: ConversationChat, question: str | None) -> None:
         self._rounds = rounds
         self._chat = chat
         self._question = question
-        self._ended = ended
+        self.first_response_id: str | None = None  # the first response read, once its id is known
 
     @property
     def rounds(self) -> ToolRounds:
@@ -87,7 +81,6 @@ class ConversationAnswer:
 
     async def batches(self) -> AsyncGenerator[Sequence[Payload | ToolResult]]:
         recorded: str | None = None
-        first: str | None = None
         ended = False  # by itself, or with an error of its own: not cut short by its reader leaving
         try:
             async with aclosing(self._rounds.batches()) as batches:
@@ -96,7 +89,7 @@ class ConversationAnswer:
                     if reading is not None and reading != recorded:
                         await self._chat.begin(reading, self._question)
                         recorded = reading
-                        first = first or reading
+                        self.first_response_id = self.first_response_id or reading
                     yield batch
             ended = True
         except StreamBroken:
@@ -105,8 +98,6 @@ class ConversationAnswer:
         finally:
             if ended and recorded is not None:
                 await self._chat.end(recorded)
-            if ended and first is not None and self._ended is not None:
-                await self._ended(first)
 
     async def aclose(self) -> None:
         await self._rounds.aclose()

@@ -29,21 +29,27 @@ that finds it gone first (another regenerate took it) is 409 `answer_in_progress
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..chat_request import ChatRequest
 from ..errors import ANSWER_IN_PROGRESS, CONVERSATION_NOT_FOUND, NOT_LAST_ANSWER, HttpError
 from ..storage.conversations import ResponseEntry
 from ..upstream import Upstream
-from .answer import ConversationChat
+from .answer import ConversationAnswer, ConversationChat
 from .api import ConversationApi, bounded, is_question, settled
 from .unreachable import reaching_the_index
+
+if TYPE_CHECKING:
+    from ..events import Translator
 
 logger = logging.getLogger("responses_relay.conversations")
 
 _LEFT_OUT = frozenset({"failed", "cancelled"})  # a response that ends so adds no items to its conversation
+
+# What runs once an answer's stream has ended, with its translator.
+Ended = Callable[["Translator"], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -154,9 +160,21 @@ class Regeneration:
         except Exception as error:
             logger.error("a regenerated question could not be put back: %s", type(error).__name__)
 
-    async def answer_ended(self, first_response_id: str) -> None:
-        """The new answer has ended: when its first response added nothing to the conversation
-        (it failed, or was stopped), put the question back. Never raises."""
+    def after(self, answer: ConversationAnswer, ended: Ended | None) -> Ended:
+        """What runs once the new answer's stream has ended, `ended` (if any) and before it a check:
+        when the answer's first response added nothing to the conversation (it failed, or was
+        stopped), the question is put back. The check never raises."""
+
+        async def checked(translator: Translator) -> None:
+            first = answer.first_response_id
+            if first is not None:
+                await self._put_back_unless_answered(first)
+            if ended is not None:
+                await ended(translator)
+
+        return checked
+
+    async def _put_back_unless_answered(self, first_response_id: str) -> None:
         try:
             response = await self._upstream.retrieve(first_response_id)
         except Exception as error:
