@@ -68,6 +68,11 @@ export class Conversation {
     return { previous_response_id: responseId, approvals };
   }
 
+  /** The body that asks a kept conversation's last question again, in place of its last answer `responseId` (Regenerate). */
+  regenerate(responseId) {
+    return { conversation_id: this.conversationId, regenerate: responseId };
+  }
+
   /** Forget the last exchange, so that its question can be asked again from the same context (Regenerate). */
   forgetLast() {
     const last = this.exchanges.pop();

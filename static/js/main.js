@@ -92,15 +92,13 @@ function setBusy(answer, busy, typing = false) {
   stop.hidden = true;
 }
 
-function showProblem(turn, key, values, retryQuestion, waitSeconds = null) {
+/** Say what went wrong with the answer in `turn`, and offer Retry, which calls `retry()` (after `waitSeconds`). */
+function showProblem(turn, key, values, retry, waitSeconds = null) {
   localize(turn.status, key, values);
   turn.status.classList.add("error");
   say(alertRegion, t(key, values));
   offerRetry(turn, waitSeconds, () => {
-    if (state.session) return;
-    turn.article.previousElementSibling?.remove();
-    turn.article.remove();
-    ask(retryQuestion, false);
+    if (!state.session) retry();
   });
 }
 
@@ -153,20 +151,29 @@ async function ask(asked, typing) {
   await showAnswer(progress, typing, (signal) => post(asked, progress.traceId, signal), { question: asked });
 }
 
-/** Ask the last question again from the same context; the new answer replaces `answer` on the page. */
-async function regenerate(asked, answer) {
+/**
+ * Ask the last question again from the same context; the new answer replaces `answer` (whose response
+ * is `responseId`) on the page. In a kept conversation the server replaces it for good: the
+ * conversation then holds the question once, and the new answer.
+ */
+async function regenerate(asked, answer, responseId) {
   if (state.session || state.apiBase === null) return;
   state.conversation.forgetLast();
   state.actions = null;
   answer.article.remove();
-  await askOver(asked);
+  await askOver(asked, state.conversation.conversationId === null ? null : responseId);
 }
 
-/** Ask `asked` again, its question already on the page. */
-async function askOver(asked) {
+/** Ask `asked` again, its question already on the page; in a kept conversation, in place of the answer `replacing`. */
+async function askOver(asked, replacing = null) {
   const progress = new Progress(asked.text); // a new answer, a new trace
-  const open = (signal) => post(asked, progress.traceId, signal);
-  await showAnswer(progress, false, open, { asked: false, question: asked, again: askOver });
+  const regenerated = async (signal) => {
+    const body = state.conversation.regenerate(replacing);
+    return { response: await postChat(state.apiBase, body, signal, progress.traceId), omitted: 0 };
+  };
+  const open = replacing === null ? (signal) => post(asked, progress.traceId, signal) : regenerated;
+  const again = (question) => askOver(question, replacing);
+  await showAnswer(progress, false, open, { asked: false, question: asked, again });
 }
 
 /** Go on with the answer to `text` whose response `responseId` asked for approvals, as the user decided. */
@@ -193,8 +200,8 @@ async function continuePending({ question: text, responseId, traceId }) {
  * `asked`: show the question as the user's turn (not for an answer that goes on after approvals,
  * or is asked again, nor for one a conversation showed already); `question`: the question with its
  * attachments, when there is one to ask again (Retry, Regenerate); `again(question)`: how to ask it
- * again after a key was given; `drawn`: the answer's turn and view, when a conversation drew its
- * start already ({answer, view}).
+ * again after a key was given (and, for a question not shown again, on Retry); `drawn`: the
+ * answer's turn and view, when a conversation drew its start already ({answer, view}).
  */
 async function showAnswer(progress, typing, open, { asked = true, question: full = null, again = null, drawn = null } = {}) {
   const text = progress.question;
@@ -237,7 +244,14 @@ async function showAnswer(progress, typing, open, { asked = true, question: full
   try {
     const outcome = await session.run();
     view.render();
-    askAgain = await showOutcome(outcome, { answer, view, question, started, firstAt, session, asked, full });
+    const retry = () => {
+      const anew = asked || !again; // asked as a new question, its turn drawn again; else `again`, its turn kept
+      if (anew) answer.article.previousElementSibling?.remove();
+      answer.article.remove();
+      if (anew) ask(question, false);
+      else again(question);
+    };
+    askAgain = await showOutcome(outcome, { answer, view, question, started, firstAt, session, full, retry });
   } finally {
     if (state.session === session) state.session = null;
     if (!state.leaving) clearPending(sessionStorage);
@@ -260,34 +274,34 @@ async function showAnswer(progress, typing, open, { asked = true, question: full
 }
 
 /** Show how an answer ended (see AnswerSession); true when it should be asked again (a key was given). */
-async function showOutcome(outcome, { answer, view, question, started, firstAt, session, asked, full }) {
+async function showOutcome(outcome, { answer, view, question, started, firstAt, session, full, retry }) {
   const { kind } = outcome;
   if (kind === "stopped") {
     localize(answer.status, "stopped");
   } else if (kind === "badData") {
-    showProblem(answer, "badData", {}, question);
+    showProblem(answer, "badData", {}, retry);
   } else if (kind === "refused" && outcome.response.status === 401 && signsIn()) {
     await signIn(); // leaves for the sign-in page, which brings the user back signed in
   } else if (kind === "refused" && outcome.response.status === 401) {
     if (functionKey()) saveFunctionKey(null); // the saved key was refused
     if (await askForKey()) return true;
     const { code, message } = await errorOf(outcome.response);
-    showProblem(answer, "failed", { code, message }, question);
+    showProblem(answer, "failed", { code, message }, retry);
   } else if (kind === "refused" || kind === "resumeRefused") {
     const { code, message, retryAfter } = await errorOf(outcome.response);
     // The issuer's keys could not be fetched (503): the user is signed in, so no sign-in page, a Retry.
     const key = code === "auth_keys_unavailable" ? "signInUnavailable" : "failed";
-    showProblem(answer, key, { code, message }, question, kind === "refused" ? retryAfter : null);
+    showProblem(answer, key, { code, message }, retry, kind === "refused" ? retryAfter : null);
   } else if (kind === "stalled") {
     session.abandon();
-    showProblem(answer, "stalled", {}, question);
+    showProblem(answer, "stalled", {}, retry);
   } else if (kind === "cut") {
     session.abandon();
     const never = firstAt === null && session.progress.responseId === null;
-    showProblem(answer, never ? "network" : "cut", {}, question);
+    showProblem(answer, never ? "network" : "cut", {}, retry);
   } else if (outcome.terminal.type === "error") {
     const { code, message } = outcome.terminal.data;
-    showProblem(answer, "failed", { code, message }, question);
+    showProblem(answer, "failed", { code, message }, retry);
   } else {
     const { status, incomplete_reason: reason, response_id: responseId, usage } = outcome.terminal.data;
     const key = { incomplete: "incomplete", cancelled: "stopped", requires_approval: "needsApproval" }[status];
@@ -295,19 +309,16 @@ async function showOutcome(outcome, { answer, view, question, started, firstAt, 
     state.conversation.remember(question, view.text, responseId);
     showMetrics(answer, { started, firstAt, ended: performance.now(), usage });
     if (["completed", "incomplete"].includes(status) && view.text.trim()) {
-      offerActions(answer, view, responseId, full && asked !== false ? question : null);
+      offerActions(answer, view, responseId, full);
     }
   }
   return false;
 }
 
-/**
- * Regenerate (when `question` can be asked again: not in a kept conversation, which keeps every
- * answer), Copy and the ratings under a finished answer.
- */
+/** Regenerate (when there is a `question` to ask again), Copy and the ratings under the last finished answer. */
 function offerActions(answer, view, responseId, question) {
   state.actions?.dropRegenerate();
-  const again = question && state.conversation.conversationId === null ? () => regenerate(question, answer) : null;
+  const again = question ? () => regenerate(question, answer, responseId) : null;
   state.actions = actionsFor(answer, view, responseId, again);
 }
 
@@ -420,40 +431,54 @@ async function openConversation(id, pending = null) {
     return;
   }
   const { messages, active_response_id: active } = await response.json();
-  const { last, asked } = drawMessages(messages);
+  const { last, asked } = drawMessages(messages, active === null);
   follow.toEnd();
   if (active && state.resumable) {
-    const progress = new Progress(asked, pending?.responseId === active ? pending.traceId : undefined);
+    const progress = new Progress(asked.text, pending?.responseId === active ? pending.traceId : undefined);
     progress.responseId = active;
     const resumed = (signal) => resumeChat(state.apiBase, active, null, signal, progress.traceId);
     const resume = async (signal) => ({ response: await resumed(signal), omitted: 0 });
-    showAnswer(progress, false, resume, { asked: false, drawn: last });
+    // An answer to the last question (not one after approvals) can be regenerated once it ends.
+    showAnswer(progress, false, resume, { asked: false, drawn: last, question: last ? null : asked });
   } else if (last) {
     state.calls = last.view.calls;
     last.view.calls.open(); // an approval it still waits for can be given here
   }
 }
 
-/** Draw a conversation's messages (GET /api/conversations/{id}); the last answer's {answer, view} and question. */
-function drawMessages(messages) {
+/**
+ * Draw a conversation's messages (GET /api/conversations/{id}); the last answer's {answer, view} (null
+ * when the last message is a question) and the last question ({text, attachments}). Each answer has
+ * Copy and the ratings; the last one, when it answers the last question, Regenerate too, with `regenerable`
+ * (no answer is being generated).
+ */
+function drawMessages(messages, regenerable) {
   let last = null;
-  let asked = "";
+  let asked = { text: "", attachments: [] };
+  let answering = null; // the question the next answer answers (none after an answer: approvals go on)
   for (const message of messages) {
     if (message.role === "user") {
       const turn = createTurn(template, "user");
       turn.body.textContent = message.text;
-      if (message.attachments.length) turn.body.after(thumbnails(message.attachments.map(attachmentOf)));
+      const attachments = message.attachments.map(attachmentOf);
+      if (attachments.length) turn.body.after(thumbnails(attachments));
       transcript.append(turn.article);
-      asked = message.text;
+      asked = answering = { text: message.text, attachments };
       last = null;
       continue;
     }
     const answer = createTurn(template, "assistant");
     transcript.append(answer.article);
-    const text = asked;
+    const { text } = asked;
     const view = new AnswerView(answer, (approvals) => answerApprovals(text, message.response_id, approvals));
     view.replay(message);
-    if (view.text.trim()) actionsFor(answer, view, message.response_id, null); // Copy, and the ratings
+    const again = regenerable && answering && message === messages.at(-1) ? answering : null;
+    if (view.text.trim()) {
+      const regenerateIt = again && (() => regenerate(again, answer, message.response_id));
+      const actions = actionsFor(answer, view, message.response_id, regenerateIt);
+      if (again) state.actions = actions; // the last answer's: a new question drops its Regenerate
+    }
+    answering = null;
     last = { answer, view };
   }
   return { last, asked };

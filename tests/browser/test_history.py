@@ -276,3 +276,42 @@ async def test_a_question_with_a_photo_and_a_pdf_is_shown_with_them_again(page: 
     await expect(page.locator(".turn.user .thumbnails .pdf-name")).to_have_text("guide.pdf")
     await expect(page.locator(".turn.user .body")).to_have_text("これは何ですか？")
     assert await serious_violations(page) == []
+
+
+async def test_regenerate_in_a_conversation_replaces_the_answer_for_good(page: Page, upstream: FaultyUpstream) -> None:
+    upstream.set_scenario(Scenario(delta_seconds=0.001, text="琵琶湖は日本最大の湖です。"))
+    await send(page, "滋賀県について教えてください。")
+    await answered(page, 1)
+    await send(page, "京都は？")
+    await answered(page, 2)
+    conversation_id = conversation_of(page)
+    answers = page.locator(".turn.assistant")
+    await expect(answers.first.locator(".regenerate")).to_have_count(0)  # not the last
+    old = await page.evaluate(f"async () => (await (await fetch('/api/conversations/{conversation_id}')).json())")
+    upstream.set_scenario(Scenario(delta_seconds=0.001, text="金閣寺と清水寺があります。"))
+    regenerate = answers.last.get_by_role("button", name="再生成")
+    await regenerate.focus()
+    await page.keyboard.press("Enter")  # with the keyboard alone
+    await answered(page, 2)
+    await expect(answers.last.locator(".body")).to_have_text("金閣寺と清水寺があります。")
+    await expect(page.locator("#announcer")).to_contain_text("金閣寺と清水寺があります。")
+    await expect(page.locator(".turn.user .body")).to_have_text(["滋賀県について教えてください。", "京都は？"])
+    live = await drawn(page)
+    await expect(answers.last.get_by_role("button", name="再生成")).to_be_visible()  # the new answer is the last
+    assert await serious_violations(page) == []
+
+    await page.reload()
+    await page.wait_for_selector("body[data-ready=true]")
+    await expect(page.locator("#transcript .turn")).to_have_count(4)
+    assert await drawn(page) == live  # the question once, and the new answer only
+    kept = await page.evaluate(f"async () => (await (await fetch('/api/conversations/{conversation_id}')).json())")
+    new_id, old_id = kept["messages"][-1]["response_id"], old["messages"][-1]["response_id"]
+    assert new_id != old_id
+    assert upstream.stored(old_id) is None  # deleted upstream
+    await expect(answers.first.locator(".regenerate")).to_have_count(0)
+    await answers.last.get_by_role("button", name="再生成").click()  # offered again after the reload
+    await answered(page, 1)  # the answers drawn from the conversation show no metrics
+    again = await page.evaluate(f"async () => (await (await fetch('/api/conversations/{conversation_id}')).json())")
+    assert [message["role"] for message in again["messages"]] == ["user", "assistant"] * 2
+    assert again["messages"][-1]["response_id"] not in (new_id, old_id)
+    await expect(page.locator("#transcript .turn")).to_have_count(4)

@@ -49,6 +49,7 @@ test("in a kept conversation the question names it, and nothing else goes back",
   }
   const decided = [{ approval_request_id: "mcpr_1", approve: true }];
   assert.deepEqual(conversation.approvals("resp_1", decided), { conversation_id: "conv_1", approvals: decided });
+  assert.deepEqual(conversation.regenerate("resp_1"), { conversation_id: "conv_1", regenerate: "resp_1" }); // no input
   conversation.clear();
   assert.equal(conversation.conversationId, null);
   assert.deepEqual(conversation.approvals("resp_1", decided), { previous_response_id: "resp_1", approvals: decided });
