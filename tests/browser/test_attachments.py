@@ -32,7 +32,8 @@ SHIGA = "滋賀県について教えてください。"
 @pytest.fixture
 async def site(upstream: FaultyUpstream, azurite: Azurite) -> AsyncIterator[RelayServer]:
     """Demo mode with owners and a storage account: feedback is kept. Conversations are not (they
-    would be, by default), so that Regenerate is offered: a kept conversation keeps every answer."""
+    would be, by default), so that questions continue with previous_response_id, and Regenerate asks
+    again from the response before the last (in a conversation: tests/browser/test_history.py)."""
     environ = {"AzureWebJobsStorage": azurite.connection_string, "OWNER_HASH_SECRET": OWNER_SECRET}
     settings = load_settings({**environ, "CONVERSATIONS": "off"})
     async for server in serve(ChatService(settings, demo=upstream), static_dir=ROOT / "static"):
