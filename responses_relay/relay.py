@@ -353,7 +353,9 @@ class RelayStream:
         if self._orphan_watch:
             await self._cancel_orphaned_response()
         if self._producer is not None and not self._producer.done():
-            if not self._draining:  # a drain ends by itself, soon
+            # A drain ends by itself, soon; a producer cancelled already (its caller left) is
+            # closing its upstream, which a second cancel would cut short.
+            if not self._draining and not self._producer.cancelling():
                 self._producer.cancel()
             try:
                 await self._producer

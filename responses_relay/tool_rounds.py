@@ -66,6 +66,7 @@ OUTPUT_DELTAS = frozenset(
     }
 )
 _RELEASE_SECONDS = 2.0
+_RELEASING: set[asyncio.Future[None]] = set()  # releases going on after their closer was cancelled
 
 
 class HandOffNow(Exception):
@@ -363,12 +364,26 @@ class ToolRounds:
         return {**terminal, "response": {**response, "usage": {**usage, **total}}}
 
     async def aclose(self) -> None:
-        await self._round.aclose()
         claim, self._claim = self._claim, None
-        if claim is not None:  # ended before the round it claimed was opened (and recorded)
-            with suppress(Exception):  # another reader then waits for the claim to expire instead
-                async with asyncio.timeout(_RELEASE_SECONDS):
-                    await self._answer.release(claim)
+        try:
+            await self._round.aclose()
+        finally:
+            if claim is not None:  # ended before the round it claimed was opened (and recorded)
+                await self._release(claim)
+
+    async def _release(self, claim: Owned) -> None:
+        """Give the claim up, so that another reader continues the round at once. Shielded: the
+        relay may cancel its producer again while it closes this (its caller left, then its body
+        ended), and a lost release holds up the other reader until the claim expires."""
+        releasing = asyncio.ensure_future(self._release_within_bounds(claim))
+        _RELEASING.add(releasing)
+        releasing.add_done_callback(_RELEASING.discard)
+        await asyncio.shield(releasing)
+
+    async def _release_within_bounds(self, claim: Owned) -> None:
+        with suppress(Exception):  # another reader then waits for the claim to expire instead
+            async with asyncio.timeout(_RELEASE_SECONDS):
+                await self._answer.release(claim)
 
 
 def _response(terminal: dict[str, Any] | None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import httpx2
 import orjson
 import pytest
 
+from responses_relay.answer import Answer, AnswerRow, Owned
 from responses_relay.chat_request import Approval, ChatRequest
 from responses_relay.errors import RATE_LIMITED, HttpError
 from responses_relay.guide_tools import TOOLS
@@ -367,3 +368,63 @@ async def test_the_callers_tools_are_offered_again_in_every_round() -> None:
     opener = Opener(response_events("resp_2", text="Here."))
     await collect(rounds_of(first, opener, request=ChatRequest("?", client_tools=(MAP_TOOL,))))
     assert [request.client_tools for request in opener.requests] == [(MAP_TOOL,)]
+
+
+class HeldRelease(Answer):
+    """A recorded answer whose reader owns each continuation, and whose release of a claim
+    waits until the test lets it through."""
+
+    def __init__(self) -> None:
+        super().__init__("ans_test", "owner")
+        self.releasing = asyncio.Event()
+        self.let_through = asyncio.Event()
+        self.released: list[Owned] = []
+        self.done = asyncio.Event()
+
+    async def continuation(self, round_id: str) -> Owned:
+        return Owned(AnswerRow(rounds=(round_id,), claimed=round_id, etag="etag"))
+
+    async def release(self, claim: Owned) -> None:
+        self.releasing.set()
+        await self.let_through.wait()
+        self.released.append(claim)
+        self.done.set()
+
+
+async def test_a_claim_is_released_even_when_closing_the_rounds_is_cancelled_again() -> None:
+    # The relay cancels its producer when the caller leaves, and again when the body ends while
+    # the producer is still closing: the claim must still be given up, or another instance's
+    # resume waits for it to expire.
+    started = asyncio.Event()
+
+    async def slow(city: str) -> str:
+        """Slow."""
+        started.set()
+        await asyncio.Event().wait()
+        return city
+
+    answer = HeldRelease()
+    first = response_events("resp_1", [call_item("call_a", '{"city":"x"}', "slow")])
+    rounds = ToolRounds(
+        events_of(first),
+        request=ChatRequest("What time is it in Kyoto?"),
+        open_round=Opener(),
+        toolbox=Toolbox([function_tool(slow)], timeout_seconds=30),
+        max_rounds=5,
+        stored=True,
+        answer=answer,
+    )
+    reading = asyncio.ensure_future(collect(rounds))
+    await started.wait()  # the round's continuation is claimed; its call runs
+    reading.cancel()  # the caller left
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    closing = asyncio.ensure_future(rounds.aclose())
+    await answer.releasing.wait()
+    closing.cancel()  # cancelled again while it releases
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    answer.let_through.set()
+    async with asyncio.timeout(5):
+        await answer.done.wait()
+    assert [claim.row.claimed for claim in answer.released] == ["resp_1"]
