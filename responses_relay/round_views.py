@@ -19,7 +19,9 @@ Around = Callable[[Upstream], Upstream]
 Started = Callable[[str], Awaitable[None]]
 
 
-class _View:
+class RoundsView:
+    """What a stream reads, passed through as it is; a view overrides what it changes."""
+
     def __init__(self, rounds: Upstream) -> None:
         self._rounds = rounds
 
@@ -46,7 +48,7 @@ class _View:
         await self._rounds.aclose()
 
 
-class AnswerStart(_View):
+class AnswerStart(RoundsView):
     def __init__(self, rounds: Upstream, started: Started) -> None:
         super().__init__(rounds)
         self._started: Started | None = started
@@ -61,7 +63,7 @@ class AnswerStart(_View):
                 yield batch
 
 
-class SplitAt(_View):
+class SplitAt(RoundsView):
     def __init__(self, rounds: Upstream, sequence: int) -> None:
         super().__init__(rounds)
         self._sequence: int | None = sequence  # None once passed

@@ -13,8 +13,8 @@ import time
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
 
+from ..round_views import RoundsView
 from ..storage.conversations import ConversationIndex
 from ..tool_rounds import ToolRounds
 from ..tools import ToolResult
@@ -50,34 +50,19 @@ class ConversationChat:
             logger.warning("the end of response %s not recorded: %s", response_id, type(error).__name__)
 
 
-class ConversationAnswer:
+class ConversationAnswer(RoundsView):
     """`ToolRounds`, recorded (see the module); what the relay reads instead of them."""
 
     def __init__(self, rounds: ToolRounds, chat: ConversationChat, question: str | None) -> None:
-        self._rounds = rounds
+        super().__init__(rounds)
+        self._tool_rounds = rounds
         self._chat = chat
         self._question = question
         self.first_response_id: str | None = None  # the first response read, once its id is known
 
     @property
     def rounds(self) -> ToolRounds:
-        return self._rounds
-
-    @property
-    def response_id(self) -> str | None:
-        return self._rounds.response_id
-
-    @property
-    def cursor(self) -> int | None:
-        return self._rounds.cursor
-
-    @property
-    def final_response(self) -> dict[str, Any] | None:
-        return self._rounds.final_response
-
-    @property
-    def between_rounds(self) -> bool:
-        return self._rounds.between_rounds
+        return self._tool_rounds
 
     async def batches(self) -> AsyncGenerator[Sequence[Payload | ToolResult]]:
         recorded: str | None = None
@@ -98,6 +83,3 @@ class ConversationAnswer:
         finally:
             if ended and recorded is not None:
                 await self._chat.end(recorded)
-
-    async def aclose(self) -> None:
-        await self._rounds.aclose()
