@@ -94,6 +94,7 @@ class Answer:
         self.answer_id = answer_id
         self.owner = owner
         self._follow_seconds = follow_seconds
+        self._recorded: set[str] = set()  # the rounds this stream recorded as continuing the answer
         self._record: tuple[AnswerRecords, str, str] | None = None
         if records is not None and owner is not None and answer_id is not None:
             self._record = (records, owner, answer_id)
@@ -127,7 +128,14 @@ class Answer:
         going_on = await _unless_unreachable(
             records.opened(owner, answer_id, claim, next_round=next_round, usage=usage, results=recorded)
         )
+        if going_on:
+            self._recorded.add(next_round)
         return going_on is not False
+
+    def recorded(self, round_id: str) -> bool:
+        """Whether this stream recorded `round_id` as continuing the answer: a resume of any
+        earlier round of the answer then reaches it."""
+        return round_id in self._recorded
 
     async def release(self, claim: Owned) -> None:
         """The stream ends holding a claim whose round it never opened: another reader may continue it."""

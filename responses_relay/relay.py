@@ -36,7 +36,8 @@ PING = encode_comment("ping")
 ORPHAN_SECONDS = 10.0  # how long a relay whose caller left reads on for a background response's id
 
 # Cancels a background response upstream, by its id.
-CancelOrphan = Callable[[str], Awaitable[object]]
+# Cancels an orphan upstream; False when it is not one after all (a resume reaches it).
+CancelOrphan = Callable[[str], Awaitable[bool]]
 
 
 class Upstream(Protocol):
@@ -380,8 +381,8 @@ class RelayStream:
             logger.warning("a caller left before its background response had an id; it could not be cancelled")
             return
         try:
-            await self._cancel_orphan(response_id)
-            logger.info("cancelled background response %s: its caller left before receiving its id", response_id)
+            if await self._cancel_orphan(response_id):
+                logger.info("cancelled background response %s: its caller left before receiving its id", response_id)
         except Exception as error:  # logged, not raised: the caller is gone
             logger.warning("could not cancel an orphaned background response: %s", error)
 

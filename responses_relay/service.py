@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from starlette.background import BackgroundTasks
@@ -527,13 +528,14 @@ class ChatService:
         whoever is connected: one whose id never reached its caller is cancelled (see RelayStream).
         `deployment`: the one that answered, for the stream's record."""
         reads: RelayUpstream = around(rounds) if around is not None else rounds
+        tool_rounds = rounds if isinstance(rounds, ToolRounds) else rounds.rounds
         stream = RelayStream(
             reads,
             translator,
             heartbeat_seconds=self.settings.heartbeat_seconds,
             buffer_bytes=self.settings.buffer_bytes,
             invocation_id=invocation_id(request),
-            cancel_orphan=upstream.cancel if self.settings.resumable else None,
+            cancel_orphan=partial(_cancel_orphan, upstream, tool_rounds.answer) if self.settings.resumable else None,
             live=self._live,
             time_limit_seconds=self.settings.stream_time_limit_seconds,
             hands_off=self.settings.resumable,
@@ -545,7 +547,6 @@ class ChatService:
         answer = SSEResponse(stream)
         after_stream = BackgroundTasks()  # what needs the ended stream, once it has ended
         if self._budget is not None and hold is not None:  # what the answer cost
-            tool_rounds = rounds if isinstance(rounds, ToolRounds) else rounds.rounds
             after_stream.add_task(self._account, hold, translator, tool_rounds)
         if ended is not None:
             after_stream.add_task(ended, translator)
@@ -710,3 +711,12 @@ def _conversations(settings: Settings, tables: Tables | None) -> Conversations |
 def _text(mapping: dict[str, Any], key: str) -> str | None:
     value = mapping.get(key)
     return value if isinstance(value, str) else None
+
+
+async def _cancel_orphan(upstream: Upstream, answer: Answer, response_id: str) -> bool:
+    """Cancel a response whose id never reached its caller; not a round the answer's record names,
+    which a resume of the round before it reaches (False then)."""
+    if answer.recorded(response_id):
+        return False
+    await upstream.cancel(response_id)
+    return True

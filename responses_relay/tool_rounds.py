@@ -132,6 +132,10 @@ class ToolRounds:
         self.final_response: dict[str, Any] | None = None  # the stored response that ended it, without an event
 
     @property
+    def answer(self) -> Answer:
+        return self._answer
+
+    @property
     def response_id(self) -> str | None:
         """The response being read; None while the next round is being opened."""
         return None if self._opening else self._round.response_id

@@ -228,3 +228,29 @@ async def test_an_answer_goes_on_when_its_record_cannot_be_reached(
     assert held.runs == 1
     assert received.text.startswith("京都は今 ")
     assert completed(received)["status"] == "completed"
+
+
+async def test_a_caller_cut_while_the_next_round_is_created_finds_it_going_on_from_the_other_instance(
+    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
+) -> None:
+    # The round the caller never saw is in the answer's record, so a resume of the round the caller
+    # has reaches it: it is not an orphan to cancel.
+    upstream.set_scenario(Scenario(delta_seconds=0.001))
+    held = HeldTool()
+    held.release.set()
+    held.then = lambda: upstream.set_scenario(
+        Scenario(text="京都" * 20, chunk_chars=2, delta_seconds=0.001, hold_headers=True)
+    )
+    async with instances(make_settings(**RESUMABLE), [held.tool()]) as [a, b]:
+        created: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        reading = asking(a, created)
+        await asyncio.to_thread(upstream.wait_for_requests, 2)  # the next round is being created
+        reading.cancel()  # the caller is cut meanwhile
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        upstream.release()
+        rest = await read_sse(b.client, "GET", f"/api/chat/{await created}")
+    assert completed(rest)["status"] == "completed"
+    assert "京都" * 20 in rest.text
+    assert not [record for record in upstream.records if record.path.endswith("/cancel")]
+    assert len(posts(upstream)) == 2, "no round ran twice"

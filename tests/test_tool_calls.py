@@ -483,38 +483,6 @@ async def test_a_cancel_while_the_tools_run_stops_the_answer_before_another_roun
     assert len(posts(upstream)) == 1
 
 
-async def test_a_caller_who_leaves_while_a_round_is_created_leaves_no_orphan_round(
-    upstream: FaultyUpstream, make_settings: Callable[..., Settings]
-) -> None:
-    def local_time(timezone: str) -> str:
-        """Holds the next request's headers (the next round's, a long answer), as a slow model service would."""
-        upstream.set_scenario(Scenario(text="京都" * 200, chunk_chars=2, delta_seconds=0.005, hold_headers=True))
-        return timezone
-
-    upstream.set_scenario(Scenario(delta_seconds=0.001))
-    tools = [function_tool(local_time)]
-    async for server in serve(ChatService(make_settings(**RESUMABLE), tools=tools)):
-        created: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        body, headers = orjson.dumps({"input": "京都は今何時？"}), {"content-type": "application/json"}
-        reading = asyncio.ensure_future(
-            read_sse(server.client, "POST", "/api/chat", content=body, headers=headers, created=created)
-        )
-        await asyncio.to_thread(upstream.wait_for_requests, 2)  # the next round is being created
-        reading.cancel()  # the caller leaves meanwhile
-        with pytest.raises(asyncio.CancelledError):
-            await reading
-        upstream.release()
-        records = await asyncio.to_thread(upstream.wait_for_requests, 3)
-    _, continuation, cancel = records[:3]
-    assert continuation.request["previous_response_id"] == await created
-    assert cancel.path.endswith("/cancel")  # the round whose id never reached its caller
-    assert await asyncio.to_thread(cancel.ended.wait, 5)
-    stored = upstream.stored(cancel.path.split("/")[-2])
-    assert stored is not None
-    assert stored.status == "cancelled"
-    assert len(posts(upstream)) == 2  # the question and the next round, each once; nothing after
-
-
 async def test_a_cancel_names_the_round_being_read(
     upstream: FaultyUpstream, make_settings: Callable[..., Settings]
 ) -> None:
