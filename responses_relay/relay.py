@@ -372,9 +372,9 @@ class RelayStream:
         """Read on until the response's id is known (it comes first), then cancel it upstream:
         its caller can neither resume nor cancel it, and it would go on being generated."""
         assert self._cancel_orphan is not None
-        if self._upstream.response_id is None:
-            if self._producer is None:  # the caller left before the body started
-                self._producer = asyncio.get_running_loop().create_task(self._produce())
+        if self._producer is None and self._upstream.response_id is None:  # the caller left before the body started
+            self._producer = asyncio.get_running_loop().create_task(self._produce())
+        if self._producer is not None:  # it stops once the id is known and what it does with it is done
             await self._read_on(self._producer)
         response_id = self._upstream.response_id  # with tool rounds: the round being opened, once known
         if response_id is None:

@@ -324,8 +324,10 @@ class ToolRounds:
         if self._recording is None or self._claim is None or opened is None:
             return True
         (usage, results), claim = self._recording, self._claim
-        self._recording = self._claim = None
-        if await self._answer.opened(claim, opened, usage, results):
+        self._recording = None
+        going_on = await self._answer.opened(claim, opened, usage, results)
+        self._claim = None  # only now: a stream closed while it records gives the claim up
+        if going_on:
             return True
         if self._cancel_round is not None:
             try:

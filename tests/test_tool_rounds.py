@@ -428,3 +428,40 @@ async def test_a_claim_is_released_even_when_closing_the_rounds_is_cancelled_aga
     async with asyncio.timeout(5):
         await answer.done.wait()
     assert [claim.row.claimed for claim in answer.released] == ["resp_1"]
+
+
+class HeldRecord(HeldRelease):
+    """HeldRelease whose record of an opened round never completes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recording = asyncio.Event()
+        self.let_through.set()
+
+    async def opened(
+        self, claim: Owned, next_round: str, usage: dict[str, int] | None, results: list[ToolResult]
+    ) -> bool:
+        self.recording.set()
+        await asyncio.Event().wait()
+        return True
+
+
+async def test_a_stream_closed_while_it_records_the_round_it_opened_gives_its_claim_up() -> None:
+    answer = HeldRecord()
+    first = response_events("resp_1", [call_item("call_a")])
+    rounds = ToolRounds(
+        events_of(first),
+        request=ChatRequest("What time is it in Kyoto?"),
+        open_round=Opener(response_events("resp_2", text="It is 9:30.")),
+        toolbox=Toolbox(TOOLS.values(), timeout_seconds=5),
+        max_rounds=5,
+        stored=True,
+        answer=answer,
+    )
+    reading = asyncio.ensure_future(collect(rounds))
+    await answer.recording.wait()  # the next round is open; its record is being written
+    reading.cancel()  # the relay stops reading: its caller left
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    await rounds.aclose()
+    assert [claim.row.claimed for claim in answer.released] == ["resp_1"]
