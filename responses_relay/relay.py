@@ -35,8 +35,7 @@ OPENING = encode_comment("stream open")
 PING = encode_comment("ping")
 ORPHAN_SECONDS = 10.0  # how long a relay whose caller left reads on for a background response's id
 
-# Cancels a background response upstream, by its id.
-# Cancels an orphan upstream; False when it is not one after all (a resume reaches it).
+# Cancels an orphan upstream, by its id; False when it is not one after all (a resume reaches it).
 CancelOrphan = Callable[[str], Awaitable[bool]]
 
 
@@ -369,8 +368,9 @@ class RelayStream:
         self._log()
 
     async def _cancel_orphaned_response(self) -> None:
-        """Read on until the response's id is known (it comes first), then cancel it upstream:
-        its caller can neither resume nor cancel it, and it would go on being generated."""
+        """Read on until the response's id is known (it comes first) and the producer is done with
+        it, then cancel it upstream unless a resume reaches it after all (`CancelOrphan`): its caller
+        can neither resume nor cancel it, and it would go on being generated."""
         assert self._cancel_orphan is not None
         if self._producer is None and self._upstream.response_id is None:  # the caller left before the body started
             self._producer = asyncio.get_running_loop().create_task(self._produce())

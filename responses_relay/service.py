@@ -127,20 +127,18 @@ class ChatService:
     async def respond(
         self, route: str, request: Request, answering: Callable[[RequestObserver], Awaitable[Response]]
     ) -> Response:
-        """The response `answering` makes (for another protocol's route), observed as a request to
-        `route` (chat or resume), or the error known before any byte of it went out, as plain HTTP."""
+        """The response `answering` makes, observed as a request to `route` (chat or resume, also for
+        another protocol's routes), or the error known before any byte of it went out, as plain HTTP."""
         observed = self._observer.request(route, request)
         return await self._respond(observed, answering(observed))
 
     async def chat(self, request: Request) -> Response:
         """POST /api/chat: the answer's stream."""
-        observed = self._observer.request("chat", request)
-        return await self._respond(observed, self._chat(request, observed))
+        return await self.respond("chat", request, partial(self._chat, request))
 
     async def resume(self, request: Request, response_id: str) -> Response:
         """GET /api/chat/{response_id}: the response's stream after the caller's last event id."""
-        observed = self._observer.request("resume", request)
-        return await self._respond(observed, self._resume(request, response_id, observed))
+        return await self.respond("resume", request, partial(self._resume, request, response_id))
 
     async def cancel(self, request: Request, response_id: str) -> Response:
         """POST /api/chat/{response_id}/cancel: stop generating. In background mode the response is
