@@ -307,6 +307,7 @@ async def test_a_list_deletes_what_is_past_its_retention(
         old_response_id = next(
             str(stored.id) for stored in upstream._stored if stored.response()["conversation"] == {"id": old}
         )
+        await finished.wait_for(4)  # the answers' records are ended: neither is active any more
         last_updated(azurite, user, old, days_ago=2.01)
         last_updated(azurite, user, recent, days_ago=1.99)
         listed = (await server.client.get("/api/conversations", headers=user)).json()  # deletes `old`, once answered
